@@ -1,0 +1,1 @@
+"""xsim: run eBPF programs without a kernel."""

@@ -1,0 +1,1 @@
+"""The instruction set: opcode table, decode/encode, assembler, disassembler, interpreter."""

@@ -1,0 +1,629 @@
+"""The interpreter: a numba-compiled dispatch loop over decoded instructions.
+
+Semantics follow RFC 9669 section 4-5: division by zero gives 0 and modulo
+by zero leaves dst unchanged (32-bit forms zero-extend), INT_MIN / -1 wraps,
+shift counts are masked to the operand width, every 32-bit result is
+zero-extended.  The loop never calls back into Python per instruction: it
+returns a status to the Python driver (``xsim.runtime``) only to run a
+helper written in Python, on a fault, or when all runs are done.
+
+Everything lives in four arrays so that the driver can resume a stopped
+run and so that one call crosses the Python/numba boundary cheaply:
+
+``code``   uint64[n_slots, 4], built by :func:`lower`: ``exec id, a, b, c``
+           where ``a``/``b`` are indexes into ``st`` (registers, or for an
+           immediate operand the constant slot of that instruction) and
+           ``c`` is an offset, a jump target or a helper id.
+``st``     uint64 state: control words ``S_*``, registers at ``R_BASE``,
+           call frames at ``F_BASE``, constants at ``C_BASE + pc``.
+``mem``    uint8 host memory holding every region.
+``rg``     uint64[n_regions, RG_COLS] region table (see ``RG_*``). A virtual
+           address selects row ``addr >> 32``; row 0 is "no region", so a
+           NULL pointer always faults.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import opcodes as oc
+from .insn import Insn
+from .memops import load8, load16, load32, load64, store8, store16, store32, store64
+from .opcodes import Field, Kind
+
+U64 = np.uint64
+M32 = U64(0xFFFFFFFF)
+M16 = U64(0xFFFF)
+M8 = U64(0xFF)
+ZERO, ONE = U64(0), U64(1)
+SIGN64 = U64(1 << 63)
+BAD = U64(0xFFFFFFFFFFFFFFFF)
+
+# -- control words of ``st`` ---------------------------------------------------
+S_PC, S_STATUS, S_INSNS, S_DEPTH = 0, 1, 2, 3
+S_FAULT_ADDR, S_FAULT_SIZE, S_FAULT_KIND, S_HELPER = 4, 5, 6, 7
+S_RUNS_LEFT, S_BUDGET, S_TOTAL, S_PROF = 8, 9, 10, 11
+S_PKT_REGION, S_STACK_REGION, S_STOP, S_RUNS_DONE = 12, 13, 14, 15
+S_INIT_R1, S_INIT_R2, S_STACK_TOP, S_STACK_HOST = 16, 17, 18, 19
+S_FRESH = 20           # set by the driver: start all runs from the beginning
+R_BASE = 24            # r0..r10 (and 5 spare slots)
+F_BASE = 40            # call frames: return pc, r6..r9, spare
+F_SIZE = 6
+C_BASE = F_BASE + F_SIZE * oc.MAX_CALL_FRAMES
+STATE_WORDS = C_BASE   # plus one constant slot per instruction slot
+
+# -- region table columns ------------------------------------------------------
+RG_VBASE, RG_SIZE, RG_HOST, RG_PERM, RG_READS, RG_WRITES = range(6)
+RG_COLS = 6
+PERM_R, PERM_W = U64(1), U64(2)
+REGION_SHIFT = 32
+
+# -- statuses returned by :func:`run_core` -------------------------------------
+DONE, HELPER, FAULT, BUDGET, DEPTH, UNRESOLVED = range(6)
+# fault kinds (S_FAULT_KIND)
+ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC = 1, 2, 3
+ACCESS_NAMES = {ACCESS_READ: "read", ACCESS_WRITE: "write", ACCESS_ATOMIC: "atomic access"}
+
+E = oc.EXEC_ID
+# The exec ids as compile-time constants of the loop below.
+(ADD64, SUB64, MUL64, DIV64, OR64, AND64, LSH64, RSH64, MOD64, XOR64, MOV64, ARSH64,
+ SDIV64, SMOD64, NEG64, MOVSX8_64, MOVSX16_64, MOVSX32_64,
+ ADD32, SUB32, MUL32, DIV32, OR32, AND32, LSH32, RSH32, MOD32, XOR32, MOV32, ARSH32,
+ SDIV32, SMOD32, NEG32, MOVSX8_32, MOVSX16_32) = (E[n] for n in (
+    "add64", "sub64", "mul64", "div64", "or64", "and64", "lsh64", "rsh64", "mod64", "xor64",
+    "mov64", "arsh64", "sdiv64", "smod64", "neg64", "movsx8_64", "movsx16_64", "movsx32_64",
+    "add32", "sub32", "mul32", "div32", "or32", "and32", "lsh32", "rsh32", "mod32", "xor32",
+    "mov32", "arsh32", "sdiv32", "smod32", "neg32", "movsx8_32", "movsx16_32"))
+LE16, LE32, LE64, BE16, BE32, BE64 = (E[n] for n in ("le16", "le32", "le64", "be16", "be32", "be64"))
+(JEQ64, JGT64, JGE64, JSET64, JNE64, JSGT64, JSGE64, JLT64, JLE64, JSLT64, JSLE64,
+ JEQ32, JGT32, JGE32, JSET32, JNE32, JSGT32, JSGE32, JLT32, JLE32, JSLT32, JSLE32) = (
+    E[c + w] for w in ("64", "32") for c in oc.JMP_CONDS)
+JA, CALL_HELPER, CALL_LOCAL, CALL_KFUNC, CALLX, EXIT = (
+    E[n] for n in ("ja", "call_helper", "call_local", "call_kfunc", "callx", "exit"))
+LDDW, LDDW_UNRESOLVED = E["lddw"], E["lddw_unresolved"]
+LDABS1, LDABS2, LDABS4, LDIND1, LDIND2, LDIND4 = (
+    E[n] for n in ("ldabs1", "ldabs2", "ldabs4", "ldind1", "ldind2", "ldind4"))
+LDX1, LDX2, LDX4, LDX8, LDXS1, LDXS2, LDXS4 = (
+    E[n] for n in ("ldx1", "ldx2", "ldx4", "ldx8", "ldxs1", "ldxs2", "ldxs4"))
+ST1, ST2, ST4, ST8 = (E[n] for n in ("st1", "st2", "st4", "st8"))
+(A_ADD32, A_OR32, A_AND32, A_XOR32, A_FADD32, A_FOR32, A_FAND32, A_FXOR32, A_XCHG32, A_CMPXCHG32,
+ A_ADD64, A_OR64, A_AND64, A_XOR64, A_FADD64, A_FOR64, A_FAND64, A_FXOR64, A_XCHG64,
+ A_CMPXCHG64) = (E[f"atomic_{n}{w}"] for w in ("32", "64") for n in (
+    "add", "or", "and", "xor", "fetch_add", "fetch_or", "fetch_and", "fetch_xor", "xchg",
+    "cmpxchg"))
+# The atomic and packet-load branches below test id ranges: check the table keeps them together.
+assert [A_ADD32 + i for i in range(20)] == [
+    A_ADD32, A_OR32, A_AND32, A_XOR32, A_FADD32, A_FOR32, A_FAND32, A_FXOR32, A_XCHG32, A_CMPXCHG32,
+    A_ADD64, A_OR64, A_AND64, A_XOR64, A_FADD64, A_FOR64, A_FAND64, A_FXOR64, A_XCHG64, A_CMPXCHG64]
+assert sorted((LDABS1, LDABS2, LDABS4, LDIND1, LDIND2, LDIND4)) == list(range(LDABS1, LDABS1 + 6))
+assert LDIND4 == LDABS1 + 5
+
+#: Exec id of the second slot of an LD_IMM64: never executed (decode forbids jumping there).
+FILLER = U64(len(oc.EXEC_NAMES))
+
+
+def lower(insns: list[Insn], n_slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded instructions -> (code array, constant slots) for :func:`run_core`."""
+    code = np.zeros((n_slots, 4), dtype=np.uint64)
+    code[:, 0] = FILLER
+    consts = np.zeros(n_slots, dtype=np.uint64)
+    mask = (1 << 64) - 1
+    for i in insns:
+        op, pc = i.op, i.pc
+        slot = C_BASE + pc
+        a, b, c = R_BASE + i.dst, R_BASE + i.src, 0
+        if op.kind is Kind.LDDW:
+            consts[pc] = i.value
+            b = slot
+        elif op.kind in (Kind.ALU, Kind.JCOND, Kind.ST) and op.imm is Field.VALUE:
+            consts[pc] = i.imm & mask        # sign-extended, as RFC 9669 says for imm
+            b = slot
+        if op.kind in (Kind.LDX, Kind.ST, Kind.STX, Kind.ATOMIC):
+            c = i.off
+        elif op.kind is Kind.LDPKT:
+            c = i.imm
+        elif op.kind is Kind.CALL and op.disc_value == oc.CALL_HELPER:
+            c = i.imm & 0xFFFFFFFF
+        elif i.target is not None:
+            c = i.target
+        code[pc] = (oc.EXEC_ID[op.exec], a, b, c & mask)
+    return code, consts
+
+
+@njit(cache=True)
+def _sx32(x):
+    """Low 32 bits of x, sign-extended to int64."""
+    return np.int64(np.int32(x & M32))
+
+
+@njit(cache=True)
+def _neg(x):
+    return ZERO - x
+
+
+@njit(cache=True)
+def _bswap16(x):
+    return ((x & M8) << U64(8)) | ((x >> U64(8)) & M8)
+
+
+@njit(cache=True)
+def _bswap32(x):
+    return (((x & M8) << U64(24)) | ((x & U64(0xFF00)) << U64(8))
+            | ((x >> U64(8)) & U64(0xFF00)) | ((x >> U64(24)) & M8))
+
+
+@njit(cache=True)
+def _bswap64(x):
+    return (_bswap32(x) << U64(32)) | _bswap32(x >> U64(32))
+
+
+@njit(cache=True)
+def _udiv(a, b):
+    return a // b if b != ZERO else ZERO
+
+
+@njit(cache=True)
+def _umod(a, b):
+    return a % b if b != ZERO else a
+
+
+@njit(cache=True)
+def _sdiv64(a, b):
+    """Truncating signed 64-bit division; /0 gives 0, INT_MIN / -1 gives INT_MIN."""
+    if b == ZERO:
+        return ZERO
+    na, nb = (a & SIGN64) != ZERO, (b & SIGN64) != ZERO
+    ua = _neg(a) if na else a
+    ub = _neg(b) if nb else b
+    q = ua // ub
+    return _neg(q) if na != nb else q
+
+
+@njit(cache=True)
+def _smod64(a, b):
+    """Signed 64-bit remainder with the dividend's sign; %0 leaves a unchanged."""
+    if b == ZERO:
+        return a
+    na, nb = (a & SIGN64) != ZERO, (b & SIGN64) != ZERO
+    ua = _neg(a) if na else a
+    ub = _neg(b) if nb else b
+    r = ua % ub
+    return _neg(r) if na else r
+
+
+@njit(cache=True)
+def _sext32(x):
+    """Low 32 bits of x sign-extended, as a uint64 bit pattern."""
+    return U64(_sx32(x))
+
+
+@njit(cache=True)
+def _translate(rg, addr, size, perm):
+    """Host index of [addr, addr+size) if one region holds it with ``perm``, else BAD."""
+    rid = addr >> U64(REGION_SHIFT)
+    if rid >= U64(rg.shape[0]):
+        return BAD
+    off = addr - rg[rid, RG_VBASE]
+    rsize = rg[rid, RG_SIZE]
+    if off > rsize or rsize - off < size or (rg[rid, RG_PERM] & perm) != perm:
+        return BAD
+    if perm & PERM_W:
+        rg[rid, RG_WRITES] += ONE
+    if perm & PERM_R:
+        rg[rid, RG_READS] += ONE
+    return rg[rid, RG_HOST] + off
+
+
+@njit(cache=True)
+def _load(mem, h, size):
+    if size == 1:
+        return load8(mem, h)
+    if size == 2:
+        return load16(mem, h)
+    if size == 4:
+        return load32(mem, h)
+    return load64(mem, h)
+
+
+@njit(cache=True)
+def _store(mem, h, size, value):
+    if size == 1:
+        store8(mem, h, value)
+    elif size == 2:
+        store16(mem, h, value)
+    elif size == 4:
+        store32(mem, h, value)
+    else:
+        store64(mem, h, value)
+
+
+@njit(cache=True)
+def _reset_registers(st, rg):
+    for r in range(11):
+        st[R_BASE + r] = ZERO
+    st[R_BASE + 1] = st[S_INIT_R1]
+    st[R_BASE + 2] = st[S_INIT_R2]
+    st[R_BASE + 10] = st[S_STACK_TOP]
+    _reset_stack(st, rg)
+
+
+@njit(cache=True)
+def _reset_stack(st, rg):
+    """The stack region covers exactly the frames in use: [r10 - 512, top)."""
+    srid = st[S_STACK_REGION]
+    frame = U64(oc.STACK_FRAME_SIZE)
+    rg[srid, RG_VBASE] = st[S_STACK_TOP] - frame
+    rg[srid, RG_SIZE] = frame
+    rg[srid, RG_HOST] = st[S_STACK_HOST]
+
+
+@njit(cache=True)
+def _fault(st, pc, icount, depth, addr, size, kind):
+    st[S_PC], st[S_INSNS], st[S_DEPTH] = pc, icount, depth
+    st[S_FAULT_ADDR], st[S_FAULT_SIZE], st[S_FAULT_KIND] = addr, size, kind
+    st[S_STATUS] = FAULT
+    return FAULT
+
+
+@njit(cache=True)
+def _stop(st, pc, icount, depth, status):
+    st[S_PC], st[S_INSNS], st[S_DEPTH] = pc, icount, depth
+    st[S_STATUS] = status
+    return status
+
+
+@njit(cache=True, error_model="numpy")
+def run_core(code, st, mem, rg, counts):
+    """Run (or resume) the program until every run is done or Python must act.
+
+    Returns the status (also in ``st[S_STATUS]``); ``st`` keeps pc, instruction
+    count and call depth so a HELPER stop resumes at ``st[S_PC]``.
+    """
+    if st[S_FRESH] != ZERO:
+        st[S_FRESH] = ZERO
+        st[S_PC] = st[S_INSNS] = st[S_DEPTH] = st[S_TOTAL] = st[S_RUNS_DONE] = ZERO
+        st[S_STOP] = ZERO
+        _reset_registers(st, rg)
+        for r in range(rg.shape[0]):
+            rg[r, RG_READS] = ZERO
+            rg[r, RG_WRITES] = ZERO
+    pc = st[S_PC]
+    icount = st[S_INSNS]
+    depth = st[S_DEPTH]
+    budget = st[S_BUDGET]
+    prof = st[S_PROF] != ZERO
+    srid = st[S_STACK_REGION]
+    frame = U64(oc.STACK_FRAME_SIZE)
+    stop = st[S_STOP] != ZERO
+    st[S_STOP] = ZERO
+    while True:
+        while not stop:
+            if icount >= budget:
+                return _stop(st, pc, icount, depth, BUDGET)
+            icount += ONE
+            if prof:
+                counts[pc] += ONE
+            e = code[pc, 0]
+            a = code[pc, 1]
+            b = code[pc, 2]
+            c = code[pc, 3]
+            pc += ONE
+            # ---- ALU64 ----
+            if e == ADD64:
+                st[a] = st[a] + st[b]
+            elif e == SUB64:
+                st[a] = st[a] - st[b]
+            elif e == MUL64:
+                st[a] = st[a] * st[b]
+            elif e == DIV64:
+                st[a] = _udiv(st[a], st[b])
+            elif e == OR64:
+                st[a] = st[a] | st[b]
+            elif e == AND64:
+                st[a] = st[a] & st[b]
+            elif e == LSH64:
+                st[a] = st[a] << (st[b] & U64(63))
+            elif e == RSH64:
+                st[a] = st[a] >> (st[b] & U64(63))
+            elif e == MOD64:
+                st[a] = _umod(st[a], st[b])
+            elif e == XOR64:
+                st[a] = st[a] ^ st[b]
+            elif e == MOV64:
+                st[a] = st[b]
+            elif e == ARSH64:
+                st[a] = U64(np.int64(st[a]) >> np.int64(st[b] & U64(63)))
+            elif e == SDIV64:
+                st[a] = _sdiv64(st[a], st[b])
+            elif e == SMOD64:
+                st[a] = _smod64(st[a], st[b])
+            elif e == NEG64:
+                st[a] = _neg(st[a])
+            elif e == MOVSX8_64:
+                st[a] = U64(np.int64(np.int8(st[b] & M8)))
+            elif e == MOVSX16_64:
+                st[a] = U64(np.int64(np.int16(st[b] & M16)))
+            elif e == MOVSX32_64:
+                st[a] = _sext32(st[b])
+            # ---- ALU32: operate on the low halves, zero-extend ----
+            elif e == ADD32:
+                st[a] = (st[a] + st[b]) & M32
+            elif e == SUB32:
+                st[a] = (st[a] - st[b]) & M32
+            elif e == MUL32:
+                st[a] = ((st[a] & M32) * (st[b] & M32)) & M32
+            elif e == DIV32:
+                st[a] = _udiv(st[a] & M32, st[b] & M32)
+            elif e == OR32:
+                st[a] = (st[a] | st[b]) & M32
+            elif e == AND32:
+                st[a] = st[a] & st[b] & M32
+            elif e == LSH32:
+                st[a] = (st[a] << (st[b] & U64(31))) & M32
+            elif e == RSH32:
+                st[a] = (st[a] & M32) >> (st[b] & U64(31))
+            elif e == MOD32:
+                st[a] = _umod(st[a] & M32, st[b] & M32)
+            elif e == XOR32:
+                st[a] = (st[a] ^ st[b]) & M32
+            elif e == MOV32:
+                st[a] = st[b] & M32
+            elif e == ARSH32:
+                st[a] = U64(_sx32(st[a]) >> np.int64(st[b] & U64(31))) & M32
+            elif e == SDIV32:
+                st[a] = _sdiv64(_sext32(st[a]), _sext32(st[b])) & M32
+            elif e == SMOD32:
+                st[a] = _smod64(_sext32(st[a]), _sext32(st[b])) & M32
+            elif e == NEG32:
+                st[a] = _neg(st[a]) & M32
+            elif e == MOVSX8_32:
+                st[a] = U64(np.int64(np.int8(st[b] & M8))) & M32
+            elif e == MOVSX16_32:
+                st[a] = U64(np.int64(np.int16(st[b] & M16))) & M32
+            # ---- byte order (the host, like every eBPF target here, is little-endian) ----
+            elif e == LE16:
+                st[a] = st[a] & M16
+            elif e == LE32:
+                st[a] = st[a] & M32
+            elif e == LE64:
+                pass
+            elif e == BE16:
+                st[a] = _bswap16(st[a])
+            elif e == BE32:
+                st[a] = _bswap32(st[a])
+            elif e == BE64:
+                st[a] = _bswap64(st[a])
+            # ---- JMP ----
+            elif e == JA:
+                pc = c
+            elif e == JEQ64:
+                if st[a] == st[b]:
+                    pc = c
+            elif e == JNE64:
+                if st[a] != st[b]:
+                    pc = c
+            elif e == JGT64:
+                if st[a] > st[b]:
+                    pc = c
+            elif e == JGE64:
+                if st[a] >= st[b]:
+                    pc = c
+            elif e == JLT64:
+                if st[a] < st[b]:
+                    pc = c
+            elif e == JLE64:
+                if st[a] <= st[b]:
+                    pc = c
+            elif e == JSET64:
+                if st[a] & st[b]:
+                    pc = c
+            elif e == JSGT64:
+                if np.int64(st[a]) > np.int64(st[b]):
+                    pc = c
+            elif e == JSGE64:
+                if np.int64(st[a]) >= np.int64(st[b]):
+                    pc = c
+            elif e == JSLT64:
+                if np.int64(st[a]) < np.int64(st[b]):
+                    pc = c
+            elif e == JSLE64:
+                if np.int64(st[a]) <= np.int64(st[b]):
+                    pc = c
+            # ---- JMP32 ----
+            elif e == JEQ32:
+                if (st[a] & M32) == (st[b] & M32):
+                    pc = c
+            elif e == JNE32:
+                if (st[a] & M32) != (st[b] & M32):
+                    pc = c
+            elif e == JGT32:
+                if (st[a] & M32) > (st[b] & M32):
+                    pc = c
+            elif e == JGE32:
+                if (st[a] & M32) >= (st[b] & M32):
+                    pc = c
+            elif e == JLT32:
+                if (st[a] & M32) < (st[b] & M32):
+                    pc = c
+            elif e == JLE32:
+                if (st[a] & M32) <= (st[b] & M32):
+                    pc = c
+            elif e == JSET32:
+                if st[a] & st[b] & M32:
+                    pc = c
+            elif e == JSGT32:
+                if _sx32(st[a]) > _sx32(st[b]):
+                    pc = c
+            elif e == JSGE32:
+                if _sx32(st[a]) >= _sx32(st[b]):
+                    pc = c
+            elif e == JSLT32:
+                if _sx32(st[a]) < _sx32(st[b]):
+                    pc = c
+            elif e == JSLE32:
+                if _sx32(st[a]) <= _sx32(st[b]):
+                    pc = c
+            # ---- memory ----
+            elif e == LDX4:
+                h = _translate(rg, st[b] + c, U64(4), PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 4, ACCESS_READ)
+                st[a] = load32(mem, h)
+            elif e == LDX8:
+                h = _translate(rg, st[b] + c, U64(8), PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 8, ACCESS_READ)
+                st[a] = load64(mem, h)
+            elif e == LDX1:
+                h = _translate(rg, st[b] + c, ONE, PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 1, ACCESS_READ)
+                st[a] = load8(mem, h)
+            elif e == LDX2:
+                h = _translate(rg, st[b] + c, U64(2), PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 2, ACCESS_READ)
+                st[a] = load16(mem, h)
+            elif e == LDXS1:
+                h = _translate(rg, st[b] + c, ONE, PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 1, ACCESS_READ)
+                st[a] = U64(np.int64(np.int8(load8(mem, h))))
+            elif e == LDXS2:
+                h = _translate(rg, st[b] + c, U64(2), PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 2, ACCESS_READ)
+                st[a] = U64(np.int64(np.int16(load16(mem, h))))
+            elif e == LDXS4:
+                h = _translate(rg, st[b] + c, U64(4), PERM_R)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[b] + c, 4, ACCESS_READ)
+                st[a] = _sext32(load32(mem, h))
+            elif e == ST4:
+                h = _translate(rg, st[a] + c, U64(4), PERM_W)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[a] + c, 4, ACCESS_WRITE)
+                store32(mem, h, st[b])
+            elif e == ST8:
+                h = _translate(rg, st[a] + c, U64(8), PERM_W)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[a] + c, 8, ACCESS_WRITE)
+                store64(mem, h, st[b])
+            elif e == ST1:
+                h = _translate(rg, st[a] + c, ONE, PERM_W)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[a] + c, 1, ACCESS_WRITE)
+                store8(mem, h, st[b])
+            elif e == ST2:
+                h = _translate(rg, st[a] + c, U64(2), PERM_W)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, st[a] + c, 2, ACCESS_WRITE)
+                store16(mem, h, st[b])
+            elif e == LDDW:
+                st[a] = st[b]
+                pc += ONE
+            # ---- calls ----
+            elif e == CALL_LOCAL:
+                if depth + ONE >= U64(oc.MAX_CALL_FRAMES):
+                    return _stop(st, pc - ONE, icount, depth, DEPTH)
+                f = U64(F_BASE) + depth * U64(F_SIZE)
+                st[f] = pc
+                st[f + ONE] = st[R_BASE + 6]
+                st[f + U64(2)] = st[R_BASE + 7]
+                st[f + U64(3)] = st[R_BASE + 8]
+                st[f + U64(4)] = st[R_BASE + 9]
+                depth += ONE
+                st[R_BASE + 10] -= frame
+                rg[srid, RG_VBASE] -= frame
+                rg[srid, RG_SIZE] += frame
+                rg[srid, RG_HOST] -= frame
+                pc = c
+            elif e == EXIT:
+                if depth == ZERO:
+                    break
+                depth -= ONE
+                f = U64(F_BASE) + depth * U64(F_SIZE)
+                pc = st[f]
+                st[R_BASE + 6] = st[f + ONE]
+                st[R_BASE + 7] = st[f + U64(2)]
+                st[R_BASE + 8] = st[f + U64(3)]
+                st[R_BASE + 9] = st[f + U64(4)]
+                st[R_BASE + 10] += frame
+                rg[srid, RG_VBASE] += frame
+                rg[srid, RG_SIZE] -= frame
+                rg[srid, RG_HOST] += frame
+            elif e == CALL_HELPER:
+                st[S_HELPER] = c
+                return _stop(st, pc - ONE, icount, depth, HELPER)
+            elif e == CALLX:
+                st[S_HELPER] = st[a]
+                return _stop(st, pc - ONE, icount, depth, HELPER)
+            # ---- atomics: read-modify-write, one thread ----
+            elif e >= A_ADD32 and e <= A_CMPXCHG64:
+                size = U64(4) if e <= A_CMPXCHG32 else U64(8)
+                mask = M32 if size == U64(4) else BAD
+                addr = st[a] + c
+                h = _translate(rg, addr, size, PERM_R | PERM_W)
+                if h == BAD:
+                    return _fault(st, pc - ONE, icount, depth, addr, size, ACCESS_ATOMIC)
+                old = _load(mem, h, size)
+                k = e - A_ADD32 if size == U64(4) else e - A_ADD64
+                v = st[b]
+                if k == A_ADD32 - A_ADD32 or k == A_FADD32 - A_ADD32:
+                    new = old + v
+                elif k == A_OR32 - A_ADD32 or k == A_FOR32 - A_ADD32:
+                    new = old | v
+                elif k == A_AND32 - A_ADD32 or k == A_FAND32 - A_ADD32:
+                    new = old & v
+                elif k == A_XOR32 - A_ADD32 or k == A_FXOR32 - A_ADD32:
+                    new = old ^ v
+                elif k == A_XCHG32 - A_ADD32:
+                    new = v
+                else:  # cmpxchg: compare with r0, r0 gets the old value
+                    new = v if old == (st[R_BASE] & mask) else old
+                _store(mem, h, size, new & mask)
+                if k == A_CMPXCHG32 - A_ADD32:
+                    st[R_BASE] = old
+                elif k >= A_FADD32 - A_ADD32:
+                    st[b] = old
+            # ---- legacy packet loads: out of bounds ends the run with r0 = 0 ----
+            elif e >= LDABS1 and e <= LDIND4:
+                if e == LDABS1 or e == LDIND1:
+                    size = U64(1)
+                elif e == LDABS2 or e == LDIND2:
+                    size = U64(2)
+                else:
+                    size = U64(4)
+                off = np.int64(np.int32(c & M32))
+                if e == LDIND1 or e == LDIND2 or e == LDIND4:
+                    off = _sx32(st[b] + c)
+                prid = st[S_PKT_REGION]
+                if prid == ZERO:
+                    return _fault(st, pc - ONE, icount, depth, U64(off), size, ACCESS_READ)
+                psize = rg[prid, RG_SIZE]
+                if off < 0 or U64(off) > psize or psize - U64(off) < size:
+                    st[R_BASE] = ZERO
+                    break
+                h = _translate(rg, rg[prid, RG_VBASE] + U64(off), size, PERM_R)
+                v = _load(mem, h, size)
+                if size == U64(2):
+                    v = _bswap16(v)
+                elif size == U64(4):
+                    v = _bswap32(v)
+                st[R_BASE] = v
+            else:  # lddw of a map/variable/function, kfunc call: the loader's job
+                return _stop(st, pc - ONE, icount, depth, UNRESOLVED)
+        # ---- one run is over ----
+        stop = False
+        st[S_TOTAL] += icount
+        st[S_RUNS_DONE] += ONE
+        if st[S_RUNS_LEFT] <= ONE:
+            st[S_RUNS_LEFT] = ZERO
+            return _stop(st, pc, icount, ZERO, DONE)
+        st[S_RUNS_LEFT] -= ONE
+        r0 = st[R_BASE]
+        _reset_registers(st, rg)
+        st[R_BASE] = r0
+        pc = ZERO
+        icount = ZERO
+        depth = ZERO

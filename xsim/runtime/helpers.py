@@ -1,0 +1,72 @@
+"""The helper registry: helpers by id, each a Python function of one call.
+
+A helper gets a :class:`HelperCall` (its five arguments, checked access to
+the program's memory, and a way to end the program) and returns r0.  Hooks
+and the loader add their own helpers to a registry; a program calling an id
+that no registry holds stops with a :class:`~xsim.errors.HelperError` naming
+the id, never with a made-up value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .memory import AddressSpace
+
+U64_MASK = (1 << 64) - 1
+
+
+class HelperCall:
+    """What a helper sees of the program that called it."""
+
+    __slots__ = ("args", "pc", "space", "stop_value")
+
+    def __init__(self, args: tuple[int, int, int, int, int], pc: int, space: AddressSpace) -> None:
+        self.args = args
+        self.pc = pc
+        self.space = space
+        self.stop_value: int | None = None
+
+    def read(self, address: int, size: int) -> bytes:
+        """Bytes of the program's memory; a bad address raises MemoryAccessError."""
+        return self.space.read(address, size, self.pc)
+
+    def write(self, address: int, data: bytes) -> None:
+        self.space.write(address, data, self.pc)
+
+    def stop(self, r0: int) -> None:
+        """End the program after this call, with ``r0`` as its return value."""
+        self.stop_value = r0 & U64_MASK
+
+
+HelperFn = Callable[[HelperCall], int]
+
+
+@dataclass(frozen=True)
+class Helper:
+    id: int
+    name: str
+    fn: HelperFn
+
+
+@dataclass
+class HelperRegistry:
+    """Helpers by id.  ``registry.register(5, "unwind")(fn)`` or ``.add(Helper(...))``."""
+
+    helpers: dict[int, Helper] = field(default_factory=dict)
+
+    def add(self, helper: Helper) -> None:
+        self.helpers[helper.id] = helper
+
+    def register(self, helper_id: int, name: str) -> Callable[[HelperFn], HelperFn]:
+        def deco(fn: HelperFn) -> HelperFn:
+            self.add(Helper(helper_id, name, fn))
+            return fn
+        return deco
+
+    def get(self, helper_id: int) -> Helper | None:
+        return self.helpers.get(helper_id)
+
+    def __contains__(self, helper_id: int) -> bool:
+        return helper_id in self.helpers

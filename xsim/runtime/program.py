@@ -1,0 +1,193 @@
+"""Program: decoded bytecode plus the driver that runs it on the interpreter core.
+
+``Program.run`` lays out the address space (input memory as region
+``memory`` with r1 pointing at it and r2 holding its length, the stack, and
+an optional ``packet`` region for LD_ABS/LD_IND), runs the compiled loop,
+serves helper calls written in Python when the loop stops for them, and
+turns the loop's status into a :class:`RunResult`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import (BudgetExceeded, CallDepthExceeded, HelperError, UnresolvedReference,
+                      XsimError)
+from ..isa import interp as ip
+from ..isa import opcodes as oc
+from ..isa.insn import INSN_SIZE, Insn, decode
+from ..isa.opcodes import Kind
+from .helpers import HelperCall, HelperRegistry
+from .memory import AddressSpace
+from .result import RunResult
+
+DEFAULT_BUDGET = 100_000_000
+TIERS = ("interp",)
+_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of a run, kept in one place."""
+
+    repeat: int = 1
+    budget: int = DEFAULT_BUDGET
+    histogram: bool = False
+    tier: str = "interp"
+
+
+class _Vm:
+    """Arrays for one shape of input, reused across runs of one Program."""
+
+    def __init__(self, prog: Program, mem_size: int, packet_size: int | None) -> None:
+        regions = [("memory", mem_size, True)]
+        if packet_size is not None:
+            regions.append(("packet", packet_size, True))
+        self.space = AddressSpace(regions)
+        self.st = np.zeros(ip.STATE_WORDS + prog.n_slots, dtype=np.uint64)
+        self.st[ip.C_BASE:] = prog._consts
+        mem_region = self.space.by_name["memory"]
+        self.st[ip.S_INIT_R1] = mem_region.vaddr
+        self.st[ip.S_INIT_R2] = mem_size
+        self.st[ip.S_STACK_TOP] = self.space.stack_top
+        self.st[ip.S_STACK_HOST] = self.space.stack_host_frame0
+        self.st[ip.S_STACK_REGION] = self.space.by_name["stack"].index
+        if packet_size is not None:
+            self.st[ip.S_PKT_REGION] = self.space.by_name["packet"].index
+        self.counts = np.zeros(prog.n_slots, dtype=np.uint64)
+
+
+class Program:
+    """An eBPF program: checked at construction, runnable many times."""
+
+    def __init__(self, insns: list[Insn], n_slots: int, *, name: str = "prog",
+                 helpers: HelperRegistry | None = None) -> None:
+        self.insns = insns
+        self.n_slots = n_slots
+        self.name = name
+        self.helpers = helpers if helpers is not None else HelperRegistry()
+        self._code, self._consts = ip.lower(insns, n_slots)
+        self._by_pc = {i.pc: i for i in insns}
+        self._vms: dict[tuple[int, int | None], _Vm] = {}
+
+    @classmethod
+    def from_bytes(cls, code: bytes, *, name: str = "prog",
+                   helpers: HelperRegistry | None = None) -> Program:
+        """Decode raw little-endian bytecode; raises DecodeError if it is not a valid program."""
+        insns = decode(code)
+        return cls(insns, len(code) // INSN_SIZE, name=name, helpers=helpers)
+
+    @property
+    def code(self) -> bytes:
+        return b"".join(i.encode() for i in self.insns)
+
+    def _vm(self, mem_size: int, packet_size: int | None) -> _Vm:
+        key = (mem_size, packet_size)
+        vm = self._vms.get(key)
+        if vm is None:
+            vm = self._vms[key] = _Vm(self, mem_size, packet_size)
+        return vm
+
+    def run(self, memory: bytes | bytearray | memoryview = b"", *, packet: bytes | None = None,
+            repeat: int = 1, tier: str = "interp", budget: int = DEFAULT_BUDGET,
+            histogram: bool = False) -> RunResult:
+        """Run ``repeat`` times on the same memory (r1 = memory, r2 = its length).
+
+        Never raises for what the program does: a fault, a runaway loop or a
+        missing helper comes back as ``RunResult.error``.
+        """
+        if tier not in TIERS:
+            raise XsimError(f"tier {tier!r} is not available; this build has: "
+                            f"{', '.join(TIERS)}")
+        if repeat < 1 or budget < 1:
+            raise XsimError(f"repeat and budget must be at least 1 (got {repeat}, {budget})")
+        vm = self._vm(len(memory), None if packet is None else len(packet))
+        space, st = vm.space, vm.st
+        space.load_input("memory", memory)
+        if packet is not None:
+            space.load_input("packet", packet)
+        st[ip.S_FRESH] = 1
+        st[ip.S_RUNS_LEFT] = repeat
+        st[ip.S_BUDGET] = budget
+        st[ip.S_PROF] = 1 if histogram else 0
+        if histogram:
+            vm.counts[:] = 0
+        helper_calls: dict[int, int] = {}
+        error: XsimError | None = None
+        code, mem, table, counts = self._code, space.mem, space.table, vm.counts
+        t0 = time.perf_counter_ns()
+        status = ip.run_core(code, st, mem, table, counts)
+        while status == ip.HELPER:
+            error = self._call_helper(vm, helper_calls)
+            if error is not None:
+                break
+            status = ip.run_core(code, st, mem, table, counts)
+        elapsed = time.perf_counter_ns() - t0
+        if error is None and status != ip.DONE:
+            error = self._explain(vm, status)
+        runs = int(st[ip.S_RUNS_DONE])
+        result = RunResult(
+            r0=int(st[ip.R_BASE]), insns=int(st[ip.S_INSNS]),
+            duration_ns=elapsed / max(runs, 1), runs=runs,
+            insns_total=int(st[ip.S_TOTAL]) + (0 if status == ip.DONE else int(st[ip.S_INSNS])),
+            error=error, helper_calls=helper_calls,
+            region_accesses={r.name: (int(table[r.index, ip.RG_READS]),
+                                      int(table[r.index, ip.RG_WRITES]))
+                             for r in space.regions},
+            memory=space.bytes_of("memory"),
+            packet=space.bytes_of("packet") if packet is not None else None)
+        if histogram:
+            result.histogram = self._histogram(vm.counts)
+        return result
+
+    def _call_helper(self, vm: _Vm, calls: dict[int, int]) -> XsimError | None:
+        st = vm.st
+        pc, helper_id = int(st[ip.S_PC]), int(st[ip.S_HELPER])
+        helper = self.helpers.get(helper_id)
+        if helper is None:
+            return HelperError(pc, helper_id, "no such helper is registered")
+        calls[helper_id] = calls.get(helper_id, 0) + 1
+        args = tuple(int(v) for v in st[ip.R_BASE + 1:ip.R_BASE + 6])
+        call = HelperCall(args, pc, vm.space)  # type: ignore[arg-type]
+        try:
+            r0 = helper.fn(call)
+        except XsimError as exc:
+            return exc
+        except Exception as exc:  # a helper's own bug must not look like the program's
+            return HelperError(pc, helper_id, f"the helper raised {type(exc).__name__}: {exc}",
+                               helper.name)
+        st[ip.R_BASE] = int(r0) & _MASK
+        st[ip.S_PC] = pc + 1
+        if call.stop_value is not None:
+            st[ip.R_BASE] = call.stop_value
+            st[ip.S_STOP] = 1
+        return None
+
+    def _explain(self, vm: _Vm, status: int) -> XsimError:
+        st = vm.st
+        pc = int(st[ip.S_PC])
+        if status == ip.FAULT:
+            return vm.space.explain_fault(pc, int(st[ip.S_FAULT_ADDR]), int(st[ip.S_FAULT_SIZE]),
+                                          int(st[ip.S_FAULT_KIND]))
+        if status == ip.BUDGET:
+            return BudgetExceeded(pc, int(st[ip.S_INSNS]), int(st[ip.S_BUDGET]))
+        if status == ip.DEPTH:
+            return CallDepthExceeded(pc, oc.MAX_CALL_FRAMES)
+        insn = self._by_pc.get(pc)
+        if insn is not None and insn.op.kind is Kind.CALL:
+            return UnresolvedReference(pc, f"kfunc call (BTF id {insn.imm})")
+        if insn is not None and insn.op.kind is Kind.LDDW:
+            kind = oc.LDDW_KINDS[insn.src][1]
+            return UnresolvedReference(pc, f"lddw of {kind} ({insn.imm})")
+        return XsimError(f"pc {pc}: interpreter stopped with status {status}")
+
+    def _histogram(self, counts: np.ndarray) -> dict[str, int]:
+        hist: dict[str, int] = {}
+        for insn in self.insns:
+            n = int(counts[insn.pc])
+            if n:
+                name = oc.CLASS_NAMES[insn.op.cls]
+                hist[name] = hist.get(name, 0) + n
+        return hist
