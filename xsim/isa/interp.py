@@ -45,7 +45,6 @@ S_FAULT_ADDR, S_FAULT_SIZE, S_FAULT_KIND, S_HELPER = 4, 5, 6, 7
 S_RUNS_LEFT, S_BUDGET, S_TOTAL, S_PROF = 8, 9, 10, 11
 S_PKT_REGION, S_STACK_REGION, S_STOP, S_RUNS_DONE = 12, 13, 14, 15
 S_INIT_R1, S_INIT_R2, S_STACK_TOP, S_STACK_HOST = 16, 17, 18, 19
-S_FRESH = 20           # set by the driver: start all runs from the beginning
 R_BASE = 24            # r0..r10 (and 5 spare slots)
 F_BASE = 40            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
@@ -273,14 +272,20 @@ def _stop(st, pc, icount, depth, status):
 
 
 @njit(cache=True, error_model="numpy")
-def run_core(code, st, mem, rg, counts):
+def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
     """Run (or resume) the program until every run is done or Python must act.
 
-    Returns the status (also in ``st[S_STATUS]``); ``st`` keeps pc, instruction
-    count and call depth so a HELPER stop resumes at ``st[S_PC]``.
+    With ``fresh`` set, start ``runs`` runs from pc 0, each allowed ``budget``
+    instructions, counting executions per pc in ``counts`` if ``prof``;
+    otherwise resume where the last call stopped (the other arguments are
+    then ignored).  Returns the status (also in ``st[S_STATUS]``); ``st`` keeps
+    pc, instruction count and call depth so a HELPER stop resumes at
+    ``st[S_PC]``.
     """
-    if st[S_FRESH] != ZERO:
-        st[S_FRESH] = ZERO
+    if fresh:
+        st[S_RUNS_LEFT] = runs
+        st[S_BUDGET] = budget
+        st[S_PROF] = prof
         st[S_PC] = st[S_INSNS] = st[S_DEPTH] = st[S_TOTAL] = st[S_RUNS_DONE] = ZERO
         st[S_STOP] = ZERO
         _reset_registers(st, rg)
@@ -291,7 +296,7 @@ def run_core(code, st, mem, rg, counts):
     icount = st[S_INSNS]
     depth = st[S_DEPTH]
     budget = st[S_BUDGET]
-    prof = st[S_PROF] != ZERO
+    profile = st[S_PROF] != ZERO
     srid = st[S_STACK_REGION]
     frame = U64(oc.STACK_FRAME_SIZE)
     stop = st[S_STOP] != ZERO
@@ -301,7 +306,7 @@ def run_core(code, st, mem, rg, counts):
             if icount >= budget:
                 return _stop(st, pc, icount, depth, BUDGET)
             icount += ONE
-            if prof:
+            if profile:
                 counts[pc] += ONE
             e = code[pc, 0]
             a = code[pc, 1]

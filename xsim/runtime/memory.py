@@ -67,6 +67,8 @@ class AddressSpace:
             self.table[r.index] = (r.vaddr, r.size, r.host,
                                    int(ip.PERM_R) | (int(ip.PERM_W) if r.writable else 0), 0, 0)
         self.by_name = {r.name: r for r in self.regions}
+        self.names = [r.name for r in self.regions]
+        self._view = memoryview(self.mem)
         stack = self.by_name["stack"]
         self.stack_top = stack.end
         self.stack_host_frame0 = stack.host + STACK_SIZE - oc.STACK_FRAME_SIZE
@@ -79,12 +81,12 @@ class AddressSpace:
 
     def bytes_of(self, name: str) -> bytes:
         r = self.by_name[name]
-        return self.mem[r.host:r.host + r.size].tobytes()
+        return self._view[r.host:r.host + r.size].tobytes()
 
     def load_input(self, name: str, data: bytes | bytearray | memoryview | np.ndarray) -> None:
         r = self.by_name[name]
         if r.size:
-            self.mem[r.host:r.host + r.size] = np.frombuffer(data, dtype=np.uint8)
+            self._view[r.host:r.host + r.size] = memoryview(data).cast("B")
 
     def _check(self, address: int, size: int, write: bool, pc: int) -> int:
         """Host offset of an access made on the program's behalf (by a helper)."""

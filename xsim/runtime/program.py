@@ -24,6 +24,7 @@ from .memory import AddressSpace
 from .result import RunResult
 
 DEFAULT_BUDGET = 100_000_000
+run_core = ip.run_core
 TIERS = ("interp",)
 _MASK = (1 << 64) - 1
 
@@ -108,34 +109,30 @@ class Program:
         space.load_input("memory", memory)
         if packet is not None:
             space.load_input("packet", packet)
-        st[ip.S_FRESH] = 1
-        st[ip.S_RUNS_LEFT] = repeat
-        st[ip.S_BUDGET] = budget
-        st[ip.S_PROF] = 1 if histogram else 0
         if histogram:
             vm.counts[:] = 0
         helper_calls: dict[int, int] = {}
         error: XsimError | None = None
         code, mem, table, counts = self._code, space.mem, space.table, vm.counts
         t0 = time.perf_counter_ns()
-        status = ip.run_core(code, st, mem, table, counts)
+        status = run_core(code, st, mem, table, counts, True, repeat, budget, histogram)
         while status == ip.HELPER:
             error = self._call_helper(vm, helper_calls)
             if error is not None:
                 break
-            status = ip.run_core(code, st, mem, table, counts)
+            status = run_core(code, st, mem, table, counts, False, 0, 0, False)
         elapsed = time.perf_counter_ns() - t0
         if error is None and status != ip.DONE:
             error = self._explain(vm, status)
-        runs = int(st[ip.S_RUNS_DONE])
+        words = st[:ip.R_BASE + 1].tolist()
+        runs = words[ip.S_RUNS_DONE]
+        insns = words[ip.S_INSNS]
+        accesses = table[1:, ip.RG_READS:ip.RG_WRITES + 1].tolist()
         result = RunResult(
-            r0=int(st[ip.R_BASE]), insns=int(st[ip.S_INSNS]),
-            duration_ns=elapsed / max(runs, 1), runs=runs,
-            insns_total=int(st[ip.S_TOTAL]) + (0 if status == ip.DONE else int(st[ip.S_INSNS])),
+            r0=words[ip.R_BASE], insns=insns, duration_ns=elapsed / (runs or 1), runs=runs,
+            insns_total=words[ip.S_TOTAL] + (0 if status == ip.DONE else insns),
             error=error, helper_calls=helper_calls,
-            region_accesses={r.name: (int(table[r.index, ip.RG_READS]),
-                                      int(table[r.index, ip.RG_WRITES]))
-                             for r in space.regions},
+            region_accesses=dict(zip(space.names, map(tuple, accesses))),
             memory=space.bytes_of("memory"),
             packet=space.bytes_of("packet") if packet is not None else None)
         if histogram:
