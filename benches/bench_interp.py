@@ -89,7 +89,7 @@ def native_ns(progs: Path, seconds: float) -> dict[str, float] | None:
 
 
 def xsim_run(progs: Path, name: str, seconds: float) -> dict:
-    (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o") if p.name == "prog"]
+    (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o") if p.function == "prog"]
     memory = (progs / f"{name}.mem").read_bytes()
     prog = xsim.Program.from_bytes(code)
     first = prog.run(memory=memory).raise_for_error()
@@ -102,7 +102,7 @@ def xsim_run(progs: Path, name: str, seconds: float) -> dict:
 
 def call_cost_us(progs: Path, calls: int = 20000) -> float:
     """Mean wall time of one Python-level run() of pkt_parse, the whole call."""
-    (code,) = [p.code for p in read_programs(progs / "pkt_parse.bpf.o") if p.name == "prog"]
+    (code,) = [p.code for p in read_programs(progs / "pkt_parse.bpf.o") if p.function == "prog"]
     memory = (progs / "pkt_parse.mem").read_bytes()
     prog = xsim.Program.from_bytes(code)
     for _ in range(1000):

@@ -3,12 +3,15 @@
 The public names are listed in ``__all__`` (and in docs/api.md); everything
 else lives in the subpackages and may change.
 """
-from .errors import (AsmError, BudgetExceeded, CallDepthExceeded, DecodeError, HelperError,
-                     MemoryAccessError, RunError, UnresolvedReference, XsimError)
+from .errors import (AsmError, BudgetExceeded, CallDepthExceeded, DecodeError, ElfError,
+                     HelperError, MemoryAccessError, ProgramNotFound, RunError,
+                     UnresolvedReference, XsimError)
+from .isa.asm import assemble
+from .isa.disasm import disassemble
 from .runtime import Helper, HelperCall, HelperRegistry, Program, RunResult
 
 __all__ = [
-    "Program", "RunResult", "Helper", "HelperCall", "HelperRegistry",
+    "Program", "RunResult", "assemble", "disassemble", "Helper", "HelperCall", "HelperRegistry",
     "XsimError", "DecodeError", "AsmError", "RunError", "MemoryAccessError", "BudgetExceeded",
-    "CallDepthExceeded", "HelperError", "UnresolvedReference",
+    "CallDepthExceeded", "HelperError", "UnresolvedReference", "ElfError", "ProgramNotFound",
 ]

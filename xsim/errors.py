@@ -32,6 +32,26 @@ class AsmError(XsimError):
         super().__init__(f"{where}{reason}{quoted}")
 
 
+class ElfError(XsimError):
+    """An ELF object that cannot be read: the file, the section (when known) and why."""
+
+    def __init__(self, reason: str, path: str | None = None, section: str | None = None) -> None:
+        self.reason, self.path, self.section = reason, path, section
+        where = path or "ELF object"
+        if section is not None:
+            where += f": section {section!r}"
+        super().__init__(f"{where}: {reason}")
+
+
+class ProgramNotFound(XsimError):
+    """The file has no program by that name, or several and none was chosen."""
+
+    def __init__(self, reason: str, available: list[str]) -> None:
+        self.available = available
+        names = ", ".join(available) or "none"
+        super().__init__(f"{reason} (programs: {names})")
+
+
 class RunError(XsimError):
     """A program stopped abnormally; ``pc`` is the instruction that stopped it."""
 

@@ -235,7 +235,8 @@ def _mem_rows() -> list[Op]:
     for src, (kind, _) in LDDW_KINDS.items():
         rows.append(Op(
             "lddw" + (f" {kind}" if kind else ""), LD | MODE_IMM | SIZES["dw"][0], Kind.LDDW,
-            1, "base64", Field.WRITE, Field.DISC, Field.UNUSED, Field.VALUE,
+            1, "base64", Field.WRITE, Field.DISC, Field.UNUSED,
+            Field.TARGET if kind == "func" else Field.VALUE,
             exec="lddw" if src == 0 else "lddw_unresolved", disc="src", disc_value=src,
             size=8, operation=kind or "imm"))
     for sfx in ("b", "h", "w"):
@@ -269,9 +270,11 @@ def _mem_rows() -> list[Op]:
         ops += [(f"fetch {name}", imm | ATOMIC_FETCH, None) for name, (imm, _) in ATOMIC_OPS.items()]
         ops += [("xchg", ATOMIC_XCHG, None), ("cmpxchg", ATOMIC_CMPXCHG, None)]
         for name, imm, llvm in ops:
+            # fetching forms and xchg write the old value back into src (cmpxchg: into r0)
+            writes_src = imm & ATOMIC_FETCH and imm != ATOMIC_CMPXCHG
             rows.append(Op(
                 f"lock {name}{suffix}", STX | MODE_ATOMIC | code, Kind.ATOMIC, 3, group,
-                Field.READ, Field.READ, Field.VALUE, Field.DISC,
+                Field.READ, Field.WRITE if writes_src else Field.READ, Field.VALUE, Field.DISC,
                 exec=f"atomic_{name.replace(' ', '_')}{width}", disc="imm", disc_value=imm,
                 llvm=llvm, width=width, size=size, operation=name))
     return rows

@@ -69,6 +69,7 @@ class Program:
         self.n_slots = n_slots
         self.name = name
         self.helpers = helpers if helpers is not None else HelperRegistry()
+        ip.ensure_compiled()
         self._code, self._consts = ip.lower(insns, n_slots)
         self._by_pc = {i.pc: i for i in insns}
         self._vms: dict[tuple[int, int | None], _Vm] = {}

@@ -39,6 +39,34 @@ class RunResult:
         """r0 as the kernel's test run reports it: the low 32 bits."""
         return self.r0 & 0xFFFFFFFF
 
+    def to_dict(self) -> dict:
+        """Plain data for ``--json`` and other tools; the error with its fields."""
+        error = None
+        if self.error is not None:
+            error = {"type": type(self.error).__name__, "message": str(self.error)}
+            error.update({k: v for k, v in vars(self.error).items() if not k.startswith("_")})
+        return {
+            "r0": self.r0, "retval": self.retval, "insns": self.insns, "runs": self.runs,
+            "insns_total": self.insns_total, "duration_ns": self.duration_ns, "error": error,
+            "helper_calls": {str(k): v for k, v in self.helper_calls.items()},
+            "region_accesses": {k: list(v) for k, v in self.region_accesses.items()},
+            "histogram": self.histogram,
+        }
+
+    def summary(self) -> str:
+        """The few lines ``xsim run`` prints."""
+        lines = []
+        if self.error is None:
+            lines.append(f"r0 = {self.r0:#x} ({self.r0})")
+        lines.append(f"insns = {self.insns}")
+        per = "per run" if self.runs <= 1 else f"per run, mean of {self.runs} runs"
+        lines.append(f"time = {self.duration_ns:.0f} ns {per}")
+        if self.histogram:
+            lines.append("histogram: " + ", ".join(f"{k} {v}" for k, v in self.histogram.items()))
+        if self.error is not None:
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines)
+
     def raise_for_error(self) -> "RunResult":
         if self.error is not None:
             raise self.error

@@ -1,0 +1,117 @@
+"""The ``xsim`` command: a thin layer over the library.
+
+Exit codes: 0 the command did its job (for ``run``: the program ran to its
+exit); 1 the program stopped with an error (fault, budget, helper); 2 bad
+input (file, arguments); 3 the program or object cannot be loaded (decode or
+ELF error); 4 no such program in the object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import AsmError, DecodeError, ElfError, ProgramNotFound, XsimError
+from .isa.asm import assemble
+from .isa.disasm import disassemble_lines
+from .runtime import DEFAULT_BUDGET, Program
+from .runtime.source import ELF_MAGIC, elf_programs, read_code
+
+EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_BAD_INPUT, EXIT_CANNOT_LOAD, EXIT_NO_PROGRAM = range(5)
+
+
+def _cmd_asm(args: argparse.Namespace) -> int:
+    code = assemble(Path(args.file).read_text(), syntax=args.syntax)
+    out = Path(args.output or Path(args.file).with_suffix(".bin"))
+    out.write_bytes(code)
+    print(f"{out}: {len(code) // 8} instruction slots")
+    return EXIT_OK
+
+
+def _cmd_disasm(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if path.read_bytes()[:4] == ELF_MAGIC:
+        progs = [p for p in elf_programs(path) if args.prog in (None, p.function, p.section)]
+        if not progs:
+            raise ProgramNotFound(f"{path} has no program {args.prog!r}",
+                                  [p.name for p in elf_programs(path)])
+    else:
+        progs = [read_code(path, syntax=args.syntax)]
+    for i, p in enumerate(progs):
+        if len(progs) > 1 or p.section:
+            print(("\n" if i else "") + f"{p.section or path.name}: <{p.function or p.name}>")
+        for pc, text in disassemble_lines(p.code, syntax=args.syntax, symbol=p.function):
+            print(f"{pc:8d}:\t{text}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    source = read_code(args.file, prog=args.prog)
+    memory = Path(args.mem).read_bytes() if args.mem else b""
+    packet = Path(args.packet).read_bytes() if args.packet else None
+    prog = Program.from_bytes(source.code, name=source.name)
+    res = prog.run(memory=memory, packet=packet, repeat=args.repeat, tier=args.tier,
+                   budget=args.budget, histogram=args.histogram)
+    if args.json:
+        print(json.dumps({"program": source.name, **res.to_dict()}))
+    else:
+        print(res.summary())
+    return EXIT_OK if res.ok else EXIT_PROGRAM_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="xsim", description="Run eBPF programs without a kernel.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    syntaxes = ("auto", "ubpf", "llvm")
+
+    p = sub.add_parser("asm", help="assemble text (uBPF or llvm-objdump syntax) to bytecode")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="output file (default: FILE with .bin)")
+    p.add_argument("--syntax", choices=syntaxes, default="auto")
+    p.set_defaults(func=_cmd_asm)
+
+    p = sub.add_parser("disasm", help="disassemble bytecode, assembly or an ELF object")
+    p.add_argument("file")
+    p.add_argument("--syntax", choices=("ubpf", "llvm"), default="llvm")
+    p.add_argument("--prog", help="only this program (function or section) of an ELF object")
+    p.set_defaults(func=_cmd_disasm)
+
+    p = sub.add_parser("run", help="run a program (ELF object, bytecode or .s file)")
+    p.add_argument("file")
+    p.add_argument("--prog", help="the program of an ELF object: function or section name")
+    p.add_argument("--mem", help="input memory file: r1 points at it, r2 is its length")
+    p.add_argument("--packet", help="packet for the legacy LD_ABS/LD_IND loads")
+    p.add_argument("--repeat", type=int, default=1, help="runs on the same memory (mean time)")
+    p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                   help="instructions allowed per run")
+    p.add_argument("--tier", default="interp", help="execution tier (interp)")
+    p.add_argument("--histogram", action="store_true", help="count instructions per class")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_run)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ProgramNotFound as exc:
+        print(f"xsim: {exc}", file=sys.stderr)
+        return EXIT_NO_PROGRAM
+    except (DecodeError, ElfError) as exc:
+        print(f"xsim: cannot load: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LOAD
+    except AsmError as exc:
+        print(f"xsim: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into head & co
+        sys.stderr.close()
+        return EXIT_OK
+    except (XsimError, OSError) as exc:
+        print(f"xsim: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
