@@ -392,11 +392,7 @@ def _parse_llvm(body: str) -> _Parsed:
         is_reg = _LREG.match(b) is not None
         op = _pick(_JCOND, (operator, width, is_reg), f"comparison {operator!r}")
         _same_width(width, b)
-        p = _Parsed(op, dst=dst)
-        if is_reg:
-            p.src = _lreg(b)[0]
-        else:
-            p.imm = _signed(b, 32, "imm")
+        p = _operand(_Parsed(op, dst=dst), b, is_reg)
         _target(p, target, "off")
         return p
     if m := _LOCK_RE.match(body):
@@ -409,15 +405,19 @@ def _parse_llvm(body: str) -> _Parsed:
         is_reg = _LREG.match(value) is not None
         op = _pick(_STORE, (size, is_reg), f"store size {size!r}")
         dst, off = _laddr(addr)
-        p = _Parsed(op, dst=dst, off=off)
-        if is_reg:
-            p.src = _lreg(value)[0]
-        else:
-            p.imm = _signed(value, 32, "imm")
-        return p
+        return _operand(_Parsed(op, dst=dst, off=off), value, is_reg)
     if m := _ASSIGN.match(body):
         return _parse_assign(*m.groups())
     raise _Bad(f"unknown instruction {body!r}")
+
+
+def _operand(p: _Parsed, text: str, is_reg: bool) -> _Parsed:
+    """Fill the second operand: src for a register, imm for a number."""
+    if is_reg:
+        p.src = _lreg(text)[0]
+    else:
+        p.imm = _signed(text, 32, "imm")
+    return p
 
 
 def _parse_assign(lhs: str, operator: str, rhs: str) -> _Parsed:
@@ -428,12 +428,7 @@ def _parse_assign(lhs: str, operator: str, rhs: str) -> _Parsed:
         is_reg = _LREG.match(rhs) is not None
         op = _pick(_ALU, (operator, width, is_reg), f"operator {operator!r}")
         _same_width(width, rhs)
-        p = _Parsed(op, dst=dst)
-        if is_reg:
-            p.src = _lreg(rhs)[0]
-        else:
-            p.imm = _signed(rhs, 32, "imm")
-        return p
+        return _operand(_Parsed(op, dst=dst), rhs, is_reg)
     if rhs.endswith(" ll"):
         dst, width = _lreg(lhs)
         if width != 64:
