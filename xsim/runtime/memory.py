@@ -6,6 +6,12 @@ a pointer's region from its top bits in one step and row 0 ("no region")
 catches NULL.  The same addresses can be mapped in unicorn for x86-64,
 aarch64 and riscv64.  Host memory for every region is one numpy byte array.
 
+Regions live as long as their address space: maps and global data keep
+their contents across runs, and a run's input regions (``memory``,
+``packet``) are refilled and resized in place.  Growing a region beyond its
+capacity moves the host bytes (never the virtual addresses), so code that
+keeps host memory must ask for ``space.mem`` again after a resize.
+
 The stack region always covers exactly the frames in use, ``[r10 - 512,
 top)`` of the innermost frame: a callee may read its caller's frame through
 a pointer, as in the kernel, but nothing below its own frame.
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MemoryAccessError
+from ..errors import MemoryAccessError, XsimError
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
@@ -24,16 +30,19 @@ from ..isa import opcodes as oc
 #: region's start land in its own slot and are reported against it.
 SLOT_OFFSET = 0x1000
 STACK_SIZE = oc.STACK_FRAME_SIZE * oc.MAX_CALL_FRAMES
+#: Slots are 4 GiB; a region must fit in its slot after SLOT_OFFSET.
+MAX_REGION_SIZE = (1 << ip.REGION_SHIFT) - 2 * SLOT_OFFSET
 
 
-@dataclass(frozen=True)
+@dataclass
 class Region:
-    """One region of the address space as a user sees it."""
+    """One region of the address space; ``size`` is what the program may touch now."""
 
     name: str
     index: int
     vaddr: int
     size: int
+    capacity: int
     writable: bool
     host: int           # offset of its bytes in the host array
 
@@ -47,49 +56,88 @@ def slot_address(index: int) -> int:
 
 
 class AddressSpace:
-    """Regions and their host memory, in the arrays the interpreter reads.
+    """Regions and their host memory, in the arrays the interpreter reads."""
 
-    Built once per shape of input (sizes of memory and packet) and reused
-    across runs: a run copies its input in and resets the table.
-    """
-
-    def __init__(self, sizes: list[tuple[str, int, bool]]) -> None:
-        """``sizes``: (name, size, writable) per region, after the stack."""
-        specs = [("stack", STACK_SIZE, True)] + list(sizes)
+    def __init__(self) -> None:
         self.regions: list[Region] = []
-        host = 0
-        for i, (name, size, writable) in enumerate(specs, start=1):
-            self.regions.append(Region(name, i, slot_address(i), size, writable, host))
-            host += size
-        self.mem = np.zeros(max(host, 8), dtype=np.uint8)
-        self.table = np.zeros((len(specs) + 1, ip.RG_COLS), dtype=np.uint64)
-        for r in self.regions:
-            self.table[r.index] = (r.vaddr, r.size, r.host,
-                                   int(ip.PERM_R) | (int(ip.PERM_W) if r.writable else 0), 0, 0)
-        self.by_name = {r.name: r for r in self.regions}
-        self.names = [r.name for r in self.regions]
+        self.by_name: dict[str, Region] = {}
+        self.names: list[str] = []
+        self.mem = np.zeros(8, dtype=np.uint8)
+        self.table = np.zeros((1, ip.RG_COLS), dtype=np.uint64)
         self._view = memoryview(self.mem)
-        stack = self.by_name["stack"]
-        self.stack_top = stack.end
-        self.stack_host_frame0 = stack.host + STACK_SIZE - oc.STACK_FRAME_SIZE
 
+    # -- building ------------------------------------------------------------
+    def add(self, name: str, size: int, writable: bool = True,
+            data: bytes | None = None) -> Region:
+        """A new region of ``size`` zero bytes (or ``data``) at the next free slot."""
+        if name in self.by_name:
+            raise XsimError(f"region {name!r} exists already")
+        if not 0 <= size <= MAX_REGION_SIZE:
+            raise XsimError(f"region {name!r}: size {size} does not fit a 4 GiB slot")
+        index = len(self.regions) + 1
+        host = sum(r.capacity for r in self.regions)
+        region = Region(name, index, slot_address(index), size, size, writable, host)
+        self.regions.append(region)
+        self.by_name[name] = region
+        self.names.append(name)
+        row = np.array([[region.vaddr, size, host,
+                         int(ip.PERM_R) | (int(ip.PERM_W) if writable else 0), 0, 0]],
+                       dtype=np.uint64)
+        self.table = np.concatenate([self.table, row])
+        self._relayout({})
+        if data is not None:
+            self.fill(name, data)
+        return region
+
+    def _relayout(self, grow: dict[str, int]) -> None:
+        """Copy every region into a new host array, with new capacities where asked."""
+        total = sum(max(r.capacity, grow.get(r.name, 0)) for r in self.regions)
+        new = np.zeros(max(total, 8), dtype=np.uint8)
+        host = 0
+        for r in self.regions:
+            keep = min(r.capacity, len(self.mem) - r.host) if r.host < len(self.mem) else 0
+            new[host:host + keep] = self.mem[r.host:r.host + keep]
+            r.capacity = max(r.capacity, grow.get(r.name, 0))
+            r.host = host
+            self.table[r.index, ip.RG_HOST] = host
+            host += r.capacity
+        self.mem = new
+        self._view = memoryview(new)
+
+    # -- run inputs ------------------------------------------------------------
+    def fill(self, name: str, data: bytes | bytearray | memoryview | np.ndarray) -> Region:
+        """Make region ``name`` exactly ``len(data)`` bytes long, holding ``data``."""
+        r = self.by_name[name]
+        n = len(data) if not isinstance(data, np.ndarray) else data.nbytes
+        if n > r.capacity:
+            if n > MAX_REGION_SIZE:
+                raise XsimError(f"region {name!r}: {n} bytes do not fit a 4 GiB slot")
+            self._relayout({name: n})
+        if n != r.size:
+            r.size = n
+            self.table[r.index, ip.RG_SIZE] = n
+        if n:
+            self._view[r.host:r.host + n] = memoryview(data).cast("B")
+        return r
+
+    def bytes_of(self, name: str) -> bytes:
+        r = self.by_name[name]
+        return self._view[r.host:r.host + r.size].tobytes()
+
+    def view(self, name: str) -> np.ndarray:
+        """The region's bytes as a numpy view (valid until the next resize)."""
+        r = self.by_name[name]
+        return self.mem[r.host:r.host + r.size]
+
+    # -- accesses made on the program's behalf ----------------------------------
     def region_at(self, address: int) -> Region | None:
         index = address >> ip.REGION_SHIFT
         if 1 <= index <= len(self.regions):
             return self.regions[index - 1]
         return None
 
-    def bytes_of(self, name: str) -> bytes:
-        r = self.by_name[name]
-        return self._view[r.host:r.host + r.size].tobytes()
-
-    def load_input(self, name: str, data: bytes | bytearray | memoryview | np.ndarray) -> None:
-        r = self.by_name[name]
-        if r.size:
-            self._view[r.host:r.host + r.size] = memoryview(data).cast("B")
-
     def _check(self, address: int, size: int, write: bool, pc: int) -> int:
-        """Host offset of an access made on the program's behalf (by a helper)."""
+        """Host offset of an access made by a helper; the same rules as the program's."""
         region = self.region_at(address)
         access = "write" if write else "read"
         if region is None:
@@ -104,11 +152,11 @@ class AddressSpace:
 
     def read(self, address: int, size: int, pc: int = -1) -> bytes:
         h = self._check(address, size, False, pc)
-        return self.mem[h:h + size].tobytes()
+        return self._view[h:h + size].tobytes()
 
     def write(self, address: int, data: bytes, pc: int = -1) -> None:
         h = self._check(address, len(data), True, pc)
-        self.mem[h:h + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        self._view[h:h + len(data)] = data
 
     def explain_fault(self, pc: int, address: int, size: int, kind: int) -> MemoryAccessError:
         """The typed error for a fault the interpreter reported."""
@@ -116,13 +164,21 @@ class AddressSpace:
         region = self.region_at(address)
         if region is None:
             return MemoryAccessError(pc, address, size, access, None)
-        if region.name == "stack":
-            row = self.table[region.index]
-            lo = int(row[ip.RG_VBASE])
-            if address < lo and address >= region.vaddr:
-                return MemoryAccessError(pc, address, size, access, "stack",
-                                         "below the current frame [r10-512, r10)")
+        row = self.table[region.index]
+        lo, length = int(row[ip.RG_VBASE]), int(row[ip.RG_SIZE])
+        if region.name == "stack" and region.vaddr <= address < lo:
+            return MemoryAccessError(pc, address, size, access, "stack",
+                                     "below the current frame [r10-512, r10)")
         if kind != ip.ACCESS_READ and not region.writable:
             return MemoryAccessError(pc, address, size, access, region.name, "read-only")
         return MemoryAccessError(pc, address, size, access, region.name,
-                                 f"out of bounds of [{region.vaddr:#x}, {region.end:#x})")
+                                 f"out of bounds of [{lo:#x}, {lo + length:#x})")
+
+
+def run_space() -> AddressSpace:
+    """An address space with the regions every run uses: stack, memory, packet."""
+    space = AddressSpace()
+    space.add("stack", STACK_SIZE)
+    space.add("memory", 0)
+    space.add("packet", 0)
+    return space

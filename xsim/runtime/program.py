@@ -20,7 +20,7 @@ from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, Insn, decode
 from ..isa.opcodes import Kind
 from .helpers import HelperCall, HelperRegistry
-from .memory import AddressSpace
+from .memory import AddressSpace, run_space
 from .result import RunResult
 
 DEFAULT_BUDGET = 100_000_000
@@ -39,40 +39,30 @@ class RunOptions:
     tier: str = "interp"
 
 
-class _Vm:
-    """Arrays for one shape of input, reused across runs of one Program."""
-
-    def __init__(self, prog: Program, mem_size: int, packet_size: int | None) -> None:
-        regions = [("memory", mem_size, True)]
-        if packet_size is not None:
-            regions.append(("packet", packet_size, True))
-        self.space = AddressSpace(regions)
-        self.st = np.zeros(ip.STATE_WORDS + prog.n_slots, dtype=np.uint64)
-        self.st[ip.C_BASE:] = prog._consts
-        mem_region = self.space.by_name["memory"]
-        self.st[ip.S_INIT_R1] = mem_region.vaddr
-        self.st[ip.S_INIT_R2] = mem_size
-        self.st[ip.S_STACK_TOP] = self.space.stack_top
-        self.st[ip.S_STACK_HOST] = self.space.stack_host_frame0
-        self.st[ip.S_STACK_REGION] = self.space.by_name["stack"].index
-        if packet_size is not None:
-            self.st[ip.S_PKT_REGION] = self.space.by_name["packet"].index
-        self.counts = np.zeros(prog.n_slots, dtype=np.uint64)
-
-
 class Program:
     """An eBPF program: checked at construction, runnable many times."""
 
     def __init__(self, insns: list[Insn], n_slots: int, *, name: str = "prog",
-                 helpers: HelperRegistry | None = None) -> None:
+                 helpers: HelperRegistry | None = None, space: AddressSpace | None = None) -> None:
+        """``space``: the address space to run in (an object's, with its maps); by
+        default the program gets one of its own with the stack, memory and packet."""
         self.insns = insns
         self.n_slots = n_slots
         self.name = name
         self.helpers = helpers if helpers is not None else HelperRegistry()
+        self.space = space if space is not None else run_space()
         ip.ensure_compiled()
-        self._code, self._consts = ip.lower(insns, n_slots)
+        self._code, consts = ip.lower(insns, n_slots)
         self._by_pc = {i.pc: i for i in insns}
-        self._vms: dict[tuple[int, int | None], _Vm] = {}
+        self._st = np.zeros(ip.STATE_WORDS + n_slots, dtype=np.uint64)
+        self._st[ip.C_BASE:] = consts
+        self._counts = np.zeros(n_slots, dtype=np.uint64)
+        regions = self.space.by_name
+        self._memory, self._packet, self._stack = regions["memory"], regions["packet"], regions["stack"]
+        self._st[ip.S_INIT_R1] = self._memory.vaddr
+        self._st[ip.S_STACK_TOP] = self._stack.end
+        self._st[ip.S_STACK_REGION] = self._stack.index
+        self._setup: tuple[int, int, bool] | None = None
 
     @classmethod
     def from_bytes(cls, code: bytes, *, name: str = "prog",
@@ -84,13 +74,6 @@ class Program:
     @property
     def code(self) -> bytes:
         return b"".join(i.encode() for i in self.insns)
-
-    def _vm(self, mem_size: int, packet_size: int | None) -> _Vm:
-        key = (mem_size, packet_size)
-        vm = self._vms.get(key)
-        if vm is None:
-            vm = self._vms[key] = _Vm(self, mem_size, packet_size)
-        return vm
 
     def run(self, memory: bytes | bytearray | memoryview = b"", *, packet: bytes | None = None,
             repeat: int = 1, tier: str = "interp", budget: int = DEFAULT_BUDGET,
@@ -105,26 +88,32 @@ class Program:
                             f"{', '.join(TIERS)}")
         if repeat < 1 or budget < 1:
             raise XsimError(f"repeat and budget must be at least 1 (got {repeat}, {budget})")
-        vm = self._vm(len(memory), None if packet is None else len(packet))
-        space, st = vm.space, vm.st
-        space.load_input("memory", memory)
-        if packet is not None:
-            space.load_input("packet", packet)
+        space, st = self.space, self._st
+        space.fill("memory", memory)
+        if packet is not None or self._packet.size:
+            space.fill("packet", b"" if packet is None else packet)
+        setup = (self._memory.size, self._stack.host, packet is not None)
+        if setup != self._setup:   # the words below change only with the input's shape
+            self._setup = setup
+            st[ip.S_INIT_R2] = self._memory.size
+            st[ip.S_STACK_HOST] = self._stack.host + self._stack.capacity - oc.STACK_FRAME_SIZE
+            st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
         if histogram:
-            vm.counts[:] = 0
+            self._counts[:] = 0
         helper_calls: dict[int, int] = {}
         error: XsimError | None = None
-        code, mem, table, counts = self._code, space.mem, space.table, vm.counts
+        code, mem, table, counts = self._code, space.mem, space.table, self._counts
         t0 = time.perf_counter_ns()
         status = run_core(code, st, mem, table, counts, True, repeat, budget, histogram)
         while status == ip.HELPER:
-            error = self._call_helper(vm, helper_calls)
+            error = self._call_helper(helper_calls)
             if error is not None:
                 break
+            mem, table = space.mem, space.table     # a helper may have grown a region
             status = run_core(code, st, mem, table, counts, False, 0, 0, False)
         elapsed = time.perf_counter_ns() - t0
         if error is None and status != ip.DONE:
-            error = self._explain(vm, status)
+            error = self._explain(status)
         words = st[:ip.R_BASE + 1].tolist()
         runs = words[ip.S_RUNS_DONE]
         insns = words[ip.S_INSNS]
@@ -133,22 +122,22 @@ class Program:
             r0=words[ip.R_BASE], insns=insns, duration_ns=elapsed / (runs or 1), runs=runs,
             insns_total=words[ip.S_TOTAL] + (0 if status == ip.DONE else insns),
             error=error, helper_calls=helper_calls,
-            region_accesses=dict(zip(space.names, map(tuple, accesses))),
+            region_names=space.names, region_counts=accesses,
             memory=space.bytes_of("memory"),
             packet=space.bytes_of("packet") if packet is not None else None)
         if histogram:
-            result.histogram = self._histogram(vm.counts)
+            result.histogram = self._histogram(self._counts)
         return result
 
-    def _call_helper(self, vm: _Vm, calls: dict[int, int]) -> XsimError | None:
-        st = vm.st
+    def _call_helper(self, calls: dict[int, int]) -> XsimError | None:
+        st = self._st
         pc, helper_id = int(st[ip.S_PC]), int(st[ip.S_HELPER])
         helper = self.helpers.get(helper_id)
         if helper is None:
             return HelperError(pc, helper_id, "no such helper is registered")
         calls[helper_id] = calls.get(helper_id, 0) + 1
         args = tuple(int(v) for v in st[ip.R_BASE + 1:ip.R_BASE + 6])
-        call = HelperCall(args, pc, vm.space)  # type: ignore[arg-type]
+        call = HelperCall(args, pc, self.space)  # type: ignore[arg-type]
         try:
             r0 = helper.fn(call)
         except XsimError as exc:
@@ -163,11 +152,11 @@ class Program:
             st[ip.S_STOP] = 1
         return None
 
-    def _explain(self, vm: _Vm, status: int) -> XsimError:
-        st = vm.st
+    def _explain(self, status: int) -> XsimError:
+        st = self._st
         pc = int(st[ip.S_PC])
         if status == ip.FAULT:
-            return vm.space.explain_fault(pc, int(st[ip.S_FAULT_ADDR]), int(st[ip.S_FAULT_SIZE]),
+            return self.space.explain_fault(pc, int(st[ip.S_FAULT_ADDR]), int(st[ip.S_FAULT_SIZE]),
                                           int(st[ip.S_FAULT_KIND]))
         if status == ip.BUDGET:
             return BudgetExceeded(pc, int(st[ip.S_INSNS]), int(st[ip.S_BUDGET]))

@@ -22,13 +22,19 @@ class RunResult:
     insns_total: int = 0
     error: XsimError | None = None
     helper_calls: dict[int, int] = field(default_factory=dict)
-    #: region name -> (loads, stores); an atomic counts as both
-    region_accesses: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: region names and their [loads, stores] counts, in region order (see region_accesses)
+    region_names: list[str] = field(default_factory=list, repr=False)
+    region_counts: list[list[int]] = field(default_factory=list, repr=False)
     #: instruction class name -> instructions executed (with ``histogram=True``)
     histogram: dict[str, int] | None = None
     #: the input memory and packet after the run(s)
     memory: bytes = b""
     packet: bytes | None = None
+
+    @property
+    def region_accesses(self) -> dict[str, tuple[int, int]]:
+        """Region name -> (loads, stores) made by the program; an atomic counts as both."""
+        return {n: (c[0], c[1]) for n, c in zip(self.region_names, self.region_counts)}
 
     @property
     def ok(self) -> bool:
