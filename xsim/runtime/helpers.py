@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from .env import RunEnv
     from .memory import AddressSpace
 
 U64_MASK = (1 << 64) - 1
@@ -20,12 +21,14 @@ U64_MASK = (1 << 64) - 1
 class HelperCall:
     """What a helper sees of the program that called it."""
 
-    __slots__ = ("args", "pc", "space", "stop_value")
+    __slots__ = ("args", "pc", "space", "env", "stop_value")
 
-    def __init__(self, args: tuple[int, int, int, int, int], pc: int, space: AddressSpace) -> None:
+    def __init__(self, args: tuple[int, int, int, int, int], pc: int, space: AddressSpace,
+                 env: RunEnv) -> None:
         self.args = args
         self.pc = pc
         self.space = space
+        self.env = env
         self.stop_value: int | None = None
 
     def read(self, address: int, size: int) -> bytes:
@@ -34,6 +37,10 @@ class HelperCall:
 
     def write(self, address: int, data: bytes) -> None:
         self.space.write(address, data, self.pc)
+
+    def owner(self, address: int) -> object | None:
+        """What owns the region at ``address`` (a map, for a map pointer), or None."""
+        return self.space.owner_at(address)
 
     def stop(self, r0: int) -> None:
         """End the program after this call, with ``r0`` as its return value."""

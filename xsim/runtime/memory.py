@@ -62,13 +62,15 @@ class AddressSpace:
         self.regions: list[Region] = []
         self.by_name: dict[str, Region] = {}
         self.names: list[str] = []
+        #: region index -> the object it belongs to (a map), for helpers given a pointer
+        self.owners: dict[int, object] = {}
         self.mem = np.zeros(8, dtype=np.uint8)
         self.table = np.zeros((1, ip.RG_COLS), dtype=np.uint64)
         self._view = memoryview(self.mem)
 
     # -- building ------------------------------------------------------------
     def add(self, name: str, size: int, writable: bool = True,
-            data: bytes | None = None) -> Region:
+            data: bytes | None = None, owner: object | None = None) -> Region:
         """A new region of ``size`` zero bytes (or ``data``) at the next free slot."""
         if name in self.by_name:
             raise XsimError(f"region {name!r} exists already")
@@ -87,6 +89,8 @@ class AddressSpace:
         self._relayout({})
         if data is not None:
             self.fill(name, data)
+        if owner is not None:
+            self.owners[index] = owner
         return region
 
     def _relayout(self, grow: dict[str, int]) -> None:
@@ -135,6 +139,9 @@ class AddressSpace:
         if 1 <= index <= len(self.regions):
             return self.regions[index - 1]
         return None
+
+    def owner_at(self, address: int) -> object | None:
+        return self.owners.get(address >> ip.REGION_SHIFT)
 
     def _check(self, address: int, size: int, write: bool, pc: int) -> int:
         """Host offset of an access made by a helper; the same rules as the program's."""

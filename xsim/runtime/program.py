@@ -19,6 +19,7 @@ from ..isa import interp as ip
 from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, Insn, decode
 from ..isa.opcodes import Kind
+from .env import RunEnv
 from .helpers import HelperCall, HelperRegistry
 from .memory import AddressSpace, run_space
 from .result import RunResult
@@ -43,7 +44,8 @@ class Program:
     """An eBPF program: checked at construction, runnable many times."""
 
     def __init__(self, insns: list[Insn], n_slots: int, *, name: str = "prog",
-                 helpers: HelperRegistry | None = None, space: AddressSpace | None = None) -> None:
+                 helpers: HelperRegistry | None = None, space: AddressSpace | None = None,
+                 env: RunEnv | None = None) -> None:
         """``space``: the address space to run in (an object's, with its maps); by
         default the program gets one of its own with the stack, memory and packet."""
         self.insns = insns
@@ -51,6 +53,7 @@ class Program:
         self.name = name
         self.helpers = helpers if helpers is not None else HelperRegistry()
         self.space = space if space is not None else run_space()
+        self.env = env if env is not None else RunEnv()
         ip.ensure_compiled()
         self._code, consts = ip.lower(insns, n_slots)
         self._by_pc = {i.pc: i for i in insns}
@@ -137,7 +140,7 @@ class Program:
             return HelperError(pc, helper_id, "no such helper is registered")
         calls[helper_id] = calls.get(helper_id, 0) + 1
         args = tuple(int(v) for v in st[ip.R_BASE + 1:ip.R_BASE + 6])
-        call = HelperCall(args, pc, self.space)  # type: ignore[arg-type]
+        call = HelperCall(args, pc, self.space, self.env)  # type: ignore[arg-type]
         try:
             r0 = helper.fn(call)
         except XsimError as exc:
