@@ -8,9 +8,11 @@ little-endian 64-bit BPF object, raises :class:`~xsim.errors.ElfError`.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError as _PyElfError
@@ -41,26 +43,41 @@ class ProgramCode:
     code: bytes
 
 
-def read_programs(source: str | os.PathLike[str] | bytes) -> list[ProgramCode]:
-    """Every function of every executable PROGBITS section, in section then offset order."""
+def open_elf(source: str | os.PathLike[str] | bytes) -> tuple[ELFFile, str | None]:
+    """A checked little-endian 64-bit BPF ELF file (the whole file is read into memory)."""
     path = None if isinstance(source, (bytes, bytearray)) else os.fspath(source)
     try:
         data = bytes(source) if path is None else open(path, "rb").read()
     except OSError as exc:
         raise ElfError(f"cannot read the file: {exc.strerror or exc}", path) from None
+    with elf_errors(path):
+        elf = ELFFile(io.BytesIO(data))
+        if elf["e_machine"] != "EM_BPF":
+            raise ElfError(f"not a BPF object (machine {elf['e_machine']})", path)
+        if elf.elfclass != 64 or not elf.little_endian:
+            raise ElfError("only little-endian 64-bit BPF objects are supported", path)
+    return elf, path
+
+
+@contextlib.contextmanager
+def elf_errors(path: str | None, section: str | None = None) -> Iterator[None]:
+    """Turn whatever a malformed file makes pyelftools raise into an ElfError."""
     try:
-        return _read(ELFFile(io.BytesIO(data)), path)
+        yield
     except ElfError:
         raise
     except _PARSE_ERRORS as exc:
-        raise ElfError(f"malformed ELF object: {exc}", path) from None
+        raise ElfError(f"malformed ELF object: {exc}", path, section) from None
+
+
+def read_programs(source: str | os.PathLike[str] | bytes) -> list[ProgramCode]:
+    """Every function of every executable PROGBITS section, in section then offset order."""
+    elf, path = open_elf(source)
+    with elf_errors(path):
+        return _read(elf, path)
 
 
 def _read(elf: ELFFile, path: str | None) -> list[ProgramCode]:
-    if elf["e_machine"] != "EM_BPF":
-        raise ElfError(f"not a BPF object (machine {elf['e_machine']})", path)
-    if elf.elfclass != 64 or not elf.little_endian:
-        raise ElfError("only little-endian 64-bit BPF objects are supported", path)
     funcs: dict[int, list[tuple[int, int, str]]] = {}
     for table in elf.iter_sections():
         if not isinstance(table, SymbolTableSection):

@@ -72,6 +72,14 @@ class HelperRegistry:
             return fn
         return deco
 
+    def kernel(self, name: str) -> Callable[[HelperFn], HelperFn]:
+        """Register a kernel helper by its name, with its id from the helper table."""
+        from .helper_table import BY_NAME
+        info = BY_NAME.get(name)
+        if info is None:
+            raise KeyError(f"the kernel has no helper named {name!r}")
+        return self.register(info.id, info.name)
+
     def get(self, helper_id: int) -> Helper | None:
         return self.helpers.get(helper_id)
 
