@@ -57,6 +57,9 @@ RG_COLS = 6
 PERM_R, PERM_W = U64(1), U64(2)
 REGION_SHIFT = 32
 
+# -- how run_core starts: go on after a helper, start runs, start a tail call ---
+RESUME, FRESH, FRESH_KEEP_COUNTS = 0, 1, 2
+
 # -- statuses returned by :func:`run_core` -------------------------------------
 DONE, HELPER, FAULT, BUDGET, DEPTH, UNRESOLVED = range(6)
 # fault kinds (S_FAULT_KIND)
@@ -275,23 +278,26 @@ def _stop(st, pc, icount, depth, status):
 def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
     """Run (or resume) the program until every run is done or Python must act.
 
-    With ``fresh`` set, start ``runs`` runs from pc 0, each allowed ``budget``
-    instructions, counting executions per pc in ``counts`` if ``prof``;
-    otherwise resume where the last call stopped (the other arguments are
-    then ignored).  Returns the status (also in ``st[S_STATUS]``); ``st`` keeps
+    With ``fresh`` (FRESH or FRESH_KEEP_COUNTS), start ``runs`` runs from pc 0,
+    each allowed ``budget`` instructions, counting executions per pc in
+    ``counts`` if ``prof``; FRESH also zeroes the regions' access counters
+    (FRESH_KEEP_COUNTS continues a run in another program: a tail call).  With
+    RESUME, go on where the last call stopped (the other arguments are then
+    ignored).  Returns the status (also in ``st[S_STATUS]``); ``st`` keeps
     pc, instruction count and call depth so a HELPER stop resumes at
     ``st[S_PC]``.
     """
-    if fresh:
+    if fresh != RESUME:
         st[S_RUNS_LEFT] = runs
         st[S_BUDGET] = budget
         st[S_PROF] = prof
         st[S_PC] = st[S_INSNS] = st[S_DEPTH] = st[S_TOTAL] = st[S_RUNS_DONE] = ZERO
         st[S_STOP] = ZERO
         _reset_registers(st, rg)
-        for r in range(rg.shape[0]):
-            rg[r, RG_READS] = ZERO
-            rg[r, RG_WRITES] = ZERO
+        if fresh == FRESH:
+            for r in range(rg.shape[0]):
+                rg[r, RG_READS] = ZERO
+                rg[r, RG_WRITES] = ZERO
     pc = st[S_PC]
     icount = st[S_INSNS]
     depth = st[S_DEPTH]
@@ -635,7 +641,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
 
 
 _CORE_SIGNATURE = (types.uint64[:, ::1], types.uint64[::1], types.uint8[::1], types.uint64[:, ::1],
-                   types.uint64[::1], types.boolean, types.int64, types.int64, types.boolean)
+                   types.uint64[::1], types.int64, types.int64, types.int64, types.boolean)
 
 
 def ensure_compiled() -> None:
@@ -650,4 +656,4 @@ def ensure_compiled() -> None:
     st = np.zeros(STATE_WORDS + 1, dtype=np.uint64)
     rg = np.zeros((1, RG_COLS), dtype=np.uint64)
     run_core(code, st, np.zeros(8, dtype=np.uint8), rg, np.zeros(1, dtype=np.uint64),
-             True, 1, 1, False)
+             FRESH, 1, 1, False)

@@ -16,20 +16,27 @@ if TYPE_CHECKING:
     from .memory import AddressSpace
 
 U64_MASK = (1 << 64) - 1
+#: A helper returns this to leave r0 as it was (a failed tail call does).
+KEEP_R0 = object()
+#: The kernel's MAX_TAIL_CALL_CNT: a run may make at most this many tail calls.
+MAX_TAIL_CALLS = 33
 
 
 class HelperCall:
     """What a helper sees of the program that called it."""
 
-    __slots__ = ("args", "pc", "space", "env", "stop_value")
+    __slots__ = ("args", "pc", "space", "env", "stop_value", "tail_calls", "tail_target")
 
     def __init__(self, args: tuple[int, int, int, int, int], pc: int, space: AddressSpace,
-                 env: RunEnv) -> None:
+                 env: RunEnv, tail_calls: int = 0) -> None:
         self.args = args
         self.pc = pc
         self.space = space
         self.env = env
         self.stop_value: int | None = None
+        #: tail calls this run has made so far, and the one this call asks for
+        self.tail_calls = tail_calls
+        self.tail_target: object | None = None
 
     def read(self, address: int, size: int) -> bytes:
         """Bytes of the program's memory; a bad address raises MemoryAccessError."""
@@ -41,6 +48,10 @@ class HelperCall:
     def owner(self, address: int) -> object | None:
         """What owns the region at ``address`` (a map, for a map pointer), or None."""
         return self.space.owner_at(address)
+
+    def tail_call(self, program: object) -> None:
+        """Go on in ``program`` (an xsim Program sharing this address space) from its pc 0."""
+        self.tail_target = program
 
     def stop(self, r0: int) -> None:
         """End the program after this call, with ``r0`` as its return value."""

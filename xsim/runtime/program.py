@@ -20,11 +20,13 @@ from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, Insn, decode
 from ..isa.opcodes import Kind
 from .env import RunEnv
-from .helpers import HelperCall, HelperRegistry
+from .helper_table import BY_NAME
+from .helpers import KEEP_R0, HelperCall, HelperRegistry
 from .memory import AddressSpace, run_space
 from .result import RunResult
 
 DEFAULT_BUDGET = 100_000_000
+TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
 TIERS = ("interp",)
 _MASK = (1 << 64) - 1
@@ -66,13 +68,17 @@ class Program:
         self._st[ip.S_STACK_TOP] = self._stack.end
         self._st[ip.S_STACK_REGION] = self._stack.index
         self._setup: tuple[int, int, bool] | None = None
+        # tail calls switch programs mid-run, so such programs repeat one run at a time
+        self._tail_calls = any(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER
+                               and i.imm == TAIL_CALL_ID for i in insns)
 
     @classmethod
-    def from_bytes(cls, code: bytes, *, name: str = "prog",
-                   helpers: HelperRegistry | None = None) -> Program:
+    def from_bytes(cls, code: bytes, *, name: str = "prog", helpers: HelperRegistry | None = None,
+                   space: AddressSpace | None = None, env: RunEnv | None = None) -> Program:
         """Decode raw little-endian bytecode; raises DecodeError if it is not a valid program."""
         insns = decode(code)
-        return cls(insns, len(code) // INSN_SIZE, name=name, helpers=helpers)
+        return cls(insns, len(code) // INSN_SIZE, name=name, helpers=helpers, space=space,
+                   env=env)
 
     @property
     def code(self) -> bytes:
@@ -103,57 +109,110 @@ class Program:
             st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
         if histogram:
             self._counts[:] = 0
-        helper_calls: dict[int, int] = {}
-        error: XsimError | None = None
-        code, mem, table, counts = self._code, space.mem, space.table, self._counts
+        calls: dict[int, int] = {}
         t0 = time.perf_counter_ns()
-        status = run_core(code, st, mem, table, counts, True, repeat, budget, histogram)
-        while status == ip.HELPER:
-            error = self._call_helper(helper_calls)
-            if error is not None:
-                break
-            mem, table = space.mem, space.table     # a helper may have grown a region
-            status = run_core(code, st, mem, table, counts, False, 0, 0, False)
+        if self._tail_calls:
+            outcome = self._drive_each(repeat, budget, histogram, calls)
+        else:
+            outcome = self._drive(repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
+        last, status, error, insns, total, runs, used = outcome
         if error is None and status != ip.DONE:
-            error = self._explain(status)
-        words = st[:ip.R_BASE + 1].tolist()
-        runs = words[ip.S_RUNS_DONE]
-        insns = words[ip.S_INSNS]
-        accesses = table[1:, ip.RG_READS:ip.RG_WRITES + 1].tolist()
+            error = last._explain(status)
+        table = space.table
         result = RunResult(
-            r0=words[ip.R_BASE], insns=insns, duration_ns=elapsed / (runs or 1), runs=runs,
-            insns_total=words[ip.S_TOTAL] + (0 if status == ip.DONE else insns),
-            error=error, helper_calls=helper_calls,
-            region_names=space.names, region_counts=accesses,
+            r0=int(last._st[ip.R_BASE]), insns=insns, duration_ns=elapsed / (runs or 1),
+            runs=runs, insns_total=total, error=error, helper_calls=calls,
+            region_names=space.names,
+            region_counts=table[1:, ip.RG_READS:ip.RG_WRITES + 1].tolist(),
             memory=space.bytes_of("memory"),
             packet=space.bytes_of("packet") if packet is not None else None)
         if histogram:
-            result.histogram = self._histogram(self._counts)
+            result.histogram = _histogram(used)
         return result
 
-    def _call_helper(self, calls: dict[int, int]) -> XsimError | None:
+    def _drive(self, repeat: int, budget: int, histogram: bool,
+               calls: dict[int, int]) -> tuple:
+        """All runs inside the compiled loop (no tail calls possible): the fast path."""
+        space, st = self.space, self._st
+        code, counts = self._code, self._counts
+        status = run_core(code, st, space.mem, space.table, counts, ip.FRESH, repeat, budget,
+                          histogram)
+        error = None
+        while status == ip.HELPER:
+            error, _ = self._call_helper(calls, 0)
+            if error is not None:
+                break
+            # a helper may have grown a region: fetch the arrays again
+            status = run_core(code, st, space.mem, space.table, counts, ip.RESUME, 0, 0, False)
+        words = st[:ip.R_BASE].tolist()
+        insns = words[ip.S_INSNS]
+        total = words[ip.S_TOTAL] + (0 if status == ip.DONE else insns)
+        return self, status, error, insns, total, words[ip.S_RUNS_DONE], [self]
+
+    def _drive_each(self, repeat: int, budget: int, histogram: bool,
+                    calls: dict[int, int]) -> tuple:
+        """One run at a time, following tail calls from program to program."""
+        space = self.space
+        used = [self]
+        total = insns = runs = 0
+        cur, status, error = self, ip.DONE, None
+        for run in range(repeat):
+            cur, chain, insns = self, 0, 0
+            status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
+                              ip.FRESH if run == 0 else ip.FRESH_KEEP_COUNTS, 1, budget,
+                              histogram)
+            while status == ip.HELPER:
+                error, target = cur._call_helper(calls, chain)
+                if error is not None:
+                    break
+                if target is None:
+                    status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
+                                      ip.RESUME, 0, 0, False)
+                    continue
+                chain += 1
+                insns += int(cur._st[ip.S_INSNS])
+                cur = target
+                if cur not in used:
+                    used.append(cur)
+                    if histogram:
+                        cur._counts[:] = 0
+                status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
+                                  ip.FRESH_KEEP_COUNTS, 1, max(budget - insns, 1), histogram)
+            insns += int(cur._st[ip.S_INSNS])
+            total += insns
+            if status != ip.DONE or error is not None:
+                break
+            runs += 1
+        return cur, status, error, insns, total, runs, used
+
+    def _call_helper(self, calls: dict[int, int],
+                     chain: int) -> tuple[XsimError | None, Program | None]:
+        """Serve the helper call the loop stopped at; a tail call returns its target."""
         st = self._st
         pc, helper_id = int(st[ip.S_PC]), int(st[ip.S_HELPER])
         helper = self.helpers.get(helper_id)
         if helper is None:
-            return HelperError(pc, helper_id, "no such helper is registered")
+            return HelperError(pc, helper_id, "no such helper is registered"), None
         calls[helper_id] = calls.get(helper_id, 0) + 1
-        args = tuple(int(v) for v in st[ip.R_BASE + 1:ip.R_BASE + 6])
-        call = HelperCall(args, pc, self.space, self.env)  # type: ignore[arg-type]
+        args = tuple(st[ip.R_BASE + 1:ip.R_BASE + 6].tolist())
+        call = HelperCall(args, pc, self.space, self.env, chain)  # type: ignore[arg-type]
         try:
             r0 = helper.fn(call)
         except XsimError as exc:
-            return exc
+            return exc, None
         except Exception as exc:  # a helper's own bug must not look like the program's
             return HelperError(pc, helper_id, f"the helper raised {type(exc).__name__}: {exc}",
-                               helper.name)
-        st[ip.R_BASE] = int(r0) & _MASK
+                               helper.name), None
+        if call.tail_target is not None:
+            return None, call.tail_target
+        if r0 is not KEEP_R0:
+            st[ip.R_BASE] = int(r0) & _MASK
         st[ip.S_PC] = pc + 1
         if call.stop_value is not None:
             st[ip.R_BASE] = call.stop_value
             st[ip.S_STOP] = 1
-        return None
+        return None, None
 
     def _explain(self, status: int) -> XsimError:
         st = self._st
@@ -173,11 +232,15 @@ class Program:
             return UnresolvedReference(pc, f"lddw of {kind} ({insn.imm})")
         return XsimError(f"pc {pc}: interpreter stopped with status {status}")
 
-    def _histogram(self, counts: np.ndarray) -> dict[str, int]:
-        hist: dict[str, int] = {}
-        for insn in self.insns:
-            n = int(counts[insn.pc])
+
+
+def _histogram(programs: list[Program]) -> dict[str, int]:
+    """Instructions executed per class, over every program the run went through."""
+    hist: dict[str, int] = {}
+    for prog in programs:
+        for insn in prog.insns:
+            n = int(prog._counts[insn.pc])
             if n:
                 name = oc.CLASS_NAMES[insn.op.cls]
                 hist[name] = hist.get(name, 0) + n
-        return hist
+    return hist
