@@ -43,6 +43,20 @@ class ElfError(XsimError):
         super().__init__(f"{where}: {reason}")
 
 
+class BtfError(ElfError):
+    """BTF or BTF.ext data that cannot be read or used: the type id or byte offset
+    (when known) and why.  ``section`` is ``.BTF``, ``.BTF.ext`` or ``.maps``."""
+
+    def __init__(self, reason: str, section: str = ".BTF", type_id: int | None = None,
+                 offset: int | None = None, path: str | None = None) -> None:
+        self.type_id, self.offset = type_id, offset
+        detail = f"type id {type_id}: {reason}" if type_id is not None else reason
+        if offset is not None:
+            detail += f" (at byte {offset} of the section)"
+        super().__init__(detail, path, section)
+        self.reason = reason
+
+
 class ProgramNotFound(XsimError):
     """The file has no program by that name, or several and none was chosen."""
 

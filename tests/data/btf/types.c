@@ -30,7 +30,7 @@ typedef int (*handler_t)(int, struct fwd_only *);
 
 struct tagged {
 	int plain;
-	int *__attribute__((btf_type_tag("user"))) uptr;
+	int __attribute__((btf_type_tag("user"))) *uptr;
 	int marked __attribute__((btf_decl_tag("note")));
 };
 
