@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from .cc import add_cc_arguments
 from .errors import AsmError, DecodeError, ElfError, ProgramNotFound, XsimError
 from .isa.asm import assemble
 from .isa.disasm import disassemble_lines
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default: FILE with .bin)")
     p.add_argument("--syntax", choices=syntaxes, default="auto")
     p.set_defaults(func=_cmd_asm)
+
+    add_cc_arguments(sub.add_parser("cc", help="compile C to a BPF object (ziglang's clang)"))
 
     p = sub.add_parser("disasm", help="disassemble bytecode, assembly or an ELF object")
     p.add_argument("file")

@@ -42,6 +42,7 @@ R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32, R_BPF_64_32 = 1,
 #: struct bpf_map_def of the legacy "maps" section: type, key_size, value_size, max_entries, flags
 _BPF_MAP_DEF = struct.Struct("<IIIII")
 BPF_OBJ_NAME_LEN = 16
+BPF_F_RDONLY_PROG, BPF_F_MMAPABLE = 1 << 7, 1 << 10
 
 _SECTION_TYPES = tomllib.loads(
     (Path(__file__).with_name("section_types.toml")).read_text())["rows"]
@@ -183,8 +184,11 @@ def _maps(obj: _Obj) -> list[MapSpec]:
         data = bytes(size) if sec["sh_type"] == "SHT_NOBITS" else sec.data()
         name = data_map_name(obj.path, sec_name)
         obj.data_maps[i] = name
-        maps.append(MapSpec(name, MapType.ARRAY, 4, size, 1, data=data, section=sec_name,
-                            readonly=sec_name.startswith(".rodata")))
+        readonly = sec_name.startswith(".rodata")
+        # libbpf's flags for global data: mmapable, and read-only for programs if .rodata
+        flags = BPF_F_MMAPABLE | (BPF_F_RDONLY_PROG if readonly else 0)
+        maps.append(MapSpec(name, MapType.ARRAY, 4, size, 1, flags, data=data, section=sec_name,
+                            readonly=readonly))
     names = [m.name for m in maps]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
