@@ -60,7 +60,7 @@ def test_budget_from_the_command_line(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("content, suffix, code, message", [
-    (None, ".bin", EXIT_BAD_INPUT, "cannot read"),
+    (None, ".bin", EXIT_BAD_INPUT, "cannot open"),
     (b"\xff" * 8 + bytes.fromhex("9500000000000000"), ".bin", EXIT_CANNOT_LOAD, "unknown opcode"),
     (b"\x7fELF" + b"\x00" * 20, ".o", EXIT_CANNOT_LOAD, "ELF"),
     ("frobnicate %r0\n", ".s", EXIT_BAD_INPUT, "line 1"),

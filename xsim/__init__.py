@@ -9,9 +9,11 @@ from .errors import (AsmError, BudgetExceeded, CallDepthExceeded, DecodeError, E
 from .isa.asm import assemble
 from .isa.disasm import disassemble
 from .runtime import Helper, HelperCall, HelperRegistry, Program, RunResult
+from .runtime.env import RunEnv
+from .runtime.object import Object, load
 
 __all__ = [
-    "Program", "RunResult", "assemble", "disassemble", "Helper", "HelperCall", "HelperRegistry",
+    "Program", "RunResult", "load", "Object", "RunEnv", "assemble", "disassemble", "Helper", "HelperCall", "HelperRegistry",
     "XsimError", "DecodeError", "AsmError", "RunError", "MemoryAccessError", "BudgetExceeded",
     "CallDepthExceeded", "HelperError", "UnresolvedReference", "ElfError", "ProgramNotFound",
 ]

@@ -2,8 +2,9 @@
 
 Exit codes: 0 the command did its job (for ``run``: the program ran to its
 exit); 1 the program stopped with an error (fault, budget, helper); 2 bad
-input (file, arguments); 3 the program or object cannot be loaded (decode or
-ELF error); 4 no such program in the object.
+input (file, arguments, --maps-in); 3 the program or object cannot be loaded
+(decode or ELF error); 4 no such program in the object; 5 the run refused its
+input as the kernel's test run refuses it.
 """
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from .errors import AsmError, DecodeError, ElfError, ProgramNotFound, XsimError
 from .isa.asm import assemble
 from .isa.disasm import disassemble_lines
 from .runtime import DEFAULT_BUDGET, Program
+from .runtime.env import RunEnv
+from .runtime.object import load
+from .runtime.testrun import TestRunRefused, apply_maps_in, report, test_run
 from .runtime.source import ELF_MAGIC, elf_programs, read_code
 
-EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_BAD_INPUT, EXIT_CANNOT_LOAD, EXIT_NO_PROGRAM = range(5)
+EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_BAD_INPUT, EXIT_CANNOT_LOAD, EXIT_NO_PROGRAM, EXIT_REFUSED = range(6)
 
 
 def _cmd_asm(args: argparse.Namespace) -> int:
@@ -48,7 +52,12 @@ def _cmd_disasm(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    source = read_code(args.file, prog=args.prog)
+    path = Path(args.file)
+    if path.read_bytes()[:4] == ELF_MAGIC:
+        return _run_object(args, path)
+    if args.maps_in or args.data_in or args.ctx_in:
+        raise XsimError("--maps-in, --data-in and --ctx-in need an ELF object")
+    source = read_code(path, prog=args.prog)
     memory = Path(args.mem).read_bytes() if args.mem else b""
     packet = Path(args.packet).read_bytes() if args.packet else None
     prog = Program.from_bytes(source.code, name=source.name)
@@ -59,6 +68,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print(res.summary())
     return EXIT_OK if res.ok else EXIT_PROGRAM_ERROR
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+def _run_object(args: argparse.Namespace, path: Path) -> int:
+    if args.tier != "interp":
+        raise XsimError(f"tier {args.tier!r} is not available; this build has: interp")
+    obj = load(path, env=RunEnv(ncpus=args.cpus, cpu=args.cpu))
+    prog = _pick(obj, args.prog)
+    if args.maps_in:
+        try:
+            entries = json.loads(Path(args.maps_in).read_text())
+        except json.JSONDecodeError as exc:
+            raise XsimError(f"{args.maps_in}: not JSON: {exc}") from None
+        apply_maps_in(obj, entries)
+    try:
+        out = test_run(prog, data_in=_read(args.data_in), ctx_in=_read(args.ctx_in),
+                       memory=_read(args.mem), repeat=args.repeat, budget=args.budget)
+    except TestRunRefused as exc:
+        if args.json:
+            print(json.dumps({"program": prog.name, "error": str(exc),
+                              "errno": exc.errno_name}))
+        print(f"xsim: the test run refuses this input: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    if args.data_out and out.data_out is not None:
+        Path(args.data_out).write_bytes(out.data_out)
+    if args.ctx_out and out.ctx_out is not None:
+        Path(args.ctx_out).write_bytes(out.ctx_out)
+    if args.json:
+        print(json.dumps(report(obj, prog, out)))
+    else:
+        for line in out.printk:
+            print(f"printk: {line}")
+        print(out.result.summary())
+    return EXIT_OK if out.result.ok else EXIT_PROGRAM_ERROR
+
+
+def _pick(obj, name: str | None):
+    if name is not None:
+        return obj.program(name)
+    if len(obj.programs) == 1:
+        return next(iter(obj.programs.values()))
+    raise ProgramNotFound(f"{obj.path} has {len(obj.programs)} programs: choose one with "
+                          "--prog", list(obj.programs))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instructions allowed per run")
     p.add_argument("--tier", default="interp", help="execution tier (interp)")
     p.add_argument("--histogram", action="store_true", help="count instructions per class")
+    p.add_argument("--data-in", help="packet data (BPF_PROG_TEST_RUN data_in)")
+    p.add_argument("--data-out", help="write the data after the run here")
+    p.add_argument("--ctx-in", help="the context (ctx_in); for syscall programs, its memory")
+    p.add_argument("--ctx-out", help="write the context after the run here")
+    p.add_argument("--maps-in", help="JSON list of map entries to apply before the run")
+    p.add_argument("--cpus", type=int, default=1, help="CPUs the per-CPU maps hold values for")
+    p.add_argument("--cpu", type=int, default=0, help="the CPU the program runs on")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_run)
     return ap
@@ -111,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head & co
         sys.stderr.close()
         return EXIT_OK
-    except (XsimError, OSError) as exc:
+    except OSError as exc:
+        print(f"xsim: cannot open {exc.filename or 'a file'}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except XsimError as exc:
         print(f"xsim: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -1,0 +1,187 @@
+"""A loaded object: an ObjectSpec made real, with its maps and programs in one address space.
+
+``xsim.load(path)`` reads the ELF (``xsim.elf.load_spec``), creates every map
+in a shared address space, resolves each program's map, global-data and
+function references to real addresses, and gives each program the object's
+helpers (map helpers, the kernel's general helpers, tail calls).
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping
+
+from ..elf.kinds import MapType
+from ..elf.loader import load_spec
+from ..elf.spec import ObjectSpec, ProgramSpec
+from ..errors import ProgramNotFound, XsimError
+from ..isa import opcodes as oc
+from ..isa.insn import INSN_SIZE, decode
+from .env import RunEnv
+from .helpers import KEEP_R0, MAX_TAIL_CALLS, HelperCall, HelperRegistry
+from .kernel_helpers import register_kernel_helpers
+from .maps import Map, create_map
+from .maps.helpers import register_map_helpers
+from .memory import run_space
+from .program import Program
+from .result import RunResult
+
+_LDDW = struct.Struct("<BBhi")
+#: bpftool/libbpf let a global-data map be named by its section alone
+_DATA_ALIASES = (".data", ".bss", ".rodata", ".kconfig")
+
+
+class ObjectProgram:
+    """One program of a loaded object: its spec, and the Program that runs it."""
+
+    def __init__(self, spec: ProgramSpec, program: Program) -> None:
+        self.spec = spec
+        self.program = program
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def section(self) -> str:
+        return self.spec.section
+
+    @property
+    def prog_type(self) -> str:
+        """The kernel's name of the program type: ``xdp``, ``sched_cls``, ``syscall``..."""
+        return self.spec.prog_type.kernel_name
+
+    def run(self, memory: bytes | bytearray | memoryview = b"", **kw) -> RunResult:
+        return self.program.run(memory, **kw)
+
+    def __repr__(self) -> str:
+        return f"<program {self.name} section={self.section} type={self.prog_type}>"
+
+
+class MapTable(Mapping[str, Map]):
+    """The object's maps by name; global-data maps also answer to their section name."""
+
+    def __init__(self, maps: dict[str, Map], aliases: dict[str, str]) -> None:
+        self._maps, self._aliases = maps, aliases
+
+    def __getitem__(self, name: str) -> Map:
+        if name in self._maps:
+            return self._maps[name]
+        if name in self._aliases:
+            return self._maps[self._aliases[name]]
+        raise KeyError(f"no map {name!r} (maps: {', '.join(self._maps) or 'none'})")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._maps)
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+
+class Object:
+    """Maps and programs of one ELF object, ready to run."""
+
+    def __init__(self, spec: ObjectSpec, *, env: RunEnv | None = None) -> None:
+        self.spec = spec
+        self.env = env if env is not None else RunEnv()
+        self.space = run_space()
+        self.helpers = HelperRegistry()
+        register_map_helpers(self.helpers)
+        register_kernel_helpers(self.helpers)
+        self.helpers.kernel("tail_call")(self._tail_call)
+        maps: dict[str, Map] = {}
+        aliases: dict[str, str] = {}
+        for m in spec.maps:
+            maps[m.name] = create_map(m, self.space, self.env.ncpus)
+            if m.data is not None and m.section in _DATA_ALIASES:
+                aliases[m.section] = m.name
+        self.maps = MapTable(maps, aliases)
+        self.programs: dict[str, ObjectProgram] = {}
+        for p in spec.programs:
+            code = self._resolve(p)
+            insns = decode(code)
+            prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
+                           space=self.space, env=self.env)
+            self.programs[p.name] = ObjectProgram(p, prog)
+        self._by_program = {op.program: op for op in self.programs.values()}
+        for m in spec.maps:
+            for slot, target in m.init:
+                self._initialise_slot(maps[m.name], slot, target)
+
+    @property
+    def path(self) -> str:
+        return self.spec.path
+
+    @property
+    def license(self) -> str:
+        return self.spec.license
+
+    def program(self, name: str) -> ObjectProgram:
+        """A program by function name, or by section name when only one program has it."""
+        if name in self.programs:
+            return self.programs[name]
+        by_section = [p for p in self.programs.values() if p.section == name]
+        if len(by_section) == 1:
+            return by_section[0]
+        raise ProgramNotFound(f"{self.path} has no program {name!r}", list(self.programs))
+
+    # -- instantiation ------------------------------------------------------------------
+    def _resolve(self, p: ProgramSpec) -> bytes:
+        """The program's code with map and global-data references turned into addresses."""
+        code = bytearray(p.code)
+        for r in p.relocs:
+            if r.kind == "map":
+                address = self.maps[r.target].address
+            elif r.kind == "map_value":
+                address = self.maps[r.target].value_address(0) + r.offset
+            else:
+                raise XsimError(f"{self.path}: program {p.name}: extern {r.target!r} "
+                                "(.kconfig/.ksyms) is not supported yet")
+            _set_lddw(code, r.slot, address)
+        return bytes(code)
+
+    def _initialise_slot(self, m: Map, slot: int, target: str) -> None:
+        key = slot.to_bytes(4, "little")
+        if m.type in (MapType.PROG_ARRAY,):
+            if target not in self.programs:
+                raise XsimError(f"{self.path}: map {m.name}: slot {slot} names {target!r}, "
+                                "which is no program of this object")
+            m.update(key, target)
+        else:
+            m.update(key, self.maps[target])
+
+    def _tail_call(self, call: HelperCall) -> object:
+        """bpf_tail_call(ctx, prog_array, index): on success the run goes on in that program.
+
+        On failure (not a prog array, index out of range, empty slot, the 33-call
+        limit) the kernel's interpreter goes on after the call with r0 unchanged.
+        """
+        prog_array = call.owner(call.args[1])
+        if not isinstance(prog_array, Map) or prog_array.type is not MapType.PROG_ARRAY:
+            raise XsimError(f"pc {call.pc}: bpf_tail_call: r2 is not a prog_array map")
+        index = call.args[2] & 0xFFFFFFFF
+        if index >= prog_array.max_entries or call.tail_calls >= MAX_TAIL_CALLS:
+            return KEEP_R0
+        name = prog_array.get(index)
+        if name is None:
+            return KEEP_R0
+        call.tail_call(self.programs[name].program)
+        return 0
+
+
+def _set_lddw(code: bytearray, slot: int, value: int) -> None:
+    opcode, regs, off, _ = _LDDW.unpack_from(code, slot * INSN_SIZE)
+    if opcode != oc.OPCODE_LDDW:
+        raise XsimError(f"relocation at slot {slot} is not on an lddw")
+    lo, hi = value & 0xFFFFFFFF, value >> 32
+    _LDDW.pack_into(code, slot * INSN_SIZE, opcode, regs & 0x0F, off,
+                    lo - (1 << 32) if lo >> 31 else lo)
+    _LDDW.pack_into(code, (slot + 1) * INSN_SIZE, 0, 0, 0, hi - (1 << 32) if hi >> 31 else hi)
+
+
+def load(path: str | os.PathLike[str], *, env: RunEnv | None = None,
+         ncpus: int | None = None, cpu: int | None = None) -> Object:
+    """Load an ELF object: ``obj.programs[name].run(...)``, ``obj.maps[name]``."""
+    if env is None:
+        env = RunEnv(ncpus=ncpus or 1, cpu=cpu or 0)
+    return Object(load_spec(path), env=env)
