@@ -45,6 +45,7 @@ S_FAULT_ADDR, S_FAULT_SIZE, S_FAULT_KIND, S_HELPER = 4, 5, 6, 7
 S_RUNS_LEFT, S_BUDGET, S_TOTAL, S_PROF = 8, 9, 10, 11
 S_PKT_REGION, S_STACK_REGION, S_STOP, S_RUNS_DONE = 12, 13, 14, 15
 S_INIT_R1, S_INIT_R2, S_STACK_TOP, S_STACK_HOST = 16, 17, 18, 19
+S_BASE_DEPTH = 20      # an exit at this call depth ends the run (a callback's is > 0)
 R_BASE = 24            # r0..r10 (and 5 spare slots)
 F_BASE = 40            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
@@ -104,6 +105,25 @@ assert LDIND4 == LDABS1 + 5
 FILLER = U64(len(oc.EXEC_NAMES))
 
 
+#: LD_IMM64's src for "address of a subprogram" (BPF_PSEUDO_FUNC)
+LDDW_FUNC = next(k for k, (name, _) in oc.LDDW_KINDS.items() if name == "func")
+#: Function pointers live outside every region (so dereferencing one faults): this
+#: base plus 8 times the subprogram's first slot.
+FUNC_PTR_BASE = 0xFFFF_FFF0_0000_0000
+
+
+def function_pointer(slot: int) -> int:
+    return FUNC_PTR_BASE + slot * 8
+
+
+def function_slot(pointer: int, n_slots: int) -> int | None:
+    """The slot a function pointer names, or None if it is not one."""
+    off = pointer - FUNC_PTR_BASE
+    if 0 <= off < n_slots * 8 and off % 8 == 0:
+        return off // 8
+    return None
+
+
 def lower(insns: list[Insn], n_slots: int) -> tuple[np.ndarray, np.ndarray]:
     """Decoded instructions -> (code array, constant slots) for :func:`run_core`."""
     code = np.zeros((n_slots, 4), dtype=np.uint64)
@@ -114,9 +134,13 @@ def lower(insns: list[Insn], n_slots: int) -> tuple[np.ndarray, np.ndarray]:
         op, pc = i.op, i.pc
         slot = C_BASE + pc
         a, b, c = R_BASE + i.dst, R_BASE + i.src, 0
+        exec_id = oc.EXEC_ID[op.exec]
         if op.kind is Kind.LDDW:
             consts[pc] = i.value
             b = slot
+            if op.disc_value == LDDW_FUNC:   # a subprogram's address: resolvable right here
+                consts[pc] = function_pointer(i.target)
+                exec_id = LDDW
         elif op.kind in (Kind.ALU, Kind.JCOND, Kind.ST) and op.imm is Field.VALUE:
             consts[pc] = i.imm & mask        # sign-extended, as RFC 9669 says for imm
             b = slot
@@ -128,7 +152,7 @@ def lower(insns: list[Insn], n_slots: int) -> tuple[np.ndarray, np.ndarray]:
             c = i.imm & 0xFFFFFFFF
         elif i.target is not None:
             c = i.target
-        code[pc] = (oc.EXEC_ID[op.exec], a, b, c & mask)
+        code[pc] = (exec_id, a, b, c & mask)
     return code, consts
 
 
@@ -292,6 +316,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         st[S_BUDGET] = budget
         st[S_PROF] = prof
         st[S_PC] = st[S_INSNS] = st[S_DEPTH] = st[S_TOTAL] = st[S_RUNS_DONE] = ZERO
+        st[S_BASE_DEPTH] = ZERO
         st[S_STOP] = ZERO
         _reset_registers(st, rg)
         if fresh == FRESH:
@@ -301,6 +326,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
     pc = st[S_PC]
     icount = st[S_INSNS]
     depth = st[S_DEPTH]
+    base_depth = st[S_BASE_DEPTH]
     budget = st[S_BUDGET]
     profile = st[S_PROF] != ZERO
     srid = st[S_STACK_REGION]
@@ -550,7 +576,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                 rg[srid, RG_HOST] -= frame
                 pc = c
             elif e == EXIT:
-                if depth == ZERO:
+                if depth == base_depth:
                     break
                 depth -= ONE
                 f = U64(F_BASE) + depth * U64(F_SIZE)

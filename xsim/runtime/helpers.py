@@ -25,10 +25,13 @@ MAX_TAIL_CALLS = 33
 class HelperCall:
     """What a helper sees of the program that called it."""
 
-    __slots__ = ("args", "pc", "space", "env", "stop_value", "tail_calls", "tail_target")
+    __slots__ = ("args", "pc", "space", "env", "stop_value", "tail_calls", "tail_target",
+                 "_invoke")
 
     def __init__(self, args: tuple[int, int, int, int, int], pc: int, space: AddressSpace,
-                 env: RunEnv, tail_calls: int = 0) -> None:
+                 env: RunEnv, tail_calls: int = 0,
+                 invoke: Callable[..., int] | None = None) -> None:
+        self._invoke = invoke
         self.args = args
         self.pc = pc
         self.space = space
@@ -48,6 +51,12 @@ class HelperCall:
     def owner(self, address: int) -> object | None:
         """What owns the region at ``address`` (a map, for a map pointer), or None."""
         return self.space.owner_at(address)
+
+    def call_function(self, pointer: int, *args: int) -> int:
+        """Call the program's subprogram at ``pointer`` (a callback) with r1.. = args; its r0."""
+        if self._invoke is None:
+            raise RuntimeError("this helper call cannot run callbacks")
+        return self._invoke(pointer, *args)
 
     def tail_call(self, program: object) -> None:
         """Go on in ``program`` (an xsim Program sharing this address space) from its pc 0."""

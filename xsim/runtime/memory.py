@@ -101,9 +101,11 @@ class AddressSpace:
         for r in self.regions:
             keep = min(r.capacity, len(self.mem) - r.host) if r.host < len(self.mem) else 0
             new[host:host + keep] = self.mem[r.host:r.host + keep]
+            # the table's row may point inside the region (the stack's, mid-run): keep that
+            inside = int(self.table[r.index, ip.RG_HOST]) - r.host if keep else 0
             r.capacity = max(r.capacity, grow.get(r.name, 0))
             r.host = host
-            self.table[r.index, ip.RG_HOST] = host
+            self.table[r.index, ip.RG_HOST] = host + inside
             host += r.capacity
         self.mem = new
         self._view = memoryview(new)

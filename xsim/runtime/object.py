@@ -17,6 +17,7 @@ from ..elf.spec import ObjectSpec, ProgramSpec
 from ..errors import ProgramNotFound, XsimError
 from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, decode
+from .callback_helpers import register_callback_helpers
 from .env import RunEnv
 from .helpers import KEEP_R0, MAX_TAIL_CALLS, HelperCall, HelperRegistry
 from .kernel_helpers import register_kernel_helpers
@@ -88,6 +89,7 @@ class Object:
         self.helpers = HelperRegistry()
         register_map_helpers(self.helpers)
         register_kernel_helpers(self.helpers)
+        register_callback_helpers(self.helpers)
         self.helpers.kernel("tail_call")(self._tail_call)
         maps: dict[str, Map] = {}
         aliases: dict[str, str] = {}

@@ -196,7 +196,8 @@ class Program:
             return HelperError(pc, helper_id, "no such helper is registered"), None
         calls[helper_id] = calls.get(helper_id, 0) + 1
         args = tuple(st[ip.R_BASE + 1:ip.R_BASE + 6].tolist())
-        call = HelperCall(args, pc, self.space, self.env, chain)  # type: ignore[arg-type]
+        call = HelperCall(args, pc, self.space, self.env, chain,  # type: ignore[arg-type]
+                          lambda ptr, *a: self._invoke(ptr, a, calls, pc, helper_id))
         try:
             r0 = helper.fn(call)
         except XsimError as exc:
@@ -213,6 +214,47 @@ class Program:
             st[ip.R_BASE] = call.stop_value
             st[ip.S_STOP] = 1
         return None, None
+
+    def _invoke(self, pointer: int, args: tuple[int, ...], calls: dict[int, int], pc: int,
+                helper_id: int) -> int:
+        """Run the subprogram at ``pointer`` as a callback of a helper (bpf_loop & co): a
+        new frame below the caller's, its exit returning here with r0."""
+        slot = ip.function_slot(pointer, self.n_slots)
+        if slot is None:
+            raise HelperError(pc, helper_id, f"callback {pointer:#x} is no function of this "
+                              "program")
+        st, table, stack = self._st, self.space.table, self._stack.index
+        depth = int(st[ip.S_DEPTH])
+        if depth + 1 >= oc.MAX_CALL_FRAMES:
+            raise CallDepthExceeded(pc, oc.MAX_CALL_FRAMES)
+        saved = st[:ip.C_BASE].copy()
+        saved_row = table[stack, :ip.RG_PERM].copy()
+        frame = oc.STACK_FRAME_SIZE
+        for i, value in enumerate(args):
+            st[ip.R_BASE + 1 + i] = value & _MASK
+        st[ip.R_BASE + 10] -= frame
+        st[ip.S_PC], st[ip.S_DEPTH], st[ip.S_BASE_DEPTH] = slot, depth + 1, depth + 1
+        st[ip.S_RUNS_LEFT], st[ip.S_STOP] = 1, 0
+        table[stack, ip.RG_VBASE] -= frame
+        table[stack, ip.RG_SIZE] += frame
+        table[stack, ip.RG_HOST] -= frame
+        status = run_core(self._code, st, self.space.mem, self.space.table, self._counts,
+                          ip.RESUME, 0, 0, False)
+        while status == ip.HELPER:
+            error, target = self._call_helper(calls, 0)
+            if error is not None:
+                raise error
+            if target is not None:
+                raise HelperError(pc, helper_id, "a callback may not tail call")
+            status = run_core(self._code, st, self.space.mem, self.space.table, self._counts,
+                              ip.RESUME, 0, 0, False)
+        if status != ip.DONE:
+            raise self._explain(status)
+        r0, insns = int(st[ip.R_BASE]), int(st[ip.S_INSNS])
+        st[:ip.C_BASE] = saved
+        st[ip.S_INSNS] = insns          # the callback's instructions count against the budget
+        self.space.table[stack, :ip.RG_PERM] = saved_row
+        return r0
 
     def _explain(self, status: int) -> XsimError:
         st = self._st
