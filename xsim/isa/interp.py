@@ -46,6 +46,7 @@ S_RUNS_LEFT, S_BUDGET, S_TOTAL, S_PROF = 8, 9, 10, 11
 S_PKT_REGION, S_STACK_REGION, S_STOP, S_RUNS_DONE = 12, 13, 14, 15
 S_INIT_R1, S_INIT_R2, S_STACK_TOP, S_STACK_HOST = 16, 17, 18, 19
 S_BASE_DEPTH = 20      # an exit at this call depth ends the run (a callback's is > 0)
+S_CPU, S_FAST_LOOKUPS = 21, 22   # the CPU per-CPU arrays answer for; lookups served here
 R_BASE = 24            # r0..r10 (and 5 spare slots)
 F_BASE = 40            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
@@ -54,7 +55,12 @@ STATE_WORDS = C_BASE   # plus one constant slot per instruction slot
 
 # -- region table columns ------------------------------------------------------
 RG_VBASE, RG_SIZE, RG_HOST, RG_PERM, RG_READS, RG_WRITES = range(6)
-RG_COLS = 6
+# An array map's region also describes the map, so that bpf_map_lookup_elem on it runs
+# here, without going back to Python: value stride, entries, per-CPU value size (or 0).
+RG_ARRAY_STRIDE, RG_ARRAY_ENTRIES, RG_ARRAY_PERCPU = 6, 7, 8
+RG_COLS = 9
+#: The helper the loop serves itself for array maps (the kernel inlines it too).
+MAP_LOOKUP_ELEM = 1
 PERM_R, PERM_W = U64(1), U64(2)
 REGION_SHIFT = 32
 
@@ -320,6 +326,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         st[S_STOP] = ZERO
         _reset_registers(st, rg)
         if fresh == FRESH:
+            st[S_FAST_LOOKUPS] = ZERO
             for r in range(rg.shape[0]):
                 rg[r, RG_READS] = ZERO
                 rg[r, RG_WRITES] = ZERO
@@ -590,6 +597,23 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                 rg[srid, RG_SIZE] -= frame
                 rg[srid, RG_HOST] += frame
             elif e == CALL_HELPER:
+                if c == U64(MAP_LOOKUP_ELEM):
+                    mp = st[R_BASE + 1]
+                    rid = mp >> U64(REGION_SHIFT)
+                    if rid < U64(rg.shape[0]) and rg[rid, RG_ARRAY_STRIDE] != ZERO \
+                            and mp == rg[rid, RG_VBASE]:
+                        h = _translate(rg, st[R_BASE + 2], U64(4), PERM_R)
+                        if h == BAD:
+                            return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], 4,
+                                          ACCESS_READ)
+                        index = load32(mem, h)
+                        if index < rg[rid, RG_ARRAY_ENTRIES]:
+                            st[R_BASE] = (mp + index * rg[rid, RG_ARRAY_STRIDE]
+                                          + st[S_CPU] * rg[rid, RG_ARRAY_PERCPU])
+                        else:
+                            st[R_BASE] = ZERO
+                        st[S_FAST_LOOKUPS] += ONE
+                        continue
                 st[S_HELPER] = c
                 return _stop(st, pc - ONE, icount, depth, HELPER)
             elif e == CALLX:

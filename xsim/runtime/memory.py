@@ -82,9 +82,9 @@ class AddressSpace:
         self.regions.append(region)
         self.by_name[name] = region
         self.names.append(name)
-        row = np.array([[region.vaddr, size, host,
-                         int(ip.PERM_R) | (int(ip.PERM_W) if writable else 0), 0, 0]],
-                       dtype=np.uint64)
+        row = np.zeros((1, ip.RG_COLS), dtype=np.uint64)
+        row[0, :ip.RG_READS] = (region.vaddr, size, host,
+                                int(ip.PERM_R) | (int(ip.PERM_W) if writable else 0))
         self.table = np.concatenate([self.table, row])
         self._relayout({})
         if data is not None:
@@ -141,6 +141,12 @@ class AddressSpace:
         if 1 <= index <= len(self.regions):
             return self.regions[index - 1]
         return None
+
+    def describe_array(self, region: Region, stride: int, entries: int, percpu_elem: int) -> None:
+        """Let the interpreter serve bpf_map_lookup_elem on this region's array map itself:
+        value ``i`` of CPU ``c`` is at ``vaddr + i * stride + c * percpu_elem``."""
+        self.table[region.index, ip.RG_ARRAY_STRIDE:ip.RG_ARRAY_PERCPU + 1] = (
+            stride, entries, percpu_elem)
 
     def owner_at(self, address: int) -> object | None:
         return self.owners.get(address >> ip.REGION_SHIFT)

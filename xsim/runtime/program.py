@@ -67,7 +67,7 @@ class Program:
         self._st[ip.S_INIT_R1] = self._memory.vaddr
         self._st[ip.S_STACK_TOP] = self._stack.end
         self._st[ip.S_STACK_REGION] = self._stack.index
-        self._setup: tuple[int, int, bool] | None = None
+        self._setup: tuple[int, int, bool, int] | None = None
         # tail calls switch programs mid-run, so such programs repeat one run at a time
         self._tail_calls = any(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER
                                and i.imm == TAIL_CALL_ID for i in insns)
@@ -101,9 +101,10 @@ class Program:
         space.fill("memory", memory)
         if packet is not None or self._packet.size:
             space.fill("packet", b"" if packet is None else packet)
-        setup = (self._memory.size, self._stack.host, packet is not None)
+        setup = (self._memory.size, self._stack.host, packet is not None, self.env.cpu)
         if setup != self._setup:   # the words below change only with the input's shape
             self._setup = setup
+            st[ip.S_CPU] = self.env.cpu
             st[ip.S_INIT_R2] = self._memory.size
             st[ip.S_STACK_HOST] = self._stack.host + self._stack.capacity - oc.STACK_FRAME_SIZE
             st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
@@ -117,6 +118,9 @@ class Program:
             outcome = self._drive(repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
         last, status, error, insns, total, runs, used = outcome
+        fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
+        if fast:
+            calls[ip.MAP_LOOKUP_ELEM] = calls.get(ip.MAP_LOOKUP_ELEM, 0) + fast
         if error is None and status != ip.DONE:
             error = last._explain(status)
         table = space.table
@@ -175,6 +179,7 @@ class Program:
                 cur = target
                 if cur not in used:
                     used.append(cur)
+                    cur._st[ip.S_FAST_LOOKUPS] = 0
                     if histogram:
                         cur._counts[:] = 0
                 status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
@@ -250,9 +255,10 @@ class Program:
                               ip.RESUME, 0, 0, False)
         if status != ip.DONE:
             raise self._explain(status)
-        r0, insns = int(st[ip.R_BASE]), int(st[ip.S_INSNS])
+        r0, insns, fast = int(st[ip.R_BASE]), int(st[ip.S_INSNS]), int(st[ip.S_FAST_LOOKUPS])
         st[:ip.C_BASE] = saved
         st[ip.S_INSNS] = insns          # the callback's instructions count against the budget
+        st[ip.S_FAST_LOOKUPS] = fast
         self.space.table[stack, :ip.RG_PERM] = saved_row
         return r0
 

@@ -46,6 +46,9 @@ class ArrayMap(SlotValues, Map):
     def _allocate(self) -> None:
         writable = not (self.flags & BPF_F_RDONLY_PROG or self.spec.readonly)
         self._init_slots(self.max_entries, self.value_size, writable)
+        # lookups from the program are served inside the compiled loop
+        self.space.describe_array(self.region, self.stride, self.max_entries,
+                                  self.elem if self.percpu else 0)
         if self.spec.data is not None:
             self._mem_write(0, bytes(self.spec.data[:self.value_size]))
 
