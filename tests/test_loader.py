@@ -137,3 +137,37 @@ def test_truncated_object() -> None:
     data = (DATA / "multi.o").read_bytes()
     with pytest.raises(ElfError):
         load_spec(data[: len(data) // 2], name="half.o")
+
+
+def test_kconfig_externs_get_defaults_or_the_users_values() -> None:
+    import xsim
+    spec = load_spec(DATA / "externs.o")
+    (kconfig,) = [m for m in spec.maps if m.section == ".kconfig"]
+    assert kconfig.name == "externs.kconfig" and kconfig.readonly
+    assert [e[:4] for e in kconfig.externs] == [
+        ("LINUX_KERNEL_VERSION", 0, 4, "uint"), ("CONFIG_HZ", 4, 4, "int"),
+        ("CONFIG_BPF_SYSCALL", 8, 1, "bool"), ("CONFIG_LOCALVERSION", 16, 16, "char[]")]
+    obj = xsim.load(DATA / "externs.o")
+    # LINUX_KERNEL_VERSION + CONFIG_HZ + CONFIG_BPF_SYSCALL + CONFIG_LOCALVERSION[0]
+    assert obj.programs["p"].run().r0 == ((6 << 16) + (18 << 8)) + 250 + 1 + 0
+    env = xsim.RunEnv(kconfig={"CONFIG_HZ": 1000, "CONFIG_LOCALVERSION": "A",
+                               "LINUX_KERNEL_VERSION": 5, "CONFIG_BPF_SYSCALL": "n"})
+    obj = xsim.load(DATA / "externs.o", env=env)
+    assert obj.programs["p"].run().r0 == 5 + 1000 + 0 + ord("A")
+    assert obj.maps[".kconfig"].lookup(bytes(4))[4:8] == (1000).to_bytes(4, "little")
+
+
+def test_a_strong_kconfig_extern_without_a_value_is_an_error() -> None:
+    import xsim
+    spec = load_spec(DATA / "externs.o")
+    from xsim.runtime.object import Object
+    with pytest.raises(xsim.XsimError, match="CONFIG_BPF_SYSCALL __kconfig has no value"):
+        Object(spec, env=xsim.RunEnv(kconfig={"CONFIG_BPF_SYSCALL": None}))
+
+
+def test_ksym_is_an_unresolved_reference_when_executed() -> None:
+    import xsim
+    obj = xsim.load(DATA / "externs.o")
+    res = obj.programs["q"].run()
+    assert isinstance(res.error, xsim.UnresolvedReference)
+    assert "kernel symbol 'bpf_prog_active' (__ksym)" in str(res.error)

@@ -117,7 +117,8 @@ class HelperError(RunError):
 class UnresolvedReference(RunError):
     """An LD_IMM64 or call that names a map, variable, function or kfunc no loader resolved."""
 
-    def __init__(self, pc: int, what: str) -> None:
+    def __init__(self, pc: int, what: str,
+                 hint: str = "load the program from its ELF object so the loader can fill "
+                             "it in") -> None:
         self.what = what
-        super().__init__(f"pc {pc}: {what} was never resolved: load the program from "
-                         "its ELF object so the loader can fill it in", pc)
+        super().__init__(f"pc {pc}: {what} was never resolved: {hint}", pc)

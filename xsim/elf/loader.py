@@ -99,6 +99,9 @@ class _Obj:
     code: dict[int, bytes] = field(default_factory=dict)
     relocs: dict[int, dict[int, tuple[int, _Sym]]] = field(default_factory=dict)  # sec -> off -> (type, sym)
     data_maps: dict[int, str] = field(default_factory=dict)     # section index -> map name
+    kconfig: dict[str, int] = field(default_factory=dict)       # extern -> offset in .kconfig
+    kconfig_map: str = ""
+    btf: object = None
     map_syms: dict[tuple[int, int], str] = field(default_factory=dict)  # (sec, value) -> map name
 
     def error(self, reason: str, section: int | str | None = None) -> ElfError:
@@ -189,11 +192,62 @@ def _maps(obj: _Obj) -> list[MapSpec]:
         flags = BPF_F_MMAPABLE | (BPF_F_RDONLY_PROG if readonly else 0)
         maps.append(MapSpec(name, MapType.ARRAY, 4, size, 1, flags, data=data, section=sec_name,
                             readonly=readonly))
+    kconfig = _kconfig_map(obj)
+    if kconfig is not None:
+        maps.append(kconfig)
     names = [m.name for m in maps]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise obj.error(f"two maps are named {sorted(dup)[0]!r}")
     return maps
+
+
+def _btf(obj: _Obj):
+    """The object's BTF, parsed once (None without a .BTF section)."""
+    if obj.btf is None:
+        from . import btf as btf_mod
+        sec = obj.elf.get_section_by_name(".BTF")
+        obj.btf = False if sec is None else btf_mod.parse_btf(sec.data())
+    return obj.btf or None
+
+
+def _kconfig_map(obj: _Obj) -> MapSpec | None:
+    """The .kconfig map libbpf makes for ``extern ... __kconfig`` variables: their
+    layout here, their values when the object is instantiated."""
+    from . import btf as btf_mod
+
+    btf = _btf(obj)
+    if btf is None:
+        return None
+    secs = btf.find(".kconfig", btf_mod.Kind.DATASEC)
+    if not secs:
+        return None
+    weak = {s.name for s in obj.syms if s.bind == "STB_WEAK" and s.shndx == "SHN_UNDEF"}
+    externs, offset = [], 0
+    for var in secs[0].vars:
+        name = btf.types[var.type].name
+        t = btf.resolve(btf.types[var.type].type)
+        size = btf.size_of(var.type)
+        if t.kind is btf_mod.Kind.INT and t.encoding & btf_mod.IntEncoding.BOOL:
+            kind = "bool"
+        elif t.kind is btf_mod.Kind.ENUM:
+            kind = "tristate"
+        elif t.kind is btf_mod.Kind.INT:
+            kind = "int" if t.encoding & btf_mod.IntEncoding.SIGNED else "uint"
+        elif t.kind is btf_mod.Kind.ARRAY:
+            kind = "char[]"
+        else:
+            raise obj.error(f"extern {name!r} __kconfig has a type xsim cannot fill "
+                            f"({btf.format(var.type)})", ".kconfig")
+        align = min(size, 8) if size & (size - 1) == 0 else 1
+        offset = (offset + align - 1) // align * align
+        externs.append((name, offset, size, kind, name in weak))
+        obj.kconfig[name] = offset
+        offset += size
+    obj.kconfig_map = data_map_name(obj.path, ".kconfig")
+    return MapSpec(obj.kconfig_map, MapType.ARRAY, 4, max(offset, 1), 1,
+                   BPF_F_MMAPABLE | BPF_F_RDONLY_PROG, section=".kconfig", readonly=True,
+                   externs=tuple(externs))
 
 
 def _legacy_maps(obj: _Obj, index: int) -> list[MapSpec]:
@@ -229,10 +283,9 @@ def _map_type(obj: _Obj, value: int, name: str, section: int) -> MapType:
 def _btf_maps(obj: _Obj, index: int) -> list[MapSpec]:
     from . import btf as btf_mod
 
-    btf_sec = obj.elf.get_section_by_name(".BTF")
-    if btf_sec is None:
+    btf = _btf(obj)
+    if btf is None:
         raise obj.error("the .maps section needs BTF, and the object has no .BTF section", index)
-    btf = btf_mod.parse_btf(btf_sec.data())
     defs = btf_mod.map_defs_from_btf(btf)
     # where each map definition lies in .maps: its ELF symbol (BTF leaves offsets to the loader)
     syms = {s.name: s for s in obj.syms if s.shndx == index and s.name}
@@ -369,7 +422,10 @@ def _reloc(obj: _Obj, func: _Func, off: int, rtype: int, sym: _Sym, imm: int, op
     if sym.shndx == "SHN_UNDEF":
         if not sym.name:
             raise obj.error(f"{where}: against a symbol with no name", func.section)
-        relocs.append(Reloc(slot, "extern", sym.name))
+        if sym.name in obj.kconfig:
+            relocs.append(Reloc(slot, "map_value", obj.kconfig_map, obj.kconfig[sym.name] + imm))
+        else:
+            relocs.append(Reloc(slot, "extern", sym.name))
         return None
     if not isinstance(sym.shndx, int):
         raise obj.error(f"{where}: symbol {sym.name!r} is in section {sym.shndx}", func.section)

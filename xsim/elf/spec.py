@@ -35,6 +35,9 @@ class MapSpec:
     btf_key_type_id: int = 0
     btf_value_type_id: int = 0
     readonly: bool = False                          # .rodata / .kconfig: frozen
+    #: for the .kconfig map: (name, offset, size, kind, weak) of each extern it holds,
+    #: kind being "bool", "tristate", "int", "uint" or "char[]"; values come at load time
+    externs: tuple[tuple[str, int, int, str, bool], ...] = ()
 
 
 @dataclass(frozen=True)

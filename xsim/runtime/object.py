@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 from ..elf.kinds import MapType
 from ..elf.loader import load_spec
-from ..elf.spec import ObjectSpec, ProgramSpec
+from ..elf.spec import MapSpec, ObjectSpec, ProgramSpec
 from ..errors import ProgramNotFound, XsimError
 from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, decode
@@ -28,6 +29,15 @@ from .program import Program
 from .result import RunResult
 
 _LDDW = struct.Struct("<BBhi")
+_LDDW_BTF_ID = next(k for k, (name, _) in oc.LDDW_KINDS.items() if name == "btf_id")
+#: KERNEL_VERSION(6, 18, 0): LINUX_KERNEL_VERSION when RunEnv.kconfig does not set it
+DEFAULT_KERNEL_VERSION = (6 << 16) + (18 << 8)
+#: kconfig values a kernel has whatever its configuration, unless the user says otherwise
+KCONFIG_DEFAULTS: dict[str, int | str | bool] = {
+    "LINUX_KERNEL_VERSION": DEFAULT_KERNEL_VERSION, "CONFIG_HZ": 250,
+    "CONFIG_BPF": True, "CONFIG_BPF_SYSCALL": True, "CONFIG_BPF_JIT": True,
+}
+_TRISTATE = {"n": 0, "y": 1, "m": 2}
 #: bpftool/libbpf let a global-data map be named by its section alone
 _DATA_ALIASES = (".data", ".bss", ".rodata", ".kconfig")
 
@@ -94,16 +104,18 @@ class Object:
         maps: dict[str, Map] = {}
         aliases: dict[str, str] = {}
         for m in spec.maps:
+            if m.externs:
+                m = replace(m, data=kconfig_values(m, self.env.kconfig, spec.path))
             maps[m.name] = create_map(m, self.space, self.env.ncpus)
             if m.data is not None and m.section in _DATA_ALIASES:
                 aliases[m.section] = m.name
         self.maps = MapTable(maps, aliases)
         self.programs: dict[str, ObjectProgram] = {}
         for p in spec.programs:
-            code = self._resolve(p)
+            code, unresolved = self._resolve(p)
             insns = decode(code)
             prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
-                           space=self.space, env=self.env)
+                           space=self.space, env=self.env, unresolved=unresolved)
             self.programs[p.name] = ObjectProgram(p, prog)
         self._by_program = {op.program: op for op in self.programs.values()}
         for m in spec.maps:
@@ -128,19 +140,21 @@ class Object:
         raise ProgramNotFound(f"{self.path} has no program {name!r}", list(self.programs))
 
     # -- instantiation ------------------------------------------------------------------
-    def _resolve(self, p: ProgramSpec) -> bytes:
-        """The program's code with map and global-data references turned into addresses."""
+    def _resolve(self, p: ProgramSpec) -> tuple[bytes, dict[int, str]]:
+        """The program's code with map and global-data references turned into addresses;
+        and, by slot, the references left unresolved (kernel symbols: ``__ksym``)."""
         code = bytearray(p.code)
+        unresolved: dict[int, str] = {}
         for r in p.relocs:
             if r.kind == "map":
-                address = self.maps[r.target].address
+                _set_lddw(code, r.slot, self.maps[r.target].address)
             elif r.kind == "map_value":
-                address = self.maps[r.target].value_address(0) + r.offset
-            else:
-                raise XsimError(f"{self.path}: program {p.name}: extern {r.target!r} "
-                                "(.kconfig/.ksyms) is not supported yet")
-            _set_lddw(code, r.slot, address)
-        return bytes(code)
+                _set_lddw(code, r.slot, self.maps[r.target].value_address(0) + r.offset)
+            else:   # a kernel symbol xsim has no address for: fails if executed
+                code[r.slot * INSN_SIZE + 1] = (code[r.slot * INSN_SIZE + 1] & 0x0F) | (
+                    _LDDW_BTF_ID << 4)
+                unresolved[r.slot] = f"kernel symbol {r.target!r} (__ksym)"
+        return bytes(code), unresolved
 
     def _initialise_slot(self, m: Map, slot: int, target: str) -> None:
         key = slot.to_bytes(4, "little")
@@ -179,6 +193,37 @@ def _set_lddw(code: bytearray, slot: int, value: int) -> None:
     _LDDW.pack_into(code, slot * INSN_SIZE, opcode, regs & 0x0F, off,
                     lo - (1 << 32) if lo >> 31 else lo)
     _LDDW.pack_into(code, (slot + 1) * INSN_SIZE, 0, 0, 0, hi - (1 << 32) if hi >> 31 else hi)
+
+
+def kconfig_values(m: MapSpec, config: Mapping[str, int | str | bool], path: str) -> bytes:
+    """The .kconfig map's bytes: each extern from ``config``, else xsim's default; a
+    weak extern with neither is 0 (libbpf's rule), a strong one an error."""
+    data = bytearray(m.value_size)
+    for name, offset, size, kind, weak in m.externs:
+        value = config.get(name, KCONFIG_DEFAULTS.get(name))
+        if value is None:
+            if weak:
+                continue
+            raise XsimError(f"{path}: extern {name} __kconfig has no value: give one with "
+                            f"RunEnv(kconfig={{{name!r}: ...}})")
+        if kind in ("bool", "tristate"):
+            if isinstance(value, str):
+                if value.lower() not in _TRISTATE:
+                    raise XsimError(f"{path}: {name} must be y, n or m, not {value!r}")
+                value = _TRISTATE[value.lower()]
+            raw = int(value).to_bytes(size, "little")
+        elif kind == "char[]":
+            text = str(value).encode()
+            if len(text) >= size:
+                raise XsimError(f"{path}: {name} holds {size - 1} characters, not {len(text)}")
+            raw = text.ljust(size, b"\0")
+        else:
+            try:
+                raw = int(value).to_bytes(size, "little", signed=kind == "int")
+            except (OverflowError, ValueError, TypeError):
+                raise XsimError(f"{path}: {name} = {value!r} does not fit {size} bytes") from None
+        data[offset:offset + size] = raw
+    return bytes(data)
 
 
 def load(path: str | os.PathLike[str], *, env: RunEnv | None = None,

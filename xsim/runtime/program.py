@@ -47,7 +47,7 @@ class Program:
 
     def __init__(self, insns: list[Insn], n_slots: int, *, name: str = "prog",
                  helpers: HelperRegistry | None = None, space: AddressSpace | None = None,
-                 env: RunEnv | None = None) -> None:
+                 env: RunEnv | None = None, unresolved: dict[int, str] | None = None) -> None:
         """``space``: the address space to run in (an object's, with its maps); by
         default the program gets one of its own with the stack, memory and packet."""
         self.insns = insns
@@ -56,6 +56,8 @@ class Program:
         self.helpers = helpers if helpers is not None else HelperRegistry()
         self.space = space if space is not None else run_space()
         self.env = env if env is not None else RunEnv()
+        #: slot -> what the reference there names, for the error if it is executed
+        self.unresolved = unresolved or {}
         ip.ensure_compiled()
         self._code, consts = ip.lower(insns, n_slots)
         self._by_pc = {i.pc: i for i in insns}
@@ -273,6 +275,9 @@ class Program:
         if status == ip.DEPTH:
             return CallDepthExceeded(pc, oc.MAX_CALL_FRAMES)
         insn = self._by_pc.get(pc)
+        if pc in self.unresolved:
+            return UnresolvedReference(pc, self.unresolved[pc],
+                                       "xsim models no kernel memory to point it at")
         if insn is not None and insn.op.kind is Kind.CALL:
             return UnresolvedReference(pc, f"kfunc call (BTF id {insn.imm})")
         if insn is not None and insn.op.kind is Kind.LDDW:
