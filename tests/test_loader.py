@@ -171,3 +171,25 @@ def test_ksym_is_an_unresolved_reference_when_executed() -> None:
     res = obj.programs["q"].run()
     assert isinstance(res.error, xsim.UnresolvedReference)
     assert "kernel symbol 'bpf_prog_active' (__ksym)" in str(res.error)
+
+
+def test_line_info_names_the_source_of_a_fault() -> None:
+    import xsim
+    obj = xsim.load(Path(__file__).resolve().parents[1] / "examples" / "counter.o")
+    res = obj.programs["count"].run(b"\x01\x00")          # a context too short to read
+    assert isinstance(res.error, xsim.MemoryAccessError)
+    assert res.error.source == ("./examples/counter.c:37: __u32 amount = ev->amount > "
+                                "max_amount ? max_amount : ev->amount;")
+    assert "  at ./examples/counter.c:37" in res.summary()
+
+
+def test_core_relocations_are_named_and_refused() -> None:
+    import xsim
+    spec = load_spec(Path(__file__).parent / "data" / "btf" / "core.o")
+    (prog,) = spec.programs
+    assert prog.core_relos == ((0, "struct s.b (FIELD_BYTE_OFFSET)"),
+                               (1, "struct outer.inner[1].a (FIELD_BYTE_OFFSET)"))
+    obj = xsim.load(Path(__file__).parent / "data" / "btf" / "core.o")
+    with pytest.raises(xsim.XsimError, match=r"CO-RE relocations \(the first, at slot 0: "
+                                             r"struct s\.b"):
+        obj.programs[prog.name].run(bytes(64))

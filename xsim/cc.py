@@ -68,7 +68,10 @@ def compiler_command(src: str | os.PathLike[str], out: str | os.PathLike[str], *
     else:
         cc = [_find_clang(clang), "-target", "bpf"]
     incs = [arg for d in [*include_dirs, INCLUDE_DIR] for arg in ("-I", str(d))]
-    return [*cc, "-O2", "-g", *incs, *cflags, "-c", str(src), "-o", str(out)]
+    # source paths in the debug info and BTF line info relative to here: the same
+    # object wherever the tree is checked out
+    here = f"-fdebug-prefix-map={os.getcwd()}=."
+    return [*cc, "-O2", "-g", here, *incs, *cflags, "-c", str(src), "-o", str(out)]
 
 
 def _compile(src: Path, out: Path, cflags: Sequence[str], clang: str | None,

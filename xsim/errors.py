@@ -71,6 +71,8 @@ class RunError(XsimError):
 
     def __init__(self, message: str, pc: int) -> None:
         self.pc = pc
+        #: ``file:line: text`` of the C source of that instruction, when BTF line info has it
+        self.source: str | None = None
         super().__init__(message)
 
 

@@ -102,6 +102,7 @@ class _Obj:
     kconfig: dict[str, int] = field(default_factory=dict)       # extern -> offset in .kconfig
     kconfig_map: str = ""
     btf: object = None
+    _ext: object = None
     map_syms: dict[tuple[int, int], str] = field(default_factory=dict)  # (sec, value) -> map name
 
     def error(self, reason: str, section: int | str | None = None) -> ElfError:
@@ -348,10 +349,67 @@ def _programs(obj: _Obj, map_names: set[str]) -> list[ProgramSpec]:
         for func in funcs:
             if func.bind == "STB_LOCAL":
                 continue          # a static function: a subprogram of its section's programs
-            code, relocs, names = _link(obj, func)
+            code, relocs, names, placed = _link(obj, func)
+            lines, core = _ext_records(obj, placed)
             out.append(ProgramSpec(func.name, section, prog_type, code, tuple(relocs),
-                                   attach_to=attach, func_names=tuple(names)))
+                                   attach_to=attach, func_names=tuple(names), lines=lines,
+                                   core_relos=core))
     return out
+
+
+def _btf_ext(obj: _Obj):
+    """The object's BTF.ext records (None without .BTF.ext), parsed once."""
+    if obj._ext is None:
+        from . import btf as btf_mod
+        sec = obj.elf.get_section_by_name(".BTF.ext")
+        btf = _btf(obj)
+        obj._ext = False if sec is None or btf is None else btf_mod.parse_btf_ext(sec.data(), btf)
+    return obj._ext or None
+
+
+def _ext_records(obj: _Obj, placed: list[tuple[_Func, int]]) -> tuple[tuple, tuple]:
+    """Line info and CO-RE relocations of the linked program, by slot."""
+    ext = _btf_ext(obj)
+    if ext is None:
+        return (), ()
+    lines, core = [], []
+    btf = _btf(obj)
+    for func, base in placed:
+        sec = obj.names[func.section]
+        for li in ext.line_info.get(sec, ()):
+            if func.start <= li.insn_off < func.end:
+                lines.append((base + (li.insn_off - func.start) // INSN, li.file, li.line_num,
+                              li.line))
+        for cr in ext.core_relos.get(sec, ()):
+            if func.start <= cr.insn_off < func.end:
+                core.append((base + (cr.insn_off - func.start) // INSN,
+                             f"{_core_field(btf, cr)} ({cr.kind.name})"))
+    return tuple(sorted(lines)), tuple(sorted(core))
+
+
+def _core_field(btf, relo) -> str:
+    """A CO-RE access string as C: ``struct outer.in.b`` for ``0:1:1`` and so on."""
+    from . import btf as btf_mod
+
+    text = btf.format(relo.type_id)
+    t = btf.resolve(relo.type_id)
+    try:
+        parts = [int(x) for x in relo.access.split(":")]
+    except ValueError:
+        return f"{text} (access {relo.access})"
+    if parts[0]:
+        text += f"[{parts[0]}]"
+    for index in parts[1:]:
+        if t.kind in (btf_mod.Kind.STRUCT, btf_mod.Kind.UNION) and index < len(t.members):
+            member = t.members[index]
+            text += f".{member.name}" if member.name else ""
+            t = btf.resolve(member.type)
+        elif t.kind is btf_mod.Kind.ARRAY:
+            text += f"[{index}]"
+            t = btf.resolve(t.type)
+        else:
+            return f"{btf.format(relo.type_id)} (access {relo.access})"
+    return text
 
 
 def _func_at(obj: _Obj, section: int, offset: int, what: str) -> _Func:
@@ -404,7 +462,7 @@ def _link(obj: _Obj, main: _Func) -> tuple[bytes, list[Reloc], list[tuple[int, s
         target = placed[(callee.section, callee.start)] + inner
         struct.pack_into("<i", code, slot * INSN + 4, target - slot - 1)
     names = [(placed[(f.section, f.start)], f.name) for f in order]
-    return bytes(code), relocs, names
+    return bytes(code), relocs, names, [(f, placed[(f.section, f.start)]) for f in order]
 
 
 def _reloc(obj: _Obj, func: _Func, off: int, rtype: int, sym: _Sym, imm: int, opcode: int,

@@ -62,6 +62,11 @@ class ProgramSpec:
     expected_attach_type: int = 0
     attach_to: str = ""                     # the part after the section prefix, if any
     func_names: tuple[tuple[int, str], ...] = ()   # (slot, function) for each function
+    #: (slot, file, line number, source text) from BTF line info, in slot order
+    lines: tuple[tuple[int, str, int, str], ...] = ()
+    #: CO-RE relocations the program carries, as (slot, "struct s.field" text); xsim
+    #: does not apply them yet, so running such a program is refused at instantiation
+    core_relos: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ class ObjectProgram:
         return self.spec.prog_type.kernel_name
 
     def run(self, memory: bytes | bytearray | memoryview = b"", **kw) -> RunResult:
+        if self.spec.core_relos:
+            slot, field = self.spec.core_relos[0]
+            raise XsimError(f"program {self.name} needs CO-RE relocations (the first, at "
+                            f"slot {slot}: {field}); xsim models no kernel struct layouts "
+                            "to resolve them against yet")
         return self.program.run(memory, **kw)
 
     def __repr__(self) -> str:
@@ -115,7 +120,8 @@ class Object:
             code, unresolved = self._resolve(p)
             insns = decode(code)
             prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
-                           space=self.space, env=self.env, unresolved=unresolved)
+                           space=self.space, env=self.env, unresolved=unresolved,
+                           lines=p.lines)
             self.programs[p.name] = ObjectProgram(p, prog)
         self._by_program = {op.program: op for op in self.programs.values()}
         for m in spec.maps:

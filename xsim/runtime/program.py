@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import (BudgetExceeded, CallDepthExceeded, HelperError, UnresolvedReference,
+from ..errors import (BudgetExceeded, CallDepthExceeded, HelperError, RunError,
+                      UnresolvedReference,
                       XsimError)
 from ..isa import interp as ip
 from ..isa import opcodes as oc
@@ -47,7 +48,8 @@ class Program:
 
     def __init__(self, insns: list[Insn], n_slots: int, *, name: str = "prog",
                  helpers: HelperRegistry | None = None, space: AddressSpace | None = None,
-                 env: RunEnv | None = None, unresolved: dict[int, str] | None = None) -> None:
+                 env: RunEnv | None = None, unresolved: dict[int, str] | None = None,
+                 lines: tuple[tuple[int, str, int, str], ...] = ()) -> None:
         """``space``: the address space to run in (an object's, with its maps); by
         default the program gets one of its own with the stack, memory and packet."""
         self.insns = insns
@@ -58,6 +60,8 @@ class Program:
         self.env = env if env is not None else RunEnv()
         #: slot -> what the reference there names, for the error if it is executed
         self.unresolved = unresolved or {}
+        #: BTF line info: (slot, file, line number, text), in slot order
+        self.lines = lines
         ip.ensure_compiled()
         self._code, consts = ip.lower(insns, n_slots)
         self._by_pc = {i.pc: i for i in insns}
@@ -120,11 +124,13 @@ class Program:
             outcome = self._drive(repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
         last, status, error, insns, total, runs, used = outcome
+        if error is None and status != ip.DONE:
+            error = last._explain(status)
+        if isinstance(error, RunError) and error.pc >= 0:
+            error.source = last.source_at(error.pc)
         fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
         if fast:
             calls[ip.MAP_LOOKUP_ELEM] = calls.get(ip.MAP_LOOKUP_ELEM, 0) + fast
-        if error is None and status != ip.DONE:
-            error = last._explain(status)
         table = space.table
         result = RunResult(
             r0=int(last._st[ip.R_BASE]), insns=insns, duration_ns=elapsed / (runs or 1),
@@ -263,6 +269,15 @@ class Program:
         st[ip.S_FAST_LOOKUPS] = fast
         self.space.table[stack, :ip.RG_PERM] = saved_row
         return r0
+
+    def source_at(self, pc: int) -> str | None:
+        """``file:line: text`` of the source line the instruction at ``pc`` comes from."""
+        best = None
+        for slot, file, num, text in self.lines:
+            if slot > pc:
+                break
+            best = f"{file}:{num}: {text.strip()}"
+        return best
 
     def _explain(self, status: int) -> XsimError:
         st = self._st

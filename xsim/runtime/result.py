@@ -71,6 +71,8 @@ class RunResult:
             lines.append("histogram: " + ", ".join(f"{k} {v}" for k, v in self.histogram.items()))
         if self.error is not None:
             lines.append(f"error: {self.error}")
+            if getattr(self.error, "source", None):
+                lines.append(f"  at {self.error.source}")
         return "\n".join(lines)
 
     def raise_for_error(self) -> "RunResult":
