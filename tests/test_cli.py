@@ -80,3 +80,12 @@ def test_bad_input_exit_codes(tmp_path: Path, capsys, content, suffix, code, mes
 def test_no_such_program(bench_progs, capsys) -> None:
     assert main(["run", str(bench_progs / "alu_loop.bpf.o"), "--prog", "nope"]) == EXIT_NO_PROGRAM
     assert "no program 'nope' (programs: prog)" in capsys.readouterr().err
+
+
+def test_disasm_with_source_lines(capsys) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "counter.o"
+    assert main(["disasm", "--source", str(example)]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "syscall: <count>"
+    assert out[1] == "; ./examples/counter.c:35: int count(struct event *ev)"
+    assert "<add_to>:" in out          # the linked subprogram, after the program

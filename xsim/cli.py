@@ -2,9 +2,10 @@
 
 Exit codes: 0 the command did its job (for ``run``: the program ran to its
 exit); 1 the program stopped with an error (fault, budget, helper); 2 bad
-input (file, arguments, --maps-in); 3 the program or object cannot be loaded
-(decode or ELF error); 4 no such program in the object; 5 the run refused its
-input as the kernel's test run refuses it.
+input (file, arguments, --maps-in; for ``--kernel``: bpf() unavailable); 3 the
+program or object cannot be loaded (decode or ELF error; for ``--kernel``: the
+kernel refuses it, verifier log on stderr); 4 no such program in the object; 5
+the run refused its input as the kernel's test run refuses it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .runtime import DEFAULT_BUDGET, Program
 from .runtime.env import RunEnv
 from .runtime.object import load
 from .runtime.testrun import TestRunRefused, apply_maps_in, report, test_run
+from .elf.loader import load_spec
 from .runtime.source import ELF_MAGIC, elf_programs, read_code
 
 EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_BAD_INPUT, EXIT_CANNOT_LOAD, EXIT_NO_PROGRAM, EXIT_REFUSED = range(6)
@@ -36,6 +38,10 @@ def _cmd_asm(args: argparse.Namespace) -> int:
 
 def _cmd_disasm(args: argparse.Namespace) -> int:
     path = Path(args.file)
+    if path.read_bytes()[:4] == ELF_MAGIC and args.source:
+        return _disasm_linked(args, path)
+    if args.source:
+        raise XsimError("--source needs an ELF object with BTF line info")
     if path.read_bytes()[:4] == ELF_MAGIC:
         progs = [p for p in elf_programs(path) if args.prog in (None, p.function, p.section)]
         if not progs:
@@ -51,10 +57,34 @@ def _cmd_disasm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _disasm_linked(args: argparse.Namespace, path: Path) -> int:
+    """Each program as the loader links it, with its C source lines (llvm-objdump -S)."""
+    spec = load_spec(path)
+    progs = [p for p in spec.programs if args.prog in (None, p.name, p.section)]
+    if not progs:
+        raise ProgramNotFound(f"{path} has no program {args.prog!r}",
+                              [p.name for p in spec.programs])
+    for i, p in enumerate(progs):
+        print(("\n" if i else "") + f"{p.section}: <{p.name}>")
+        starts = {slot: name for slot, name in p.func_names}
+        source = {slot: f"{file}:{num}: {text.strip()}" for slot, file, num, text in p.lines}
+        last = None
+        for pc, text in disassemble_lines(p.code, syntax=args.syntax, symbol=p.name):
+            if pc in starts and pc:
+                print(f"<{starts[pc]}>:")
+            if pc in source and source[pc] != last:
+                print(f"; {source[pc]}")
+                last = source[pc]
+            print(f"{pc:8d}:\t{text}")
+    return EXIT_OK
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if path.read_bytes()[:4] == ELF_MAGIC:
-        return _run_object(args, path)
+        return _run_kernel(args, path) if args.kernel else _run_object(args, path)
+    if args.kernel:
+        raise XsimError("--kernel runs ELF objects only")
     if args.maps_in or args.data_in or args.ctx_in:
         raise XsimError("--maps-in, --data-in and --ctx-in need an ELF object")
     source = read_code(path, prog=args.prog)
@@ -74,26 +104,35 @@ def _read(path: str | None) -> bytes | None:
     return Path(path).read_bytes() if path else None
 
 
+def _maps_in(args: argparse.Namespace) -> object:
+    if not args.maps_in:
+        return None
+    try:
+        return json.loads(Path(args.maps_in).read_text())
+    except json.JSONDecodeError as exc:
+        raise XsimError(f"{args.maps_in}: not JSON: {exc}") from None
+
+
+def _refused(args: argparse.Namespace, name: str | None, exc: TestRunRefused) -> int:
+    if args.json:
+        print(json.dumps({"program": name, "error": str(exc), "errno": exc.errno_name}))
+    print(f"xsim: the test run refuses this input: {exc}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
 def _run_object(args: argparse.Namespace, path: Path) -> int:
     if args.tier != "interp":
         raise XsimError(f"tier {args.tier!r} is not available; this build has: interp")
     obj = load(path, env=RunEnv(ncpus=args.cpus, cpu=args.cpu))
     prog = _pick(obj, args.prog)
-    if args.maps_in:
-        try:
-            entries = json.loads(Path(args.maps_in).read_text())
-        except json.JSONDecodeError as exc:
-            raise XsimError(f"{args.maps_in}: not JSON: {exc}") from None
+    entries = _maps_in(args)
+    if entries is not None:
         apply_maps_in(obj, entries)
     try:
         out = test_run(prog, data_in=_read(args.data_in), ctx_in=_read(args.ctx_in),
                        memory=_read(args.mem), repeat=args.repeat, budget=args.budget)
     except TestRunRefused as exc:
-        if args.json:
-            print(json.dumps({"program": prog.name, "error": str(exc),
-                              "errno": exc.errno_name}))
-        print(f"xsim: the test run refuses this input: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return _refused(args, prog.name, exc)
     if args.data_out and out.data_out is not None:
         Path(args.data_out).write_bytes(out.data_out)
     if args.ctx_out and out.ctx_out is not None:
@@ -105,6 +144,39 @@ def _run_object(args: argparse.Namespace, path: Path) -> int:
             print(f"printk: {line}")
         print(out.result.summary())
     return EXIT_OK if out.result.ok else EXIT_PROGRAM_ERROR
+
+
+def _run_kernel(args: argparse.Namespace, path: Path) -> int:
+    """``xsim run --kernel``: the same run through bpf() in the running kernel."""
+    from .elf.loader import load_spec
+    from .kernel import KernelError, available, kernel_test_run
+    ok, why = available()
+    if not ok:
+        print(f"xsim: --kernel: {why}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.mem:
+        raise XsimError("--mem has no kernel counterpart: use --ctx-in or --data-in")
+    try:
+        data = kernel_test_run(load_spec(path), args.prog, data_in=_read(args.data_in),
+                               ctx_in=_read(args.ctx_in), repeat=args.repeat,
+                               maps_in=_maps_in(args), cpu=args.cpu)
+    except TestRunRefused as exc:
+        return _refused(args, args.prog, exc)
+    except KernelError as exc:
+        if exc.log:
+            print(exc.log.rstrip("\n"), file=sys.stderr)
+        print(f"xsim: the kernel refuses: bpf({exc.command}): {exc.errno_name}"
+              + (f": {exc.detail}" if exc.detail else ""), file=sys.stderr)
+        return EXIT_PROGRAM_ERROR if exc.command == "PROG_TEST_RUN" else EXIT_CANNOT_LOAD
+    for flag, key in ((args.data_out, "data_out"), (args.ctx_out, "ctx_out")):
+        if flag and data[key] is not None:
+            Path(flag).write_bytes(bytes.fromhex(data[key]))
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(f"retval = {data['retval']:#x} ({data['retval']})")
+        print(f"time = {data['duration_ns']} ns per run (kernel)")
+    return EXIT_OK
 
 
 def _pick(obj, name: str | None):
@@ -133,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--syntax", choices=("ubpf", "llvm"), default="llvm")
     p.add_argument("--prog", help="only this program (function or section) of an ELF object")
+    p.add_argument("--source", action="store_true",
+                   help="programs as linked, with their C source lines (BTF line info)")
     p.set_defaults(func=_cmd_disasm)
 
     p = sub.add_parser("run", help="run a program (ELF object, bytecode or .s file)")
@@ -153,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=1, help="CPUs the per-CPU maps hold values for")
     p.add_argument("--cpu", type=int, default=0, help="the CPU the program runs on")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--kernel", action="store_true",
+                   help="run in the running kernel through bpf() (Linux, root or CAP_BPF): "
+                   "the same report; --cpu pins the run, --cpus/--budget/--tier do not apply")
     p.set_defaults(func=_cmd_run)
     return ap
 

@@ -55,12 +55,27 @@ STATE_WORDS = C_BASE   # plus one constant slot per instruction slot
 
 # -- region table columns ------------------------------------------------------
 RG_VBASE, RG_SIZE, RG_HOST, RG_PERM, RG_READS, RG_WRITES = range(6)
-# An array map's region also describes the map, so that bpf_map_lookup_elem on it runs
-# here, without going back to Python: value stride, entries, per-CPU value size (or 0).
+# A map's values region also describes the map (RG_MAP_KIND says which kind), so that
+# bpf_map_lookup_elem on it runs here, without going back to Python.  An array: value
+# stride, entries, per-CPU value size (or 0).
 RG_ARRAY_STRIDE, RG_ARRAY_ENTRIES, RG_ARRAY_PERCPU = 6, 7, 8
-RG_COLS = 9
-#: The helper the loop serves itself for array maps (the kernel inlines it too).
+RG_MAP_KIND = 9             # MAP_KIND_*: which columns below hold the description
+# A hash map's values region describes the map too: value stride, per-CPU value size
+# (or 0), the region index of its key index (an internal region: ``int32 buckets[mask+1]``
+# at 0, ``uint64 hashes[capacity]`` at ``align8(4 * (mask + 1))``, then ``uint8
+# keys[capacity][max(key_size, 1)]``; see memory.hash_index_layout), key size, bucket
+# mask, capacity.  The index's row gives its host offset, so relayouts are followed.
+RG_HASH_STRIDE, RG_HASH_PERCPU, RG_HASH_INDEX = 10, 11, 12
+RG_HASH_KEY_SIZE, RG_HASH_MASK, RG_HASH_CAPACITY = 13, 14, 15
+RG_COLS = 16
+MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH = 0, 1, 2
+#: The helper the loop serves itself for array and hash maps (the kernel inlines the
+#: array one too).
 MAP_LOOKUP_ELEM = 1
+#: 64-bit FNV-1a, as xsim.runtime.maps._table.fnv1a with seed 0
+FNV_OFFSET, FNV_PRIME = U64(0xCBF29CE484222325), U64(0x100000001B3)
+#: an empty bucket of a hash index (int32 -1)
+HASH_EMPTY = M32
 PERM_R, PERM_W = U64(1), U64(2)
 REGION_SHIFT = 32
 
@@ -267,6 +282,48 @@ def _store(mem, h, size, value):
         store32(mem, h, value)
     else:
         store64(mem, h, value)
+
+
+@njit(cache=True)
+def _fnv1a(mem, h, n):
+    """64-bit FNV-1a of ``mem[h:h+n]`` (the caller checked that range)."""
+    x = FNV_OFFSET
+    i = ZERO
+    while i < n:
+        x = (x ^ U64(mem[h + i])) * FNV_PRIME
+        i += ONE
+    return x
+
+
+@njit(cache=True)
+def _hash_slot(mem, rg, rid, kh):
+    """The slot of the key at host index ``kh`` in the hash map described by row
+    ``rid``, or BAD if absent (the probe of SlotTable._probe)."""
+    irid = rg[rid, RG_HASH_INDEX]
+    base = rg[irid, RG_HOST]
+    ksize = rg[rid, RG_HASH_KEY_SIZE]
+    mask = rg[rid, RG_HASH_MASK]
+    cap = rg[rid, RG_HASH_CAPACITY]
+    kw = ksize if ksize > ONE else ONE
+    hashes = base + (((mask + ONE) * U64(4) + U64(7)) & ~U64(7))
+    keys = hashes + cap * U64(8)
+    h = _fnv1a(mem, kh, ksize)
+    i = h & mask
+    probes = ZERO
+    while probes <= mask:       # never more than every bucket (one is always empty)
+        s = load32(mem, base + i * U64(4))
+        if s == HASH_EMPTY or s >= cap:
+            return BAD
+        if load64(mem, hashes + s * U64(8)) == h:
+            k = keys + s * kw
+            j = ZERO
+            while j < ksize and mem[k + j] == mem[kh + j]:
+                j += ONE
+            if j == ksize:
+                return s
+        i = (i + ONE) & mask
+        probes += ONE
+    return BAD
 
 
 @njit(cache=True)
@@ -600,8 +657,10 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                 if c == U64(MAP_LOOKUP_ELEM):
                     mp = st[R_BASE + 1]
                     rid = mp >> U64(REGION_SHIFT)
-                    if rid < U64(rg.shape[0]) and rg[rid, RG_ARRAY_STRIDE] != ZERO \
-                            and mp == rg[rid, RG_VBASE]:
+                    kind = rg[rid, RG_MAP_KIND] if rid < U64(rg.shape[0]) else ZERO
+                    # per-CPU maps on a CPU the map does not have: Python refuses the call
+                    if kind == U64(MAP_KIND_ARRAY) and mp == rg[rid, RG_VBASE] and \
+                            st[S_CPU] * rg[rid, RG_ARRAY_PERCPU] < rg[rid, RG_ARRAY_STRIDE]:
                         h = _translate(rg, st[R_BASE + 2], U64(4), PERM_R)
                         if h == BAD:
                             return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], 4,
@@ -610,6 +669,21 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                         if index < rg[rid, RG_ARRAY_ENTRIES]:
                             st[R_BASE] = (mp + index * rg[rid, RG_ARRAY_STRIDE]
                                           + st[S_CPU] * rg[rid, RG_ARRAY_PERCPU])
+                        else:
+                            st[R_BASE] = ZERO
+                        st[S_FAST_LOOKUPS] += ONE
+                        continue
+                    if kind == U64(MAP_KIND_HASH) and mp == rg[rid, RG_VBASE] and \
+                            st[S_CPU] * rg[rid, RG_HASH_PERCPU] < rg[rid, RG_HASH_STRIDE]:
+                        ksize = rg[rid, RG_HASH_KEY_SIZE]
+                        h = _translate(rg, st[R_BASE + 2], ksize, PERM_R)
+                        if h == BAD:
+                            return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], ksize,
+                                          ACCESS_READ)
+                        slot = _hash_slot(mem, rg, rid, h)
+                        if slot != BAD:
+                            st[R_BASE] = (mp + slot * rg[rid, RG_HASH_STRIDE]
+                                          + st[S_CPU] * rg[rid, RG_HASH_PERCPU])
                         else:
                             st[R_BASE] = ZERO
                         st[S_FAST_LOOKUPS] += ONE

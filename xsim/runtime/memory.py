@@ -12,6 +12,12 @@ their contents across runs, and a run's input regions (``memory``,
 capacity moves the host bytes (never the virtual addresses), so code that
 keeps host memory must ask for ``space.mem`` again after a resize.
 
+Host offsets of regions are 8-byte aligned, so that typed views of a region's
+bytes (``mem[h:h + n].view(np.int32)``) are aligned.  A region may have no
+permissions at all (``readable=False, writable=False``): xsim's own bookkeeping
+kept where the compiled core can read it (a hash map's key index), which
+neither programs nor helpers may touch.
+
 The stack region always covers exactly the frames in use, ``[r10 - 512,
 top)`` of the innermost frame: a callee may read its caller's frame through
 a pointer, as in the kernel, but nothing below its own frame.
@@ -44,7 +50,13 @@ class Region:
     size: int
     capacity: int
     writable: bool
-    host: int           # offset of its bytes in the host array
+    host: int           # offset of its bytes in the host array (a multiple of 8)
+    readable: bool = True
+
+    @property
+    def internal(self) -> bool:
+        """No access for programs or helpers: xsim's own data (a hash map's index)."""
+        return not (self.readable or self.writable)
 
     @property
     def end(self) -> int:
@@ -53,6 +65,21 @@ class Region:
 
 def slot_address(index: int) -> int:
     return (index << ip.REGION_SHIFT) + SLOT_OFFSET
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _denied(region: Region, kind: int) -> str | None:
+    """Why ``region``'s permissions refuse an access of ``kind`` (ip.ACCESS_*), or None."""
+    if region.internal:
+        return "no access (internal to xsim)"
+    if kind != ip.ACCESS_READ and not region.writable:
+        return "read-only"
+    if kind != ip.ACCESS_WRITE and not region.readable:
+        return "write-only"
+    return None
 
 
 class AddressSpace:
@@ -70,21 +97,26 @@ class AddressSpace:
 
     # -- building ------------------------------------------------------------
     def add(self, name: str, size: int, writable: bool = True,
-            data: bytes | None = None, owner: object | None = None) -> Region:
-        """A new region of ``size`` zero bytes (or ``data``) at the next free slot."""
+            data: bytes | None = None, owner: object | None = None, *,
+            readable: bool = True) -> Region:
+        """A new region of ``size`` zero bytes (or ``data``) at the next free slot.
+
+        ``readable=False, writable=False`` makes an internal region: every access by a
+        program or through :meth:`read`/:meth:`write` is refused."""
         if name in self.by_name:
             raise XsimError(f"region {name!r} exists already")
         if not 0 <= size <= MAX_REGION_SIZE:
             raise XsimError(f"region {name!r}: size {size} does not fit a 4 GiB slot")
         index = len(self.regions) + 1
-        host = sum(r.capacity for r in self.regions)
-        region = Region(name, index, slot_address(index), size, size, writable, host)
+        host = sum(_align8(r.capacity) for r in self.regions)
+        region = Region(name, index, slot_address(index), size, size, writable, host, readable)
         self.regions.append(region)
         self.by_name[name] = region
         self.names.append(name)
         row = np.zeros((1, ip.RG_COLS), dtype=np.uint64)
         row[0, :ip.RG_READS] = (region.vaddr, size, host,
-                                int(ip.PERM_R) | (int(ip.PERM_W) if writable else 0))
+                                (int(ip.PERM_R) if readable else 0)
+                                | (int(ip.PERM_W) if writable else 0))
         self.table = np.concatenate([self.table, row])
         self._relayout({})
         if data is not None:
@@ -95,7 +127,7 @@ class AddressSpace:
 
     def _relayout(self, grow: dict[str, int]) -> None:
         """Copy every region into a new host array, with new capacities where asked."""
-        total = sum(max(r.capacity, grow.get(r.name, 0)) for r in self.regions)
+        total = sum(_align8(max(r.capacity, grow.get(r.name, 0))) for r in self.regions)
         new = np.zeros(max(total, 8), dtype=np.uint8)
         host = 0
         for r in self.regions:
@@ -106,7 +138,7 @@ class AddressSpace:
             r.capacity = max(r.capacity, grow.get(r.name, 0))
             r.host = host
             self.table[r.index, ip.RG_HOST] = host + inside
-            host += r.capacity
+            host += _align8(r.capacity)
         self.mem = new
         self._view = memoryview(new)
 
@@ -147,6 +179,26 @@ class AddressSpace:
         value ``i`` of CPU ``c`` is at ``vaddr + i * stride + c * percpu_elem``."""
         self.table[region.index, ip.RG_ARRAY_STRIDE:ip.RG_ARRAY_PERCPU + 1] = (
             stride, entries, percpu_elem)
+        self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_ARRAY
+
+    def describe_hash(self, region: Region, stride: int, percpu_elem: int, index: Region,
+                      key_size: int, mask: int, capacity: int) -> None:
+        """Let the interpreter serve bpf_map_lookup_elem on this region's hash map itself.
+
+        ``index`` is the map's key index region, laid out as :func:`hash_index_layout`
+        says for ``key_size``, ``mask + 1`` buckets and ``capacity`` slots; the value of
+        slot ``s`` for CPU ``c`` is at ``vaddr + s * stride + c * percpu_elem``."""
+        buckets, hashes, keys, size = hash_index_layout(key_size, mask + 1, capacity)
+        if index.size < size or region.size < capacity * stride or not index.internal:
+            raise XsimError(f"region {index.name!r} cannot be the index of {region.name!r}")
+        row = self.table[region.index]
+        row[ip.RG_MAP_KIND] = ip.MAP_KIND_HASH
+        row[ip.RG_HASH_STRIDE] = stride
+        row[ip.RG_HASH_PERCPU] = percpu_elem
+        row[ip.RG_HASH_INDEX] = index.index
+        row[ip.RG_HASH_KEY_SIZE] = key_size
+        row[ip.RG_HASH_MASK] = mask
+        row[ip.RG_HASH_CAPACITY] = capacity
 
     def owner_at(self, address: int) -> object | None:
         return self.owners.get(address >> ip.REGION_SHIFT)
@@ -161,8 +213,9 @@ class AddressSpace:
         lo, length = int(row[ip.RG_VBASE]), int(row[ip.RG_SIZE])
         if not lo <= address <= address + size <= lo + length:
             raise MemoryAccessError(pc, address, size, access, region.name, "out of bounds")
-        if write and not region.writable:
-            raise MemoryAccessError(pc, address, size, access, region.name, "read-only")
+        why = _denied(region, ip.ACCESS_WRITE if write else ip.ACCESS_READ)
+        if why is not None:
+            raise MemoryAccessError(pc, address, size, access, region.name, why)
         return int(row[ip.RG_HOST]) + address - lo
 
     def read(self, address: int, size: int, pc: int = -1) -> bytes:
@@ -184,10 +237,20 @@ class AddressSpace:
         if region.name == "stack" and region.vaddr <= address < lo:
             return MemoryAccessError(pc, address, size, access, "stack",
                                      "below the current frame [r10-512, r10)")
-        if kind != ip.ACCESS_READ and not region.writable:
-            return MemoryAccessError(pc, address, size, access, region.name, "read-only")
+        why = _denied(region, kind)
+        if why is not None:
+            return MemoryAccessError(pc, address, size, access, region.name, why)
         return MemoryAccessError(pc, address, size, access, region.name,
                                  f"out of bounds of [{lo:#x}, {lo + length:#x})")
+
+
+def hash_index_layout(key_size: int, nbuckets: int, capacity: int) -> tuple[int, int, int, int]:
+    """Offsets of a hash map's index in its region, and the region's size:
+    ``int32 buckets[nbuckets]`` (-1 empty), ``uint64 hashes[capacity]`` and
+    ``uint8 keys[capacity][max(key_size, 1)]``, each 8-byte aligned."""
+    hashes = _align8(4 * nbuckets)
+    keys = hashes + 8 * capacity
+    return 0, hashes, keys, _align8(keys + capacity * max(key_size, 1))
 
 
 def run_space() -> AddressSpace:

@@ -170,6 +170,9 @@ class Object:
                                 "which is no program of this object")
             m.update(key, target)
         else:
+            if target not in self.maps:
+                raise XsimError(f"{self.path}: map {m.name}: slot {slot} names {target!r}, "
+                                "which is no map of this object")
             m.update(key, self.maps[target])
 
     def _tail_call(self, call: HelperCall) -> object:

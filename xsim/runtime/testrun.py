@@ -132,8 +132,11 @@ def apply_maps_in(obj: Object, entries: Any) -> None:
 
 # -- the JSON report ----------------------------------------------------------------------
 
-def dump_map(m: Map) -> dict[str, Any]:
-    """One map as ``xsim run --json`` shows it (hex keys and values, bpftool's type name)."""
+def dump_map(m: Map | Any) -> dict[str, Any]:
+    """One map as ``xsim run --json`` shows it (hex keys and values, bpftool's type name).
+
+    Any map with the runtime maps' attributes and read API works (duck typing): the
+    kernel backend's maps (xsim.kernel.objects.ObjectMap) are dumped the same way."""
     out: dict[str, Any] = {"type": m.type.bpftool_name, "key_size": m.key_size,
                            "value_size": m.value_size, "max_entries": m.max_entries,
                            "flags": m.flags}
@@ -149,18 +152,21 @@ def dump_map(m: Map) -> dict[str, Any]:
         for key, value in m.items():
             if t is MapType.PROG_ARRAY:
                 entries.append({"key": key.hex(), "prog": value})
-            elif isinstance(value, Map):
-                entries.append({"key": key.hex(), "map": value.name})
+            elif isinstance(value, (bytes, bytearray)):
+                entries.append({"key": key.hex(), "value": value.hex()})
             elif isinstance(value, list):
                 entries.append({"key": key.hex(), "values": [v.hex() for v in value]})
-            else:
-                entries.append({"key": key.hex(), "value": value.hex()})
+            else:                    # an inner map (a runtime Map or a kernel map view)
+                entries.append({"key": key.hex(), "map": value.name})
         out["entries"] = entries
     return out
 
 
-def report(obj: Object, prog: ObjectProgram, out: TestRunOutput) -> dict[str, Any]:
-    """The ``--json`` object: return value, outputs, printk, counters and every map."""
+def report(obj: Object | Any, prog: ObjectProgram | Any, out: TestRunOutput) -> dict[str, Any]:
+    """The ``--json`` object: return value, outputs, printk, counters and every map.
+
+    ``obj`` needs only ``.maps`` (name -> map) and ``prog`` only ``.name``, so the kernel
+    backend reports through here too."""
     res = out.result
     data = {
         "program": prog.name, "retval": res.retval,

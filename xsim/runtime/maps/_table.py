@@ -3,13 +3,27 @@
 The index maps key bytes to a slot in ``[0, capacity)`` (the slot holds the
 value in the map's region).  It is open addressing with linear probing and
 backward-shift deletion over an ``int32`` bucket array, FNV-1a hashes and a
-``uint8`` key matrix: plain arrays and integer loops, so the same layout can
-be walked by a compiled core later (ARCHITECTURE.md, contract 5) without a
-Python dict in the way.
+``uint8`` key matrix: plain arrays and integer loops, so that the compiled
+core walks the same layout (ARCHITECTURE.md, contract 5).
+
+Given an address space, a :class:`SlotTable` keeps buckets, hashes and keys
+in one internal region of it (no permissions: programs and helpers cannot
+touch it), at the offsets of :func:`~xsim.runtime.memory.hash_index_layout`,
+and the interpreter serves ``bpf_map_lookup_elem`` from there
+(``interp._hash_slot``).  Regions move in host memory when the space grows,
+so every access re-fetches ``space.mem`` and the region's ``host``.  Without
+a space the same layout lives in a private byte array.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from ..memory import hash_index_layout
+
+if TYPE_CHECKING:
+    from ..memory import AddressSpace, Region
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
@@ -25,23 +39,61 @@ def fnv1a(data: bytes, seed: int = 0) -> int:
     return h
 
 
-class SlotTable:
-    """Key bytes -> slot, for at most ``capacity`` keys of ``key_size`` bytes."""
+def table_layout(key_size: int, capacity: int) -> tuple[int, int, int, int, int]:
+    """(buckets, bucket offset, hash offset, key offset, bytes) of a SlotTable."""
+    nbuckets = 8
+    while nbuckets < 2 * capacity:
+        nbuckets <<= 1
+    return (nbuckets, *hash_index_layout(key_size, nbuckets, capacity))
 
-    def __init__(self, key_size: int, capacity: int) -> None:
-        nbuckets = 8
-        while nbuckets < 2 * capacity:
-            nbuckets <<= 1
+
+class SlotTable:
+    """Key bytes -> slot, for at most ``capacity`` keys of ``key_size`` bytes.
+
+    ``space`` and ``region``: keep the index in that region (at least
+    ``table_layout(key_size, capacity)[-1]`` bytes, zero-filled); otherwise in
+    a private array.
+    """
+
+    def __init__(self, key_size: int, capacity: int, space: AddressSpace | None = None,
+                 region: Region | None = None) -> None:
+        nbuckets, boff, hoff, koff, size = table_layout(key_size, capacity)
         self.key_size = key_size
         self.capacity = capacity
         self.mask = nbuckets - 1
-        self.buckets = np.full(nbuckets, EMPTY, dtype=np.int32)
-        self.keys = np.zeros((capacity, max(key_size, 1)), dtype=np.uint8)
-        self.hashes = np.zeros(capacity, dtype=np.uint64)
+        self._kw = max(key_size, 1)
+        self._boff, self._hoff, self._koff, self.nbytes = boff, hoff, koff, size
+        if (space is None) != (region is None):
+            raise ValueError("a SlotTable in an address space needs both space and region")
+        if region is not None and region.capacity < size:
+            raise ValueError(f"region {region.name!r} holds {region.capacity} bytes; the "
+                             f"index needs {size}")
+        self.space, self.region = space, region
+        self._own = np.zeros(size if space is None else 0, dtype=np.uint8)
+        self.buckets[:] = EMPTY
         self.used = np.zeros(capacity, dtype=np.bool_)
         # free slots as a stack; the top (the end) is the next slot handed out: 0, 1, 2 ...
         self.free = np.arange(capacity - 1, -1, -1, dtype=np.int32)
         self.nfree = capacity
+
+    # -- the arrays, as views of their current host bytes (valid until the space grows) --
+    def _bytes(self, off: int, n: int) -> np.ndarray:
+        if self.space is None:
+            return self._own[off:off + n]
+        h = self.region.host + off      # type: ignore[union-attr]
+        return self.space.mem[h:h + n]
+
+    @property
+    def buckets(self) -> np.ndarray:
+        return self._bytes(self._boff, 4 * (self.mask + 1)).view(np.int32)
+
+    @property
+    def hashes(self) -> np.ndarray:
+        return self._bytes(self._hoff, 8 * self.capacity).view(np.uint64)
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self._bytes(self._koff, self._kw * self.capacity).reshape(self.capacity, self._kw)
 
     @property
     def count(self) -> int:

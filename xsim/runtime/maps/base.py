@@ -149,14 +149,16 @@ class Map:
     def _allocate(self) -> None:
         raise NotImplementedError
 
-    def _add_region(self, size: int, writable: bool, suffix: str = "") -> Region:
-        """A region for this map's storage, owned by the map; ``suffix`` for internal ones."""
+    def _add_region(self, size: int, writable: bool, suffix: str = "", *,
+                    readable: bool = True) -> Region:
+        """A region for this map's storage, owned by the map; ``suffix`` for internal ones
+        (``readable=False, writable=False``: no access for programs or helpers)."""
         name = f"map:{self.name}{suffix}"
         if size > MAX_REGION_SIZE:
             raise MapError(self.name, "create", ENOMEM,
                            f"needs {size} bytes, more than a region holds ({MAX_REGION_SIZE})")
         try:
-            region = self.space.add(name, size, writable, owner=self)
+            region = self.space.add(name, size, writable, owner=self, readable=readable)
         except XsimError as exc:
             raise MapError(self.name, "create", EEXIST, str(exc)) from None
         self.regions.append(region)

@@ -2,7 +2,11 @@
 
 Elements live in ``max_entries`` preallocated value slots (the kernel's
 prealloc layout; BPF_F_NO_PREALLOC only changes when the kernel allocates,
-not what it answers), found through a :class:`~._table.SlotTable`.
+not what it answers), found through a :class:`~._table.SlotTable` kept in
+an internal region ``map:<name>:index`` that programs cannot access.  The
+values region's row describes the map (``AddressSpace.describe_hash``), so
+the interpreter serves ``bpf_map_lookup_elem`` on hash and percpu_hash maps
+itself; LRU maps (a lookup updates recency) and the map-in-map go to Python.
 
 LRU maps evict when full.  The kernel's LRU is approximate (per-CPU free
 lists, an active/inactive list pair and a reference bit set by program
@@ -18,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ...elf.kinds import MapType
-from ._table import LruList, SlotTable
+from ._table import LruList, SlotTable, table_layout
 from .base import (BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_LOCK, BPF_F_NO_COMMON_LRU,
                    BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_F_ZERO_SEED, BPF_NOEXIST, E2BIG,
                    EEXIST, EINVAL, ENOENT, ENOTSUPP, HTAB_ELEM_HEADER, KMALLOC_MAX_SIZE,
@@ -27,6 +31,8 @@ from .base import (BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_LOCK, BPF_F_NO_COMMON_LRU
 HTAB_CREATE_FLAG_MASK = (BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE |
                          BPF_F_ACCESS_MASK | BPF_F_ZERO_SEED)
 LRU_TYPES = (MapType.LRU_HASH, MapType.LRU_PERCPU_HASH)
+#: the types whose program lookups the interpreter serves (no side effect, a slot pointer)
+FAST_LOOKUP_TYPES = (MapType.HASH, MapType.PERCPU_HASH)
 
 
 class HashMap(SlotValues, Map):
@@ -62,9 +68,14 @@ class HashMap(SlotValues, Map):
             rounded = -(-self.max_entries // n) * n
             self.max_entries = rounded if rounded <= 1 << 32 else self.max_entries // n * n
         self.stored_value_size = getattr(self, "stored_value_size", self.value_size)
-        self.table = SlotTable(self.key_size, self.max_entries)
-        self.lru_list = LruList(self.max_entries) if self.lru else None
         self._init_slots(self.max_entries, self.stored_value_size, True)
+        index = self._add_region(table_layout(self.key_size, self.max_entries)[-1], False,
+                                 ":index", readable=False)
+        self.table = SlotTable(self.key_size, self.max_entries, self.space, index)
+        self.lru_list = LruList(self.max_entries) if self.lru else None
+        if self.type in FAST_LOOKUP_TYPES and type(self).prog_lookup is HashMap.prog_lookup:
+            self.space.describe_hash(self.region, self.stride, self.elem if self.percpu else 0,
+                                     index, self.key_size, self.table.mask, self.max_entries)
 
     # -- the operations, shared by both sides ----------------------------------------------
     def _find(self, key: bytes, use: bool) -> int:
