@@ -235,18 +235,12 @@ def test_helper_results() -> None:
     assert bytes.fromhex(kernel["ctx_out"])[136:154] == b"n=123 s=-5 x=beef\0"
 
 
-@pytest.mark.xfail(reason="xsim's bpf_probe_read_user reads any mapped region; the kernel's "
-                   "refuses a kernel (stack) address: -EFAULT (-14) and dst zeroed",
-                   strict=True)
 def test_probe_read_user_of_the_stack() -> None:
     kernel, sim = run_both("helpers", "probe_read_user", ctx=u64s(NCPUS) + bytes(HCTX - 8))
     assert out_words(kernel, 8, 3) == [-14, 0, 0]
     assert_same(kernel, sim)
 
 
-@pytest.mark.xfail(reason="bpf_probe_read_kernel of user address 8: the x86-64 kernel says "
-                   "-ERANGE (-34, copy_from_kernel_nofault_allowed), xsim -EFAULT (-14)",
-                   strict=True)
 def test_probe_read_kernel_of_a_user_address() -> None:
     kernel, sim = run_both("helpers", "probe_read_bad", ctx=u64s(NCPUS) + bytes(HCTX - 8))
     assert out_words(kernel, 8, 3) == [-34, 0, 0]

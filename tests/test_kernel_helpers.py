@@ -519,11 +519,16 @@ def probe(name: str, size: int, src: str, memory: bytes) -> tuple[RunResult, byt
 SRC = b"hello\0world!1234".ljust(64, b"\0")
 
 
-@pytest.mark.parametrize("name", ["probe_read", "probe_read_kernel", "probe_read_user"])
+ERANGE = (1 << 64) - 34
+
+
+@pytest.mark.parametrize("name", ["probe_read", "probe_read_kernel"])
 def test_probe_read_copies_and_faults(name: str) -> None:
     res, dst = probe(name, 12, "memory+0", SRC + b"\xaa" * 16)
     assert res.r0 == 0 and dst == b"hello\0world!" + b"\xaa" * 4
-    res, dst = probe(name, 12, "0", SRC + b"\xaa" * 16)
+    res, dst = probe(name, 12, "0", SRC + b"\xaa" * 16)          # a user address (x86-64)
+    assert res.r0 == ERANGE and dst == bytes(12) + b"\xaa" * 4
+    res, dst = probe(name, 12, "0xffff800000000000", SRC + b"\xaa" * 16)   # unmapped kernel
     assert res.r0 == EFAULT and dst == bytes(12) + b"\xaa" * 4
     res, dst = probe(name, 12, "memory+70", SRC + b"\xaa" * 16)   # runs past the region
     assert res.r0 == EFAULT and dst == bytes(12) + b"\xaa" * 4
@@ -531,8 +536,14 @@ def test_probe_read_copies_and_faults(name: str) -> None:
     assert res.r0 == 0 and dst == b"\xaa" * 16
 
 
-@pytest.mark.parametrize("name", ["probe_read_str", "probe_read_kernel_str",
-                                  "probe_read_user_str"])
+def test_probe_read_user_refuses_kernel_memory() -> None:
+    """Every region is kernel memory, so a user probe read of one fails, as access_ok does."""
+    for name, size in (("probe_read_user", 12), ("probe_read_user_str", 8)):
+        res, dst = probe(name, size, "memory+0", SRC + b"\xaa" * 16)
+        assert res.r0 == EFAULT and dst == bytes(size) + b"\xaa" * (16 - size)
+
+
+@pytest.mark.parametrize("name", ["probe_read_str", "probe_read_kernel_str"])
 def test_probe_read_str(name: str) -> None:
     mem = SRC + b"\xaa" * 16
     res, dst = probe(name, 16, "memory+0", mem)
@@ -542,7 +553,7 @@ def test_probe_read_str(name: str) -> None:
     res, dst = probe(name, 8, "memory+5", mem)
     assert res.r0 == 1 and dst == b"\0" + b"\xaa" * 15
     res, dst = probe(name, 8, "0xdead0000", mem)
-    assert res.r0 == EFAULT and dst == bytes(8) + b"\xaa" * 8
+    assert res.r0 == ERANGE and dst == bytes(8) + b"\xaa" * 8
     tail = b"\0" * 64 + b"\xaa" * 12 + b"abcd"           # "abcd" runs off the end unterminated
     res, dst = probe(name, 8, "memory+76", tail)
     assert res.r0 == EFAULT and dst == bytes(8) + b"\xaa" * 4 + b"abcd"

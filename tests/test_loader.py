@@ -60,7 +60,9 @@ def test_global_data_maps_are_named_like_libbpf(multi) -> None:
     assert maps["multi.rodata"].readonly and maps["multi.rodata"].flags == 0x480
     assert maps["multi.data"].flags == 0x400
     assert data_map_name("xdp_parse.o", ".bss") == "xdp_pars.bss"
-    assert data_map_name("/a/b/my.prog.bpf.o", ".rodata.str1.1") == "my.rodata.str1."
+    assert data_map_name("/a/b/my.prog.bpf.o", ".rodata") == "my.rodata"
+    assert data_map_name("/a/b/my.prog.bpf.o", ".rodata.cst16") == ".rodata.cst16"
+    assert data_map_name("x.o", ".data.a_long_section_name") == ".data.a_long_se"
 
 
 def test_subprograms_are_linked_and_calls_fixed(multi) -> None:

@@ -59,9 +59,11 @@ def prog_type_of(section: str) -> tuple[ProgType, str] | None:
 
 
 def data_map_name(obj_path: str, section: str) -> str:
-    """libbpf's name for a global-data map: 8 characters of the object name, then the section."""
+    """libbpf's name for a global-data map: 8 characters of the object name, then the
+    section; a section with a second dot (``.rodata.cst16``) keeps its own name alone."""
     base = os.path.basename(obj_path).split(".", 1)[0]
-    return (base[:8] + section)[:BPF_OBJ_NAME_LEN - 1]
+    prefix = "" if "." in section[1:] else base[:8]
+    return (prefix + section)[:BPF_OBJ_NAME_LEN - 1]
 
 
 def is_data_section(name: str) -> bool:

@@ -15,8 +15,10 @@ Where the kernel has no counterpart of a fact, xsim models it and says how:
   ``jiffies64`` is ``INITIAL_JIFFIES + now * HZ / 1e9``, as if the virtual clock
   counted from boot.  HZ is ``RunEnv.kconfig["CONFIG_HZ"]``, 250 by default
   (the common distribution setting, and this project's build machine's).
-* Memory: every region of the address space counts as readable kernel memory;
-  a ``probe_read*`` of an address outside every region fails with -EFAULT.
+* Memory: every region of the address space counts as readable kernel memory,
+  and there is no user memory: ``probe_read_user*`` fails with -EFAULT, and
+  ``probe_read_kernel*`` of an address in no region fails with -ERANGE below
+  x86-64's user-space limit and -EFAULT above it, as the kernel here answers.
 * ``%p`` and ``%pK`` print the raw value like ``%px``: the kernel prints a
   per-boot hash (``%pK`` depends on kptr_restrict), which no model can match;
   NULL prints ``0000000000000000`` in both.  ``%ps``/``%pS``/``%pB`` print
@@ -473,33 +475,59 @@ def get_current_comm(call: HelperCall) -> int:
     return 0
 
 
-def probe_read(call: HelperCall) -> int:
-    """probe_read{,_kernel,_user}(dst, size, src): 0, or -EFAULT with dst zeroed."""
-    dst, size, src = call.args[0], call.args[1] & _U32, call.args[2]
-    if not size:
-        return 0
-    try:
-        data = call.read(src, size)
-    except MemoryAccessError:
-        _zero(call, dst, size)
-        return neg(EFAULT)
-    call.write(dst, data)
-    return 0
+#: x86-64's TASK_SIZE_MAX + PAGE_SIZE: below it an address is a user one, which
+#: probe_read_kernel refuses with -ERANGE (copy_from_kernel_nofault_allowed)
+USER_ADDRESS_LIMIT = (1 << 47)
 
 
-def probe_read_str(call: HelperCall) -> int:
-    """probe_read{,_kernel,_user}_str(dst, size, src): the length copied, NUL included
-    (at most size: a longer string is cut and NUL-terminated), or -EFAULT with dst zeroed.
-    Bytes of dst after the NUL are left as they were."""
-    dst, size, src = call.args[0], call.args[1] & _U32, call.args[2]
-    if not size:
-        return 0
-    data = _strncpy_nofault(call, src, size)
-    if data is None:
-        _zero(call, dst, size)
+def _probe_refusal(call: HelperCall, src: int, user: bool) -> int | None:
+    """The kernel's refusal of a probe read before any copy, or None to go on.
+
+    Every region of the address space models kernel memory, so a *user* probe
+    read of one fails as the kernel's access_ok does (-EFAULT); a *kernel* probe
+    read of an address in no region fails with -ERANGE in the user half, as on
+    x86-64, and -EFAULT above it."""
+    if user:
         return neg(EFAULT)
-    call.write(dst, data)
-    return len(data)
+    if call.space.region_at(src) is None and src < USER_ADDRESS_LIMIT:
+        return neg(ERANGE)
+    return None
+
+
+def _probe_read(user: bool):
+    def probe_read(call: HelperCall) -> int:
+        """probe_read{,_kernel,_user}(dst, size, src): 0, or -errno with dst zeroed."""
+        dst, size, src = call.args[0], call.args[1] & _U32, call.args[2]
+        if not size:
+            return 0
+        err = _probe_refusal(call, src, user)
+        if err is None:
+            try:
+                call.write(dst, call.read(src, size))
+                return 0
+            except MemoryAccessError:
+                err = neg(EFAULT)
+        _zero(call, dst, size)
+        return err
+    return probe_read
+
+
+def _probe_read_str(user: bool):
+    def probe_read_str(call: HelperCall) -> int:
+        """probe_read{,_kernel,_user}_str(dst, size, src): the length copied, NUL included
+        (at most size: a longer string is cut and NUL-terminated), or -errno with dst
+        zeroed.  Bytes of dst after the NUL are left as they were."""
+        dst, size, src = call.args[0], call.args[1] & _U32, call.args[2]
+        if not size:
+            return 0
+        err = _probe_refusal(call, src, user)
+        data = _strncpy_nofault(call, src, size) if err is None else None
+        if data is None:
+            _zero(call, dst, size)
+            return err if err is not None else neg(EFAULT)
+        call.write(dst, data)
+        return len(data)
+    return probe_read_str
 
 
 def _parse_integer(s: bytes, base: int) -> tuple[int, int, bool]:
@@ -660,12 +688,12 @@ _TABLE: dict[str, Callable[[HelperCall], int]] = {
     "trace_printk": trace_printk,
     "trace_vprintk": trace_vprintk,
     "snprintf": snprintf,
-    "probe_read": probe_read,
-    "probe_read_kernel": probe_read,
-    "probe_read_user": probe_read,
-    "probe_read_str": probe_read_str,
-    "probe_read_kernel_str": probe_read_str,
-    "probe_read_user_str": probe_read_str,
+    "probe_read": _probe_read(user=False),
+    "probe_read_kernel": _probe_read(user=False),
+    "probe_read_user": _probe_read(user=True),
+    "probe_read_str": _probe_read_str(user=False),
+    "probe_read_kernel_str": _probe_read_str(user=False),
+    "probe_read_user_str": _probe_read_str(user=True),
     "get_current_pid_tgid": get_current_pid_tgid,
     "get_current_uid_gid": get_current_uid_gid,
     "get_current_comm": get_current_comm,
