@@ -26,10 +26,11 @@ from typing import Self
 from ..errors import XsimError
 from .syscall import (BPF_F_SLEEPABLE, BPF_OBJ_NAME_LEN, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE,
                       PERCPU_MAP_TYPES, BtfLoadAttr, Cmd, KernelError, MapCreateAttr,
-                      MapElemAttr, MapType, ObjInfoAttr, ProgInfo, ProgLoadAttr, ProgType,
+                      MapElemAttr, MapInfoStruct, MapType, ObjInfoAttr, ProgInfo, ProgLoadAttr,
+                      ProgType,
                       TestRunAttr, bpf, syscall_number)
 
-__all__ = ["KernelUsageError", "KernelMap", "KernelProgram", "KernelBtf", "ProgramInfo",
+__all__ = ["KernelUsageError", "KernelMap", "KernelProgram", "KernelBtf", "MapInfo", "ProgramInfo",
            "TestRunResult", "available", "possible_cpus", "patch_map_fds", "patch_map_values",
            "LOG_START_SIZE", "LOG_MAX_SIZE", "DATA_OUT_HEADROOM", "CTX_OUT_HEADROOM"]
 
@@ -161,6 +162,15 @@ def _load_logged(cmd: Cmd, attr: ctypes.Structure, fields: tuple[str, str, str, 
 
 class KernelMap(_FdObject):
     """A map in the kernel.  Use :meth:`create`."""
+
+    def info(self) -> MapInfo:
+        """BPF_OBJ_GET_INFO_BY_FD: what the kernel made of the map."""
+        raw = MapInfoStruct()
+        bpf(Cmd.OBJ_GET_INFO_BY_FD, ObjInfoAttr(bpf_fd=self._need_open(),
+                                                info_len=ctypes.sizeof(raw),
+                                                info=ctypes.addressof(raw)))
+        return MapInfo(raw.name.decode(errors="replace"), raw.type, raw.id, raw.key_size,
+                       raw.value_size, raw.max_entries, raw.map_flags, raw.map_extra)
 
     def __init__(self, fd: int, map_type: int, key_size: int, value_size: int,
                  max_entries: int, flags: int = 0, name: str = "") -> None:
@@ -317,6 +327,20 @@ class TestRunResult:
     duration_ns: int
     data_out: bytes | None
     ctx_out: bytes | None
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """The parts of struct bpf_map_info the kernel reports for a map spec."""
+
+    name: str
+    map_type: int
+    id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    map_extra: int
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,17 @@ class ObjInfoAttr(ctypes.Structure):
     _fields_ = [("bpf_fd", _u32), ("info_len", _u32), ("info", _u64)]
 
 
+class MapInfoStruct(ctypes.Structure):
+    """struct bpf_map_info, through map_extra (88 bytes)."""
+
+    _fields_ = [("type", _u32), ("id", _u32), ("key_size", _u32), ("value_size", _u32),
+                ("max_entries", _u32), ("map_flags", _u32), ("name", ctypes.c_char * 16),
+                ("ifindex", _u32), ("btf_vmlinux_value_type_id", _u32),
+                ("netns_dev", _u64), ("netns_ino", _u64), ("btf_id", _u32),
+                ("btf_key_type_id", _u32), ("btf_value_type_id", _u32),
+                ("btf_vmlinux_id", _u32), ("map_extra", _u64)]
+
+
 class BtfLoadAttr(ctypes.Structure):
     """BPF_BTF_LOAD (40 bytes, through btf_flags)."""
 
