@@ -195,3 +195,15 @@ def test_core_relocations_are_named_and_refused() -> None:
     with pytest.raises(xsim.XsimError, match=r"CO-RE relocations \(the first, at slot 0: "
                                              r"struct s\.b"):
         obj.programs[prog.name].run(bytes(64))
+
+
+def test_object_api_names() -> None:
+    """obj.programs[n].prog_type is the kernel's name; obj.maps[n].type is bpftool's."""
+    import xsim
+    obj = xsim.load(DATA / "multi.o")
+    assert obj.programs["tc_prog"].prog_type == "sched_cls"
+    assert obj.programs["sock_prog"].prog_type == "socket_filter"
+    m = obj.maps["lru"]
+    assert m.type == "lru_hash" and str(m.type) == "lru_hash" and int(m.type) == 9
+    assert m.type != "hash" and obj.maps[".rodata"].name == "multi.rodata"
+    assert (m.key_size, m.value_size, m.max_entries, m.flags) == (8, 4, 16, 0)

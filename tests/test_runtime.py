@@ -143,6 +143,27 @@ def test_missing_helper_names_its_id() -> None:
     assert "helper 77" in str(res.error)
 
 
+def test_a_kernel_helper_xsim_lacks_is_named() -> None:
+    res = prog("call 27\nexit").run()             # bpf_get_stackid: no stack traces here
+    assert isinstance(res.error, HelperError) and res.error.name == "bpf_get_stackid"
+    assert str(res.error) == "pc 0: helper 27 (bpf_get_stackid): xsim does not provide this helper here"
+    res = prog("call 9999\nexit").run()
+    assert "the kernel has no helper with this id" in str(res.error)
+
+
+def test_printk_lines_of_the_run_are_on_the_result() -> None:
+    from xsim.runtime.kernel_helpers import register_kernel_helpers
+    helpers = HelperRegistry()
+    register_kernel_helpers(helpers)
+    # "hi %d\0" on the stack, then trace_printk(fmt, 6, 42)
+    code = ("lddw %r1, 0x0064252069680000\nstxdw [%r10-8], %r1\nmov %r1, %r10\n"
+            "add %r1, -6\nmov %r2, 6\nmov %r3, 42\ncall 6\nexit")
+    p = prog(code, helpers=helpers)
+    res = p.run(repeat=2)
+    assert res.printk == ["hi 42", "hi 42"] and res.retval == 5
+    assert p.run().printk == ["hi 42"]
+
+
 def test_helper_bug_is_reported_as_helper_error() -> None:
     helpers = HelperRegistry()
     helpers.register(3, "broken")(lambda call: 1 // 0)

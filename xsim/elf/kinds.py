@@ -54,6 +54,21 @@ class MapType(enum.IntEnum):
     def from_name(cls, name: str) -> MapType:
         return cls[name.upper()]
 
+    # A map's ``.type`` is bpftool's name for users (``m.type == "hash"``, ``str(m.type)``)
+    # and the kernel's number for the bpf() syscall (``int(m.type)``).
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.bpftool_name == other
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = int.__hash__
+
+    def __str__(self) -> str:
+        return self.bpftool_name
+
 
 class ProgType(enum.IntEnum):
     UNSPEC = 0

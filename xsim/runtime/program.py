@@ -21,7 +21,7 @@ from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, Insn, decode
 from ..isa.opcodes import Kind
 from .env import RunEnv
-from .helper_table import BY_NAME
+from .helper_table import BY_ID, BY_NAME
 from .helpers import KEEP_R0, HelperCall, HelperRegistry
 from .memory import AddressSpace, run_space
 from .result import RunResult
@@ -117,6 +117,7 @@ class Program:
         if histogram:
             self._counts[:] = 0
         calls: dict[int, int] = {}
+        printed = len(self.env.printk)
         t0 = time.perf_counter_ns()
         if self._tail_calls:
             outcome = self._drive_each(repeat, budget, histogram, calls)
@@ -138,7 +139,8 @@ class Program:
             region_names=space.names,
             region_counts=table[1:, ip.RG_READS:ip.RG_WRITES + 1].tolist(),
             memory=space.bytes_of("memory"),
-            packet=space.bytes_of("packet") if packet is not None else None)
+            packet=space.bytes_of("packet") if packet is not None else None,
+            printk=self.env.printk[printed:] if len(self.env.printk) > printed else [])
         if histogram:
             result.histogram = _histogram(used)
         return result
@@ -206,7 +208,11 @@ class Program:
         pc, helper_id = int(st[ip.S_PC]), int(st[ip.S_HELPER])
         helper = self.helpers.get(helper_id)
         if helper is None:
-            return HelperError(pc, helper_id, "no such helper is registered"), None
+            known = BY_ID.get(helper_id)
+            if known is None:
+                return HelperError(pc, helper_id, "the kernel has no helper with this id"), None
+            return HelperError(pc, helper_id, "xsim does not provide this helper here",
+                               f"bpf_{known.name}"), None
         calls[helper_id] = calls.get(helper_id, 0) + 1
         args = tuple(st[ip.R_BASE + 1:ip.R_BASE + 6].tolist())
         call = HelperCall(args, pc, self.space, self.env, chain,  # type: ignore[arg-type]

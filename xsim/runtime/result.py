@@ -30,6 +30,8 @@ class RunResult:
     #: the input memory and packet after the run(s)
     memory: bytes = b""
     packet: bytes | None = None
+    #: lines bpf_trace_printk / bpf_printk printed during these runs
+    printk: list[str] = field(default_factory=list)
 
     @property
     def region_accesses(self) -> dict[str, tuple[int, int]]:
@@ -56,7 +58,7 @@ class RunResult:
             "insns_total": self.insns_total, "duration_ns": self.duration_ns, "error": error,
             "helper_calls": {str(k): v for k, v in self.helper_calls.items()},
             "region_accesses": {k: list(v) for k, v in self.region_accesses.items()},
-            "histogram": self.histogram,
+            "histogram": self.histogram, "printk": self.printk,
         }
 
     def summary(self) -> str:

@@ -66,13 +66,11 @@ def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes
     kw: dict[str, Any] = {"repeat": repeat}
     if budget is not None:
         kw["budget"] = budget
-    env = prog.program.env
-    env.printk.clear()
     if memory is not None:
         if data_in is not None or ctx_in is not None:
             raise TestRunRefused("--mem runs on raw memory and takes no data or ctx")
         res = prog.run(memory, **kw)
-        return TestRunOutput(res, data_out=res.memory, printk=list(env.printk))
+        return TestRunOutput(res, data_out=res.memory, printk=res.printk)
     if prog.spec.prog_type is ProgType.SYSCALL:
         if data_in is not None:
             raise TestRunRefused("syscall programs take no data_in, only ctx_in")
@@ -83,7 +81,7 @@ def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes
             raise TestRunRefused(f"ctx_in of {len(ctx)} bytes is more than {SYSCALL_CTX_MAX}")
         res = prog.run(ctx, **kw)
         return TestRunOutput(res, ctx_out=res.memory if ctx_in is not None else None,
-                             printk=list(env.printk))
+                             printk=res.printk)
     raise TestRunRefused(f"running {prog.prog_type} programs needs their hook's context "
                          "model, which xsim does not have yet; run it on raw memory with "
                          "--mem", _errno.ENOTSUP)
