@@ -120,7 +120,9 @@ class UnresolvedReference(RunError):
     """An LD_IMM64 or call that names a map, variable, function or kfunc no loader resolved."""
 
     def __init__(self, pc: int, what: str,
-                 hint: str = "load the program from its ELF object so the loader can fill "
-                             "it in") -> None:
+                 hint: str | None = "load the program from its ELF object so the loader "
+                                    "can fill it in") -> None:
+        """``hint=None``: ``what`` is the whole story (the loader knew and said why)."""
         self.what = what
-        super().__init__(f"pc {pc}: {what} was never resolved: {hint}", pc)
+        text = f"{what} was never resolved: {hint}" if hint else what
+        super().__init__(f"pc {pc}: {text}", pc)

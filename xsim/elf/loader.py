@@ -352,10 +352,11 @@ def _programs(obj: _Obj, map_names: set[str]) -> list[ProgramSpec]:
             if func.bind == "STB_LOCAL":
                 continue          # a static function: a subprogram of its section's programs
             code, relocs, names, placed = _link(obj, func)
-            lines, core = _ext_records(obj, placed)
-            out.append(ProgramSpec(func.name, section, prog_type, code, tuple(relocs),
-                                   attach_to=attach, func_names=tuple(names), lines=lines,
-                                   core_relos=core))
+            patched = bytearray(code)
+            lines, core, unresolved = _ext_records(obj, placed, patched)
+            out.append(ProgramSpec(func.name, section, prog_type, bytes(patched),
+                                   tuple(relocs), attach_to=attach, func_names=tuple(names),
+                                   lines=lines, core_relos=core, unresolved=unresolved))
     return out
 
 
@@ -369,12 +370,16 @@ def _btf_ext(obj: _Obj):
     return obj._ext or None
 
 
-def _ext_records(obj: _Obj, placed: list[tuple[_Func, int]]) -> tuple[tuple, tuple]:
-    """Line info and CO-RE relocations of the linked program, by slot."""
+def _ext_records(obj: _Obj, placed: list[tuple[_Func, int]],
+                 code: bytearray) -> tuple[tuple, tuple, tuple]:
+    """Line info and CO-RE relocations of the linked program, by slot; the relocations
+    are applied to ``code`` against xsim's model of kernel structs."""
+    from . import core as core_mod
+
     ext = _btf_ext(obj)
     if ext is None:
-        return (), ()
-    lines, core = [], []
+        return (), (), ()
+    lines, core, unresolved = [], [], []
     btf = _btf(obj)
     for func, base in placed:
         sec = obj.names[func.section]
@@ -384,9 +389,16 @@ def _ext_records(obj: _Obj, placed: list[tuple[_Func, int]]) -> tuple[tuple, tup
                               li.line))
         for cr in ext.core_relos.get(sec, ()):
             if func.start <= cr.insn_off < func.end:
-                core.append((base + (cr.insn_off - func.start) // INSN,
-                             f"{_core_field(btf, cr)} ({cr.kind.name})"))
-    return tuple(sorted(lines)), tuple(sorted(core))
+                slot = base + (cr.insn_off - func.start) // INSN
+                try:
+                    why = core_mod.apply(code, slot, btf, cr)
+                except ElfError as exc:
+                    raise obj.error(f"program {placed[0][0].name}: {exc.reason}",
+                                    func.section) from None
+                core.append((slot, f"{_core_field(btf, cr)} ({cr.kind.name})"))
+                if why is not None:
+                    unresolved.append((slot, why))
+    return tuple(sorted(lines)), tuple(sorted(core)), tuple(sorted(unresolved))
 
 
 def _core_field(btf, relo) -> str:

@@ -64,9 +64,12 @@ class ProgramSpec:
     func_names: tuple[tuple[int, str], ...] = ()   # (slot, function) for each function
     #: (slot, file, line number, source text) from BTF line info, in slot order
     lines: tuple[tuple[int, str, int, str], ...] = ()
-    #: CO-RE relocations the program carries, as (slot, "struct s.field" text); xsim
-    #: does not apply them yet, so running such a program is refused at instantiation
+    #: CO-RE relocations applied (against xsim's model of kernel structs), as
+    #: (slot, "struct s.field (KIND)")
     core_relos: tuple[tuple[int, str], ...] = ()
+    #: instructions that cannot run: (slot, why), e.g. a CO-RE read of a field xsim
+    #: does not model; executing one stops the run with that reason
+    unresolved: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -63,11 +63,6 @@ class ObjectProgram:
         return self.spec.prog_type.kernel_name
 
     def run(self, memory: bytes | bytearray | memoryview = b"", **kw) -> RunResult:
-        if self.spec.core_relos:
-            slot, field = self.spec.core_relos[0]
-            raise XsimError(f"program {self.name} needs CO-RE relocations (the first, at "
-                            f"slot {slot}: {field}); xsim models no kernel struct layouts "
-                            "to resolve them against yet")
         return self.program.run(memory, **kw)
 
     def __repr__(self) -> str:
@@ -150,7 +145,7 @@ class Object:
         """The program's code with map and global-data references turned into addresses;
         and, by slot, the references left unresolved (kernel symbols: ``__ksym``)."""
         code = bytearray(p.code)
-        unresolved: dict[int, str] = {}
+        unresolved: dict[int, str] = dict(p.unresolved)
         for r in p.relocs:
             if r.kind == "map":
                 _set_lddw(code, r.slot, self.maps[r.target].address)
@@ -159,7 +154,8 @@ class Object:
             else:   # a kernel symbol xsim has no address for: fails if executed
                 code[r.slot * INSN_SIZE + 1] = (code[r.slot * INSN_SIZE + 1] & 0x0F) | (
                     _LDDW_BTF_ID << 4)
-                unresolved[r.slot] = f"kernel symbol {r.target!r} (__ksym)"
+                unresolved[r.slot] = (f"kernel symbol {r.target!r} (__ksym): xsim models no "
+                                      "kernel memory to point it at")
         return bytes(code), unresolved
 
     def _initialise_slot(self, m: Map, slot: int, target: str) -> None:

@@ -297,8 +297,7 @@ class Program:
             return CallDepthExceeded(pc, oc.MAX_CALL_FRAMES)
         insn = self._by_pc.get(pc)
         if pc in self.unresolved:
-            return UnresolvedReference(pc, self.unresolved[pc],
-                                       "xsim models no kernel memory to point it at")
+            return UnresolvedReference(pc, self.unresolved[pc], None)
         if insn is not None and insn.op.kind is Kind.CALL:
             return UnresolvedReference(pc, f"kfunc call (BTF id {insn.imm})")
         if insn is not None and insn.op.kind is Kind.LDDW:
