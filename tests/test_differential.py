@@ -274,14 +274,31 @@ def test_same_refusals(kw: dict[str, Any]) -> None:
         sim_run(sim.program("hash_ops"), ctx_in=bytes(MCTX), **kw)
 
 
-@pytest.mark.xfail(reason="the kernel refuses a ctx_in shorter than the program's ctx "
-                   "accesses (EINVAL, max_ctx_offset); xsim's test_run runs it and faults",
-                   strict=True)
 def test_short_ctx_is_refused_by_both() -> None:
     with pytest.raises(TestRunRefused):
         kernel_test_run(load_spec(DATA / "maps.o"), "hash_ops", ctx_in=bytes(8))
     with pytest.raises(TestRunRefused):
         sim_run(xsim.load(DATA / "maps.o").program("hash_ops"), ctx_in=bytes(8))
+
+
+SYSCALL_PROGRAMS = [(o.name, p.name) for o in sorted(DATA.glob("*.o"))
+                    for p in load_spec(o).programs if p.prog_type.kernel_name == "syscall"]
+
+
+@pytest.mark.parametrize("obj, prog", SYSCALL_PROGRAMS)
+def test_max_ctx_offset_is_the_kernels(obj: str, prog: str) -> None:
+    """xsim's max_ctx_offset is where the kernel starts accepting ctx_in: one byte less
+    is refused (EINVAL), that many bytes are not."""
+    need = xsim.load(DATA / obj).program(prog).max_ctx_offset
+    spec = load_spec(DATA / obj)
+    try:
+        kernel_test_run(spec, prog, ctx_in=bytes(4096))
+    except (KernelError, KernelUsageError) as exc:
+        pytest.skip(f"the kernel does not load {prog} (tested elsewhere): {exc}")
+    if need:
+        with pytest.raises(TestRunRefused):
+            kernel_test_run(spec, prog, ctx_in=bytes(need - 1))
+    kernel_test_run(spec, prog, ctx_in=bytes(need))
 
 
 def test_report_has_the_same_keys() -> None:

@@ -462,7 +462,8 @@ def kernel_test_run(spec: ObjectSpec, prog_name: str | None, *, data_in: bytes |
         kprog = obj.programs[p.name]
         try:
             with _pinned(cpu):
-                res = kprog.test_run(data_in=data_in, ctx_in=ctx_in, repeat=repeat)
+                # an empty context is no context: bpf() refuses a pointer with size 0
+                res = kprog.test_run(data_in=data_in, ctx_in=ctx_in or None, repeat=repeat)
         except KernelError as exc:
             if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
                 hint = (": ctx_in must cover every ctx offset the program uses"

@@ -7,6 +7,7 @@ helpers (map helpers, the kernel's general helpers, tail calls).
 """
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from ..elf.spec import MapSpec, ObjectSpec, ProgramSpec
 from ..errors import ProgramNotFound, XsimError
 from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, decode
+from ..isa.verifier import max_ctx_offset
 from .callback_helpers import register_callback_helpers
 from .env import RunEnv
 from .helpers import KEEP_R0, MAX_TAIL_CALLS, HelperCall, HelperRegistry
@@ -56,6 +58,11 @@ class ObjectProgram:
     @property
     def section(self) -> str:
         return self.spec.section
+
+    @functools.cached_property
+    def max_ctx_offset(self) -> int:
+        """The end of the furthest context access, as the kernel's verifier finds it."""
+        return max_ctx_offset(self.program.insns)
 
     @property
     def prog_type(self) -> str:

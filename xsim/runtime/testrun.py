@@ -79,6 +79,10 @@ def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes
         ctx = ctx_in or b""
         if len(ctx) > SYSCALL_CTX_MAX:
             raise TestRunRefused(f"ctx_in of {len(ctx)} bytes is more than {SYSCALL_CTX_MAX}")
+        need = prog.max_ctx_offset
+        if len(ctx) < need:
+            raise TestRunRefused(f"ctx_in of {len(ctx)} bytes is shorter than the {need} bytes "
+                                 "the program reads or writes")
         res = prog.run(ctx, **kw)
         return TestRunOutput(res, ctx_out=res.memory if ctx_in is not None else None,
                              printk=res.printk)
