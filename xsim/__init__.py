@@ -11,6 +11,7 @@ from .isa.disasm import disassemble
 from .runtime import Helper, HelperCall, HelperRegistry, Program, RunResult
 from .runtime.env import RunEnv
 from .runtime.object import Object, load
+from . import nic  # noqa: F401  (registers the XDP hook)
 
 __all__ = [
     "Program", "RunResult", "load", "Object", "RunEnv", "assemble", "disassemble", "Helper", "HelperCall", "HelperRegistry",

@@ -22,7 +22,14 @@ _FP = 10
 def max_ctx_offset(insns: list[Insn]) -> int:
     """The largest ``offset + size`` of a load, store or atomic through r1's context."""
     by_pc = {i.pc: i for i in insns}
-    best = 0
+    return max((off + by_pc[pc].op.size for pc, off in ctx_accesses(insns).items()), default=0)
+
+
+def ctx_accesses(insns: list[Insn]) -> dict[int, int]:
+    """pc -> context offset of every load, store or atomic made through the context
+    pointer (r1 at entry), as the verifier proves them; hooks rewrite these."""
+    by_pc = {i.pc: i for i in insns}
+    found: dict[int, int] = {}
     # a state: registers -> ctx offset (or absent), and spilled stack slots -> ctx offset
     start = ((1, 0),), ()
     work = [(0, start)]
@@ -41,21 +48,23 @@ def max_ctx_offset(insns: list[Insn]) -> int:
         if insn is None:
             continue
         regs, spills = dict(state[0]), dict(state[1])
-        for end in _accesses(insn, regs):
-            best = max(best, end)
+        off = _access(insn, regs)
+        if off is not None:
+            found[pc] = max(found.get(pc, off), off)
         for nxt, new_regs, new_spills in _step(insn, regs, spills):
             work.append((nxt, (tuple(sorted(new_regs.items())),
                                tuple(sorted(new_spills.items())))))
-    return best
+    return found
 
 
-def _accesses(insn: Insn, regs: dict[int, int]) -> list[int]:
+def _access(insn: Insn, regs: dict[int, int]) -> int | None:
+    """The context offset the instruction touches, if its base register is the context."""
     k = insn.op.kind
     if k is Kind.LDX and insn.src in regs:
-        return [regs[insn.src] + insn.off + insn.op.size]
+        return regs[insn.src] + insn.off
     if k in (Kind.ST, Kind.STX, Kind.ATOMIC) and insn.dst in regs:
-        return [regs[insn.dst] + insn.off + insn.op.size]
-    return []
+        return regs[insn.dst] + insn.off
+    return None
 
 
 def _step(insn: Insn, regs: dict[int, int], spills: dict[int, int]):

@@ -85,7 +85,8 @@ class ObjectMap:
         self.kmap, self.spec, self._owner = kmap, spec, owner
         self.type = MapType(spec.type)
         self.name, self.key_size, self.value_size = spec.name, spec.key_size, spec.value_size
-        self.max_entries, self.flags = kmap.max_entries, spec.flags
+        # the flags the kernel keeps (it adds some: BPF_F_RDONLY_PROG on devmaps)
+        self.max_entries, self.flags = kmap.max_entries, kmap.info().flags
         self.id = _object_id(kmap.fd)
 
     @property
@@ -465,7 +466,8 @@ def kernel_test_run(spec: ObjectSpec, prog_name: str | None, *, data_in: bytes |
                 # an empty context is no context: bpf() refuses a pointer with size 0
                 res = kprog.test_run(data_in=data_in, ctx_in=ctx_in or None, repeat=repeat)
         except KernelError as exc:
-            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP, errno.E2BIG,
+                             errno.ENODEV, errno.ENOMEM):
                 hint = (": ctx_in must cover every ctx offset the program uses"
                         if p.prog_type is ProgType.SYSCALL else "")
                 raise TestRunRefused(f"the kernel's test run refuses this input for "

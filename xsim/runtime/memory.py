@@ -158,6 +158,22 @@ class AddressSpace:
             self._view[r.host:r.host + n] = memoryview(data).cast("B")
         return r
 
+    def set_window(self, name: str, start: int, end: int) -> None:
+        """Let accesses reach only ``[start, end)`` of region ``name`` (offsets into it)."""
+        r = self.by_name[name]
+        if not 0 <= start <= end <= r.size:
+            raise XsimError(f"region {name!r}: window [{start}, {end}) is outside its "
+                            f"{r.size} bytes")
+        self.table[r.index, ip.RG_VBASE:ip.RG_HOST + 1] = (r.vaddr + start, end - start,
+                                                            r.host + start)
+
+    def window(self, name: str) -> tuple[int, int]:
+        """The ``[start, end)`` offsets accesses to region ``name`` may reach now."""
+        r = self.by_name[name]
+        row = self.table[r.index]
+        start = int(row[ip.RG_VBASE]) - r.vaddr
+        return start, start + int(row[ip.RG_SIZE])
+
     def bytes_of(self, name: str) -> bytes:
         r = self.by_name[name]
         return self._view[r.host:r.host + r.size].tobytes()

@@ -23,6 +23,7 @@ from ..isa.verifier import max_ctx_offset
 from .callback_helpers import register_callback_helpers
 from .env import RunEnv
 from .helpers import KEEP_R0, MAX_TAIL_CALLS, HelperCall, HelperRegistry
+from .hooks import HOOKS
 from .kernel_helpers import register_kernel_helpers
 from .maps import Map, create_map
 from .maps.helpers import register_map_helpers
@@ -118,9 +119,13 @@ class Object:
                 aliases[m.section] = m.name
         self.maps = MapTable(maps, aliases)
         self.programs: dict[str, ObjectProgram] = {}
+        for hook in {HOOKS[p.prog_type] for p in spec.programs if p.prog_type in HOOKS}:
+            hook.add_helpers(self.helpers)
         for p in spec.programs:
             code, unresolved = self._resolve(p)
             insns = decode(code)
+            if p.prog_type in HOOKS:
+                insns = HOOKS[p.prog_type].rewrite(p, insns)
             prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
                            space=self.space, env=self.env, unresolved=unresolved,
                            lines=p.lines)

@@ -92,8 +92,12 @@ class Program:
 
     def run(self, memory: bytes | bytearray | memoryview = b"", *, packet: bytes | None = None,
             repeat: int = 1, tier: str = "interp", budget: int = DEFAULT_BUDGET,
-            histogram: bool = False) -> RunResult:
+            histogram: bool = False, packet_window: tuple[int, int] | None = None) -> RunResult:
         """Run ``repeat`` times on the same memory (r1 = memory, r2 = its length).
+
+        ``packet`` fills the ``packet`` region (LD_ABS/LD_IND read it; hooks put
+        their packet buffer there), and ``packet_window`` narrows what of it the
+        program may touch to ``[start, end)`` offsets.
 
         Never raises for what the program does: a fault, a runaway loop or a
         missing helper comes back as ``RunResult.error``.
@@ -107,6 +111,10 @@ class Program:
         space.fill("memory", memory)
         if packet is not None or self._packet.size:
             space.fill("packet", b"" if packet is None else packet)
+        if packet_window is not None:
+            # a hook's packet: the program may touch only [start, end) of the buffer
+            # (the kernel's data_meta..data_end); its helpers move the window
+            space.set_window("packet", *packet_window)
         setup = (self._memory.size, self._stack.host, packet is not None, self.env.cpu)
         if setup != self._setup:   # the words below change only with the input's shape
             self._setup = setup

@@ -16,6 +16,7 @@ from ..elf.kinds import MapType, ProgType
 from ..errors import XsimError
 from .maps import Map, MapError
 from .maps.base import BPF_ANY, BPF_EXIST, BPF_NOEXIST
+from .hooks import HOOKS
 from .object import Object, ObjectProgram
 from .result import RunResult
 
@@ -86,6 +87,10 @@ def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes
         res = prog.run(ctx, **kw)
         return TestRunOutput(res, ctx_out=res.memory if ctx_in is not None else None,
                              printk=res.printk)
+    hook = HOOKS.get(prog.spec.prog_type)
+    if hook is not None:
+        return hook.test_run(prog, data_in=data_in, ctx_in=ctx_in, repeat=repeat,
+                             budget=budget)
     raise TestRunRefused(f"running {prog.prog_type} programs needs their hook's context "
                          "model, which xsim does not have yet; run it on raw memory with "
                          "--mem", _errno.ENOTSUP)

@@ -1,0 +1,170 @@
+"""XDP: the context as the kernel rewrites it, the adjust and redirect helpers, and
+BPF_PROG_TEST_RUN's rules, each compared with the running kernel where bpf() works."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import xsim
+from xsim.elf.loader import load_spec
+from xsim.runtime.hooks import VerifierError
+from xsim.runtime import testrun
+from xsim.runtime.testrun import TestRunRefused, apply_maps_in, report
+
+DATA = Path(__file__).parent / "data" / "nic"
+BASIC = DATA / "xdp_basic.o"
+REFUSED = DATA / "xdp_refused.o"
+PKT = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(range(50))
+MD = struct.Struct("<6I")
+
+
+def kernel():
+    mod = pytest.importorskip("xsim.kernel")
+    ok, why = mod.available()
+    if not ok:
+        pytest.skip(f"bpf() unusable: {why}")
+    return mod
+
+
+def sim(prog: str, data: bytes | None = PKT, ctx: bytes | None = None, maps_in=None,
+        repeat: int = 1) -> dict:
+    obj = xsim.load(BASIC)
+    if maps_in:
+        apply_maps_in(obj, maps_in)
+    p = obj.programs[prog]
+    return report(obj, p, testrun.test_run(p, data_in=data, ctx_in=ctx, repeat=repeat))
+
+
+def same(prog: str, data: bytes | None = PKT, ctx: bytes | None = None, maps_in=None,
+         repeat: int = 1) -> dict:
+    """xsim's report, after checking it equals the kernel's (where the kernel can run)."""
+    mine = sim(prog, data, ctx, maps_in, repeat)
+    k = kernel()
+    theirs = k.kernel_test_run(load_spec(BASIC), prog, data_in=data, ctx_in=ctx,
+                               maps_in=maps_in, repeat=repeat)
+    for key in theirs:
+        if key not in ("duration_ns", "insns"):
+            assert theirs[key] == mine[key], (key, theirs[key], mine[key])
+    return mine
+
+
+def seen(report_: dict) -> list[int]:
+    out = []
+    for e in report_["maps"]["seen"]["entries"]:
+        v = int.from_bytes(bytes.fromhex(e["value"]), "little")
+        out.append(v - (1 << 64) if v >> 63 else v)
+    return out
+
+
+def test_context_fields_and_verdict() -> None:
+    r = same("lengths")
+    assert r["retval"] == 2                                  # XDP_PASS: an IPv4 frame
+    assert seen(r)[:5] == [64, 0, 1, 0, 64]                  # len, metadata, lo, queue 0
+    assert r["data_out"] == PKT.hex() and r["ctx_out"] is None
+
+
+def test_metadata_and_linear_length_from_ctx_in() -> None:
+    r = same("lengths", ctx=MD.pack(8, 40, 0, 0, 0, 0))
+    assert seen(r)[:5] == [32, 8, 1, 0, 56]                  # 8 bytes of metadata, 32 linear
+    assert MD.unpack(bytes.fromhex(r["ctx_out"]))[:2] == (8, 40)
+
+
+def test_metadata_may_take_the_headroom_down_to_an_xdp_frame() -> None:
+    r = same("lengths", data=PKT * 4, ctx=MD.pack(216, 256, 0, 0, 0, 0))
+    assert seen(r)[:2] == [40, 216]
+
+
+def test_an_all_zero_ctx_means_no_linear_data() -> None:
+    r = same("lengths", ctx=bytes(24))
+    assert r["retval"] == 0 and seen(r)[0] == 0
+
+
+def test_big_frames_are_split_into_linear_and_fragments() -> None:
+    r = same("lengths", data=PKT * 70)                       # 4480 bytes
+    assert seen(r)[0] == 3520 and seen(r)[4] == 4480
+    assert r["data_out_len"] == 4480
+
+
+def test_adjust_head_tail_meta() -> None:
+    r = same("encap")
+    assert r["retval"] == 3                                  # XDP_TX
+    assert seen(r)[:4] == [0, 0, -22, 0]                     # the -300 adjust_head: -EINVAL
+    out = bytes.fromhex(r["data_out"])
+    assert out[:4] == struct.pack("<I", 0xABCD)              # metadata, in front of the data
+    assert out[4 + 12:4 + 20] == struct.pack("<Q", 0x1122334455667788)
+    assert out.endswith(bytes(4)) and len(out) == 4 + 8 + 64 + 4
+
+
+def test_shrinking_the_tail() -> None:
+    r = same("shrink")
+    assert seen(r)[:2] == [0, -22] and r["data_out_len"] == 54
+
+
+def test_load_and_store_bytes() -> None:
+    r = same("bytes")
+    assert seen(r)[:3] == [0, 0, -14]
+    assert bytes.fromhex(r["data_out"])[:6] == PKT[6:12]
+
+
+@pytest.mark.parametrize("mode, retval", [(0, 2), (1, 4), (2, 4), (3, 0), (4, 7)])
+def test_redirects(mode: int, retval: int) -> None:
+    maps_in = [{"map": "seen", "key": "00000000", "value": struct.pack("<Q", mode).hex()},
+               {"map": "ports", "key": "02000000", "value": "01000000"}]
+    assert same("redirects", maps_in=maps_in)["retval"] == retval
+
+
+def test_repeat_runs_on_the_same_buffer() -> None:
+    r = same("shrink", repeat=3)
+    assert r["data_out_len"] == 64 - 30
+
+
+@pytest.mark.parametrize("data, ctx, errno_name", [
+    (PKT[:13], None, "EINVAL"),                                      # shorter than Ethernet
+    (PKT, MD.pack(0, 64, 4, 0, 0, 0), "EINVAL"),                     # data_meta set
+    (PKT, MD.pack(6, 64, 0, 0, 0, 0), "EINVAL"),                     # metadata not /4
+    (PKT * 4, MD.pack(220, 256, 0, 0, 0, 0), "EINVAL"),              # more than 216
+    (PKT, MD.pack(0, 65, 0, 0, 0, 0), "EINVAL"),                     # data_end past the data
+    (PKT, MD.pack(0, 64, 0, 0, 0, 3), "EINVAL"),                     # egress_ifindex
+    (PKT, MD.pack(0, 64, 0, 0, 1, 0), "EINVAL"),                     # a queue, no device
+    (PKT, MD.pack(0, 64, 0, 9999, 0, 0), "ENODEV"),                  # no such device
+    (PKT, MD.pack(0, 64, 0, 0, 0, 0) + b"\x01", "E2BIG"),            # bytes past xdp_md
+])
+def test_refused_inputs(data: bytes, ctx: bytes | None, errno_name: str) -> None:
+    obj = xsim.load(BASIC)
+    with pytest.raises(TestRunRefused) as info:
+        testrun.test_run(obj.programs["lengths"], data_in=data, ctx_in=ctx)
+    assert info.value.errno_name == errno_name
+    k = kernel()
+    with pytest.raises(TestRunRefused) as theirs:
+        k.kernel_test_run(load_spec(BASIC), "lengths", data_in=data, ctx_in=ctx)
+    assert errno_name in str(theirs.value)
+
+
+@pytest.mark.parametrize("prog, message", [
+    ("writes_ctx", "invalid bpf_context access off=16 size=4"),
+    ("narrow_load", "invalid bpf_context access off=12 size=2"),
+    ("past_the_end", "invalid bpf_context access off=24 size=4"),
+    ("egress_outside_devmap", "invalid bpf_context access off=20 size=4"),
+])
+def test_the_verifiers_refusals(prog: str, message: str) -> None:
+    spec = load_spec(REFUSED)
+    one = type(spec)(spec.path, tuple(p for p in spec.programs if p.name == prog), spec.maps,
+                     spec.license)
+    from xsim.runtime.object import Object
+    with pytest.raises(VerifierError, match=message):
+        Object(one)
+    k = kernel()
+    with pytest.raises(k.KernelError) as info:
+        k.KernelObject.load(spec, prog=prog)
+    assert message.split(" size")[0] in info.value.log
+
+
+def test_egress_ifindex_in_a_devmap_program() -> None:
+    spec = load_spec(REFUSED)
+    one = type(spec)(spec.path, tuple(p for p in spec.programs if p.name == "egress_in_devmap"),
+                     spec.maps, spec.license)
+    from xsim.runtime.object import Object
+    obj = Object(one)
+    assert testrun.test_run(obj.programs["egress_in_devmap"], data_in=PKT).retval == 2

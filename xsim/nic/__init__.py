@@ -1,0 +1,10 @@
+"""Networking hooks: XDP (``xsim.nic.xdp``), with TC and socket filters to come.
+
+Importing the package registers its hooks with the runtime, so that
+``xsim.load`` rewrites these programs' context accesses and ``test_run``
+runs them as BPF_PROG_TEST_RUN does.
+"""
+from ..runtime.hooks import register_hook
+from .xdp import XdpHook
+
+register_hook(XdpHook())
