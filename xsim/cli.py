@@ -20,6 +20,7 @@ from .isa.asm import assemble
 from .isa.disasm import disassemble_lines
 from .runtime import DEFAULT_BUDGET, Program
 from .runtime.env import RunEnv
+from .runtime.hooks import VerifierError
 from .runtime.object import load
 from .runtime.testrun import TestRunRefused, apply_maps_in, report, test_run
 from .elf.loader import load_spec
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProgramNotFound as exc:
         print(f"xsim: {exc}", file=sys.stderr)
         return EXIT_NO_PROGRAM
-    except (DecodeError, ElfError) as exc:
+    except (DecodeError, ElfError, VerifierError) as exc:
         print(f"xsim: cannot load: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LOAD
     except AsmError as exc:

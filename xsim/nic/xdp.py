@@ -312,7 +312,8 @@ class XdpHook:
                                  f"{MAX_SKB_FRAGS}", errno.ENOMEM)
         buffer = bytearray(PAGE_SIZE)
         buffer[headroom:headroom + linear] = data[:linear]
-        space = prog.program.space
+        program = prog.hooked()
+        space = program.space
         # beyond the linear part the kernel makes fragments, for frags programs or not
         frame = Frame(frags=frags)
         _FRAMES[space] = frame
@@ -322,7 +323,7 @@ class XdpHook:
             start + headroom + metalen, start + headroom + linear, start + headroom, start,
             PAGE_SIZE)
         kw = {"repeat": repeat} if budget is None else {"repeat": repeat, "budget": budget}
-        res = prog.program.run(ctx_image, packet=bytes(buffer),
+        res = program.run(ctx_image, packet=bytes(buffer),
                                packet_window=(headroom, headroom + linear), **kw)
         d, end, meta = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:3]
         after = space.bytes_of("packet")

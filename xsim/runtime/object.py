@@ -50,7 +50,20 @@ class ObjectProgram:
 
     def __init__(self, spec: ProgramSpec, program: Program) -> None:
         self.spec = spec
+        #: the program on raw memory (r1 = the memory): what ``run`` and ``--mem`` run
         self.program = program
+        self._hooked: Program | None = None
+
+    def hooked(self) -> Program:
+        """The program as its hook runs it: context accesses rewritten as the kernel's
+        verifier rewrites them (a VerifierError if it would refuse one)."""
+        if self._hooked is None:
+            p = self.program
+            insns = HOOKS[self.spec.prog_type].rewrite(self.spec, p.insns)
+            self._hooked = Program(insns, p.n_slots, name=p.name, helpers=p.helpers,
+                                   space=p.space, env=p.env, unresolved=p.unresolved,
+                                   lines=p.lines)
+        return self._hooked
 
     @property
     def name(self) -> str:
@@ -124,8 +137,6 @@ class Object:
         for p in spec.programs:
             code, unresolved = self._resolve(p)
             insns = decode(code)
-            if p.prog_type in HOOKS:
-                insns = HOOKS[p.prog_type].rewrite(p, insns)
             prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
                            space=self.space, env=self.env, unresolved=unresolved,
                            lines=p.lines)
