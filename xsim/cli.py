@@ -126,6 +126,8 @@ def _run_object(args: argparse.Namespace, path: Path) -> int:
         raise XsimError(f"tier {args.tier!r} is not available; this build has: interp")
     obj = load(path, env=RunEnv(ncpus=args.cpus, cpu=args.cpu))
     prog = _pick(obj, args.prog)
+    if args.pcap:
+        return _run_pcap(args, obj, prog)
     entries = _maps_in(args)
     if entries is not None:
         apply_maps_in(obj, entries)
@@ -180,6 +182,25 @@ def _run_kernel(args: argparse.Namespace, path: Path) -> int:
     return EXIT_OK
 
 
+def _run_pcap(args: argparse.Namespace, obj, prog) -> int:
+    from .nic.pcaprun import run_pcap
+    from .nic.report import print_summary
+
+    if args.maps_in:
+        apply_maps_in(obj, json.loads(Path(args.maps_in).read_text()))
+    records = open(args.records, "w") if args.records else None
+    try:
+        summary = run_pcap(obj, prog, args.pcap, out=args.out, records=records)
+    finally:
+        if records is not None:
+            records.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(obj)))
+    else:
+        print_summary(summary, obj)
+    return EXIT_OK
+
+
 def _pick(obj, name: str | None):
     if name is not None:
         return obj.program(name)
@@ -225,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ctx-in", help="the context (ctx_in); for syscall programs, its memory")
     p.add_argument("--ctx-out", help="write the context after the run here")
     p.add_argument("--maps-in", help="JSON list of map entries to apply before the run")
+    p.add_argument("--pcap", help="run every packet of this pcap/pcapng capture")
+    p.add_argument("--out", help="with --pcap: write the packets that pass here (OUT.tx.pcap, "
+                                 "OUT.redirect-*.pcap beside it)")
+    p.add_argument("--records", help="with --pcap: one JSON line per packet")
     p.add_argument("--cpus", type=int, default=1, help="CPUs the per-CPU maps hold values for")
     p.add_argument("--cpu", type=int, default=0, help="the CPU the program runs on")
     p.add_argument("--json", action="store_true", help="print one JSON object")

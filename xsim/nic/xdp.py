@@ -331,4 +331,9 @@ class XdpHook:
         ctx_out = None
         if ctx_in is not None:
             ctx_out = XDP_MD.pack(d - meta, end - meta, 0, ingress, rxq, 0)
-        return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk)
+        return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk,
+                             redirect=frame.redirect if res.retval == XDP_REDIRECT else None)
+
+    def verdict(self, retval: int) -> str:
+        """The kernel's name of an XDP action; a value outside the enum by number."""
+        return XDP_ACTIONS.get(retval, str(retval))

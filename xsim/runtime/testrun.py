@@ -50,6 +50,8 @@ class TestRunOutput:
     data_out: bytes | None = None
     ctx_out: bytes | None = None
     printk: list[str] = field(default_factory=list)
+    #: where a redirect sent the packet: ("ifindex", n) or (map name, key)
+    redirect: tuple[str, int] | None = None
 
     @property
     def retval(self) -> int:
