@@ -56,3 +56,13 @@ def test_examples_are_built_from_their_sources(tmp_path: Path) -> None:
         finally:
             os.chdir(cwd)
         assert out.read_bytes() == shipped.read_bytes(), src.name
+
+
+def test_readme_firewall_over_a_capture(tmp_path: Path) -> None:
+    out = _xsim("run", "examples/nic/firewall.o", "--pcap", "examples/nic/traffic.pcap",
+                "--maps-in", "examples/nic/blocklist.json", "--out", str(tmp_path / "p.pcap"),
+                "--json")
+    import json
+    data = json.loads(out)
+    assert data["verdicts"] == {"XDP_PASS": 784, "XDP_DROP": 216}
+    assert data["outputs"]["pass"]["packets"] == 784
