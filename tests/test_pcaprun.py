@@ -66,3 +66,28 @@ def test_every_packet_agrees_with_the_kernel() -> None:
                 theirs = kp.test_run(data_in=pkt.data)
                 assert (theirs.retval, theirs.data_out) == (mine.retval, mine.data_out), \
                     (prog, pkt.index)
+
+
+def test_the_firewall_example_over_its_capture_agrees_with_the_kernel() -> None:
+    """Packet by packet (verdict, bytes out) and in the maps after the whole capture."""
+    kernel = pytest.importorskip("xsim.kernel")
+    ok, why = kernel.available()
+    if not ok:
+        pytest.skip(f"bpf() unusable: {why}")
+    from xsim.runtime.testrun import apply_maps_in, dump_map, test_run
+    root = Path(__file__).resolve().parents[1] / "examples" / "nic"
+    blocklist = json.loads((root / "blocklist.json").read_text())
+    obj = xsim.load(root / "firewall.o")
+    apply_maps_in(obj, blocklist)
+    with kernel.KernelObject.load(load_spec(root / "firewall.o")) as kobj:
+        apply_maps_in(kobj, blocklist)
+        kp = kobj.programs["firewall"]
+        drops = 0
+        for pkt in read_packets(root / "traffic.pcap"):
+            mine = test_run(obj.programs["firewall"], data_in=pkt.data)
+            theirs = kp.test_run(data_in=pkt.data)
+            assert (theirs.retval, theirs.data_out) == (mine.retval, mine.data_out), pkt.index
+            drops += mine.retval == 1
+        for name in ("rule_hits", "verdicts", "blocklist"):
+            assert dump_map(kobj.maps[name]) == dump_map(obj.maps[name]), name
+    assert drops > 100
