@@ -25,12 +25,11 @@ from ..elf.kinds import MapType, ProgType
 from ..elf.spec import MapSpec, ObjectSpec, ProgramSpec
 from ..errors import ProgramNotFound
 from ..runtime.result import RunResult
-from ..runtime.testrun import (SYSCALL_CTX_MAX, MapsInError, TestRunOutput, TestRunRefused,
+from ..runtime.testrun import (SYSCALL_CTX_MAX, TestRunOutput, TestRunRefused, apply_maps_in,
                                report)
 from .backend import KernelMap, KernelProgram, KernelUsageError, patch_map_fds, \
     patch_map_values, possible_cpus
-from .syscall import (BPF_ANY, BPF_EXIST, BPF_NOEXIST, ENOTSUPP, Cmd, KernelError, ObjInfoAttr,
-                      bpf)
+from .syscall import BPF_ANY, ENOTSUPP, Cmd, KernelError, ObjInfoAttr, bpf
 
 __all__ = ["KernelObject", "ObjectMap", "kernel_test_run", "jit_image", "NEEDS_BTF"]
 
@@ -43,8 +42,6 @@ _BTF_STRUCTS = frozenset({"bpf_spin_lock", "bpf_res_spin_lock", "bpf_timer", "bp
 _ARRAYS = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
                      MapType.ARRAY_OF_MAPS, MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY})
 _MAP_IN_MAP = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
-_KEYLESS = frozenset({MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER})
-_FLAGS = {"any": BPF_ANY, "noexist": BPF_NOEXIST, "exist": BPF_EXIST}
 _RB_BUSY, _RB_DISCARD, _RB_HDR = 1 << 31, 1 << 30, 8
 
 
@@ -387,44 +384,6 @@ def _pinned(cpu: int | None) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, old)
-
-
-def _hex(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise MapsInError(f"{what} must be a hex string, got {text!r}")
-    try:
-        return bytes.fromhex(text.replace(" ", ""))
-    except ValueError:
-        raise MapsInError(f"{what} is not hex: {text!r}") from None
-
-
-def apply_maps_in(obj: KernelObject, entries: Any) -> None:
-    """:func:`xsim.runtime.testrun.apply_maps_in` for the kernel: ``value_prog`` is a
-    program of the object (its fd goes in)."""
-    if not isinstance(entries, list):
-        raise MapsInError("--maps-in must hold a JSON list of entries")
-    for n, e in enumerate(entries):
-        where = f"--maps-in entry {n}"
-        if not isinstance(e, dict) or "map" not in e:
-            raise MapsInError(f"{where}: needs a \"map\" field")
-        m = obj.map(e["map"])
-        if m is None:
-            raise MapsInError(f"{where}: no map {e['map']!r} (maps: {', '.join(obj.maps)})")
-        flags = _FLAGS.get(str(e.get("flags", "any")).lower())
-        if flags is None:
-            raise MapsInError(f"{where}: flags must be any, exist or noexist")
-        try:
-            if m.type in _KEYLESS:
-                m.push(_hex(e.get("value"), f"{where}: value"), flags)
-            elif "value_prog" in e:
-                if e["value_prog"] not in obj.programs:
-                    raise MapsInError(f"{where}: no program {e['value_prog']!r}")
-                m.update(_hex(e.get("key"), f"{where}: key"), e["value_prog"], flags)
-            else:
-                m.update(_hex(e.get("key"), f"{where}: key"),
-                         _hex(e.get("value"), f"{where}: value"), flags)
-        except (KernelError, KernelUsageError) as exc:
-            raise MapsInError(f"{where}: {exc}") from None
 
 
 def _refusal(p: ProgramSpec, data_in: bytes | None, ctx_in: bytes | None, repeat: int) -> None:

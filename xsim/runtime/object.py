@@ -154,6 +154,10 @@ class Object:
     def license(self) -> str:
         return self.spec.license
 
+    def map(self, name: str) -> Map | None:
+        """A map by name or global-data section alias, or None."""
+        return self.maps.get(name)
+
     def program(self, name: str) -> ObjectProgram:
         """A program by function name, or by section name when only one program has it."""
         if name in self.programs:

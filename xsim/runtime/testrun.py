@@ -109,18 +109,21 @@ def _hex(text: Any, what: str) -> bytes:
         raise MapsInError(f"{what} is not hex: {text!r}") from None
 
 
-def apply_maps_in(obj: Object, entries: Any) -> None:
-    """Apply ``[{"map": NAME, "key": HEX, "value": HEX | "value_prog": PROG, "flags": ...}]``."""
+def apply_maps_in(obj: Object | Any, entries: Any) -> None:
+    """Apply ``[{"map": NAME, "key": HEX, "value": HEX | "value_prog": PROG, "flags": ...}]``.
+
+    ``obj`` is an xsim Object or a kernel one (``xsim.kernel.KernelObject``): both
+    find maps with ``obj.map(name)``, and their maps take the same updates (a
+    prog array's ``value_prog`` is a program name for both)."""
     if not isinstance(entries, list):
         raise MapsInError("--maps-in must hold a JSON list of entries")
     for n, e in enumerate(entries):
         where = f"--maps-in entry {n}"
         if not isinstance(e, dict) or "map" not in e:
             raise MapsInError(f"{where}: needs a \"map\" field")
-        try:
-            m = obj.maps[e["map"]]
-        except KeyError as exc:
-            raise MapsInError(f"{where}: {exc.args[0]}") from None
+        m = obj.map(e["map"])
+        if m is None:
+            raise MapsInError(f"{where}: no map {e['map']!r} (maps: {', '.join(obj.maps)})")
         flags = _FLAGS.get(str(e.get("flags", "any")).lower())
         if flags is None:
             raise MapsInError(f"{where}: flags must be any, exist or noexist")
@@ -135,7 +138,9 @@ def apply_maps_in(obj: Object, entries: Any) -> None:
                 m.update(key, e["value_prog"], flags)
             else:
                 m.update(key, _hex(e.get("value"), f"{where}: value"), flags)
-        except MapError as exc:
+        except MapsInError:
+            raise
+        except XsimError as exc:      # MapError here, KernelError for the kernel's maps
             raise MapsInError(f"{where}: {exc}") from None
 
 
