@@ -169,3 +169,15 @@ def test_egress_ifindex_in_a_devmap_program() -> None:
     from xsim.runtime.object import Object
     obj = Object(one)
     assert testrun.test_run(obj.programs["egress_in_devmap"], data_in=PKT).retval == 2
+
+
+def test_each_program_type_gets_its_own_helpers() -> None:
+    """bpf_redirect with a bad flag: XDP_ABORTED (0) in XDP, TC_ACT_SHOT (2) in TC."""
+    obj = xsim.load(DATA / "mixed.o")
+    frame = PKT + bytes(40)
+    assert testrun.test_run(obj.programs["xdp_redirect_flagged"], data_in=frame).retval == 0
+    assert testrun.test_run(obj.programs["tc_redirect_flagged"], data_in=frame).retval == 2
+    k = kernel()
+    spec = load_spec(DATA / "mixed.o")
+    for prog, want in (("xdp_redirect_flagged", 0), ("tc_redirect_flagged", 2)):
+        assert k.kernel_test_run(spec, prog, data_in=frame)["retval"] == want

@@ -8,3 +8,4 @@ from ..runtime.hooks import register_hook
 from .xdp import XdpHook
 
 register_hook(XdpHook())
+from . import skb  # noqa: E402,F401  (registers the TC and socket-filter hooks)

@@ -59,8 +59,13 @@ class ObjectProgram:
         verifier rewrites them (a VerifierError if it would refuse one)."""
         if self._hooked is None:
             p = self.program
-            insns = HOOKS[self.spec.prog_type].rewrite(self.spec, p.insns)
-            self._hooked = Program(insns, p.n_slots, name=p.name, helpers=p.helpers,
+            hook = HOOKS[self.spec.prog_type]
+            insns = hook.rewrite(self.spec, p.insns)
+            # the hook's helpers for this program type only (bpf_redirect means one thing
+            # in XDP and another in TC), on top of the object's
+            helpers = HelperRegistry(dict(p.helpers.helpers))
+            hook.add_helpers(helpers)
+            self._hooked = Program(insns, p.n_slots, name=p.name, helpers=helpers,
                                    space=p.space, env=p.env, unresolved=p.unresolved,
                                    lines=p.lines)
         return self._hooked
@@ -132,8 +137,6 @@ class Object:
                 aliases[m.section] = m.name
         self.maps = MapTable(maps, aliases)
         self.programs: dict[str, ObjectProgram] = {}
-        for hook in {HOOKS[p.prog_type] for p in spec.programs if p.prog_type in HOOKS}:
-            hook.add_helpers(self.helpers)
         for p in spec.programs:
             code, unresolved = self._resolve(p)
             insns = decode(code)
