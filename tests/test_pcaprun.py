@@ -91,3 +91,12 @@ def test_the_firewall_example_over_its_capture_agrees_with_the_kernel() -> None:
         for name in ("rule_hits", "verdicts", "blocklist"):
             assert dump_map(kobj.maps[name]) == dump_map(obj.maps[name]), name
     assert drops > 100
+
+
+@pytest.mark.parametrize("obj, prog, verdict", [
+    ("tc_basic.o", "act", "TC_ACT_PIPE"), ("sock_basic.o", "fields", "keep")])
+def test_tc_and_socket_filters_over_a_capture(obj: str, prog: str, verdict: str) -> None:
+    o = xsim.load(DATA / "nic" / obj)
+    summary = run_pcap(o, o.programs[prog], SAMPLE)
+    assert summary.verdicts == {verdict: 19} and summary.outputs["pass"][0] == 19
+    assert [i for i, _ in summary.errors] == [15]

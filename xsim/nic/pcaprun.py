@@ -22,10 +22,6 @@ from ..runtime.object import Object, ObjectProgram
 from ..runtime.testrun import TestRunRefused, dump_map, test_run
 from .pcap import ETHERNET, PcapReader, PcapWriter
 
-#: verdicts whose packets leave the program, and the output they go to
-LEAVING = {"XDP_PASS": "pass", "XDP_TX": "tx"}
-
-
 @dataclass
 class PcapSummary:
     """What a capture run did: verdicts, errors, outputs, speed."""
@@ -48,9 +44,10 @@ class PcapSummary:
                 "elapsed_s": self.elapsed_s, "pps": self.pps}
 
 
-def _output_name(verdict: str, redirect: tuple[str, int] | None) -> str | None:
-    if verdict in LEAVING:
-        return LEAVING[verdict]
+def _output_name(hook, verdict: str, redirect: tuple[str, int] | None) -> str | None:
+    name = hook.output(verdict)
+    if name is not None:
+        return name
     if redirect is not None:
         where, key = redirect
         return f"redirect-{where}-{key}" if where != "ifindex" else f"redirect-if{key}"
@@ -95,7 +92,7 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
             summary.verdicts[verdict] += 1
             if error is not None:
                 summary.errors.append((pkt.index, str(error)))
-            name = _output_name(verdict, res.redirect) if error is None else None
+            name = _output_name(hook, verdict, res.redirect) if error is None else None
             if name is not None:
                 stats = summary.outputs.setdefault(name, [0, 0])
                 stats[0] += 1

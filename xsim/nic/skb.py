@@ -756,6 +756,24 @@ class SkbHook:
             ctx_out = bytes(out)
         return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk)
 
+    def verdict(self, retval: int) -> str:
+        """TC: the kernel's TC_ACT_* name; a socket filter: how many bytes it keeps."""
+        if not self.l2:
+            return "drop" if retval == 0 else "keep"
+        value = retval - (1 << 32) if retval >> 31 else retval
+        return TC_ACTIONS.get(value, str(value))
+
+    def output(self, verdict: str) -> str | None:
+        """Which capture output a verdict's packets go to (None: they do not leave)."""
+        return {"TC_ACT_OK": "pass", "TC_ACT_UNSPEC": "pass", "TC_ACT_PIPE": "pass",
+                "keep": "pass"}.get(verdict)
+
+
+#: the kernel's TC_ACT_* return codes by value
+TC_ACTIONS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
+              3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 5: "TC_ACT_QUEUED", 6: "TC_ACT_REPEAT",
+              7: "TC_ACT_REDIRECT", 8: "TC_ACT_TRAP"}
+
 
 TC_HOOK = SkbHook((ProgType.SCHED_CLS, ProgType.SCHED_ACT), l2=True)
 SOCKET_FILTER_HOOK = SkbHook((ProgType.SOCKET_FILTER,), l2=False)

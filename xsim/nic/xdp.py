@@ -337,3 +337,7 @@ class XdpHook:
     def verdict(self, retval: int) -> str:
         """The kernel's name of an XDP action; a value outside the enum by number."""
         return XDP_ACTIONS.get(retval, str(retval))
+
+    def output(self, verdict: str) -> str | None:
+        """Which capture output a verdict's packets go to (None: they do not leave)."""
+        return {"XDP_PASS": "pass", "XDP_TX": "tx"}.get(verdict)
