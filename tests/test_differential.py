@@ -113,10 +113,6 @@ def test_maps(prog: str, maps_in: list | None) -> None:
     assert kernel["retval"] > 2
 
 
-@pytest.mark.xfail(reason="LRU eviction: 8 keys into an 8-entry lru_hash, key 1 looked up, "
-                   "then 9, 10, 11: the kernel evicts 2, 3, 4 and 5 at once (refilling the "
-                   "CPU's local free list) and keeps 7 keys, xsim evicts one at a time and "
-                   "keeps 8 (1, 5..11)", strict=True)
 def test_lru_eviction() -> None:
     kernel, sim = run_both("maps", "lru_evict", ctx=bytes(MCTX))
     keys = [int(e["key"][:2], 16) for e in kernel["maps"]["lru_full"]["entries"]]

@@ -1,9 +1,9 @@
 """Runtime maps from Python: creation checks, the kernel's errnos for every type, shared
-memory with the program side, and model tests (hash vs a dict, LRU order, LPM matching)."""
+memory with the program side, and model tests (hash vs a dict, LRU lists vs a second
+model of the kernel's LRU, LPM matching)."""
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -235,29 +235,100 @@ def test_percpu_hash() -> None:
     assert "value (CPU 01): 31 31 31 31" in m.dump()
 
 
-def test_lru_evicts_least_recently_used() -> None:
-    m = new(T.LRU_HASH, 4, 4, 3)
-    for k in (1, 2, 3):
+# -- LRU maps: the kernel's bpf_lru_list.c (xsim/runtime/maps/lru.py) ---------------------------
+# The expected keys are what Linux 6.18 answered for the same operations on a machine with
+# 2 possible CPUs (tests/test_lru_differential.py checks such sequences against the kernel).
+
+def keys_of(m: Map) -> list[int]:
+    return [struct.unpack("<I", k)[0] for k in m.keys()]
+
+
+def test_lru_evicts_in_batches_and_spares_referenced() -> None:
+    m = new(T.LRU_HASH, 4, 4, 8, ncpus=2)
+    assert m.lru_state()["target_free"] == 2              # 8 nodes / 2 CPUs / 2
+    for k in range(1, 9):
         m.update(k, b"vvvv")
-    assert m.prog_lookup(u32(1), 0)              # a program lookup is a use
-    m.lookup(2)                                  # a syscall lookup is not
-    m.update(4, b"vvvv")
-    assert m.keys() == [u32(1), u32(3), u32(4)]
-    m.update(3, b"wwww")                         # an update is a use
-    m.update(5, b"vvvv")
-    assert m.keys() == [u32(3), u32(4), u32(5)]
-    assert m.lru_order() == [u32(4), u32(3), u32(5)]
+    assert len(m) == 8
+    st = m.lru_state()
+    assert st["local"][0]["pending"] == [u32(8), u32(7)]  # newest first
+    assert st["lists"][0]["inactive"] == [u32(k) for k in range(6, 0, -1)]
+    assert st["lists"][0]["free"] == [] and st["local"][1] == {
+        "pending": [], "free": [], "next_steal": 1}
+    assert m.prog_lookup(u32(1), 0)                        # a program lookup sets the bit
+    m.lookup(2)                                            # a syscall lookup does not
+    assert m.lru_state()["referenced"] == [u32(1)] and m.lru_order()[-1] == u32(1)
+    assert m.lru_order()[0] == u32(2)
+    m.update(9, b"vvvv")           # refill: 7, 8 flushed, 1 to the active list, 2 and 3 out
+    assert keys_of(m) == [1, 4, 5, 6, 7, 8, 9]
+    assert m.lru_state()["lists"][0]["active"] == [u32(1)]
+    m.update(10, b"vvvv")          # the refill's second node: no eviction
+    assert len(m) == 8
+    m.update(11, b"vvvv")          # 4 and 5 out
+    assert keys_of(m) == [1, 6, 7, 8, 9, 10, 11]
+
+
+def test_lru_updates_take_a_node_before_looking() -> None:
+    m = new(T.LRU_HASH, 4, 4, 4, ncpus=2)                  # target_free 1
+    for k in (1, 2, 3, 4):
+        m.update(k, b"vvvv")
     assert errno_of(m.update, 9, b"vvvv", BPF_EXIST) == ENOENT
-    assert errno_of(m.update, 5, b"vvvv", BPF_NOEXIST) == EEXIST
-    assert m.keys() == [u32(3), u32(4), u32(5)]  # failed updates evict nothing
+    assert keys_of(m) == [2, 3, 4]                         # ... which evicted 1 all the same
+    assert errno_of(m.update, 3, b"vvvv", BPF_NOEXIST) == EEXIST
+    assert keys_of(m) == [2, 3, 4]     # the node given back by the failed update: no eviction
+    m.update(3, b"wwww")               # a new node replaces 3's, with the reference bit set
+    assert m.lookup(3) == b"wwww" and m.lru_state()["referenced"] == [u32(3)]
+    m.update(5, b"vvvv")
+    m.update(6, b"vvvv")
+    assert keys_of(m) == [3, 4, 5, 6]
+    m.update(7, b"vvvv")
+    m.update(8, b"vvvv")
+    assert keys_of(m) == [3, 6, 7, 8]
 
 
-def test_lru_percpu_and_no_common_lru_rounding() -> None:
+def test_lru_deletes_give_nodes_back() -> None:
+    m = new(T.LRU_HASH, 4, 4, 8, ncpus=2)
+    for k in (1, 2, 3):
+        m.update(k, b"vvvv")           # 1, 2 flushed to the inactive list, 3 pending on CPU 0
+    m.delete(3)                        # a pending node: back to its CPU's local free list
+    m.delete(1)                        # a node of the global lists: to the global free list
+    st = m.lru_state()
+    assert st["local"][0] == {"pending": [], "free": [None, None], "next_steal": 0}
+    assert st["lists"][0]["inactive"] == [u32(2)] and st["lists"][0]["free"] == [None] * 5
+    assert keys_of(m) == [2] and m.lru_order() == [u32(2)]
+    assert errno_of(m.delete, 3) == ENOENT
+
+
+def test_lru_cpus_take_nodes_for_their_local_lists() -> None:
+    m = new(T.LRU_HASH, 4, 4, 8, ncpus=2)
+    assert m.prog_update(u32(1), b"vvvv", BPF_ANY, 1) == 0   # CPU 1 takes 2 nodes
+    m.update(2, b"vvvv")                                      # Python: CPU 0
+    m.syscall_cpu = 1
+    m.update(3, b"vvvv")
+    st = m.lru_state()
+    assert st["local"][1]["pending"] == [u32(3), u32(1)] and st["local"][1]["free"] == []
+    assert st["local"][0] == {"pending": [u32(2)], "free": [None], "next_steal": 0}
+    assert len(st["lists"][0]["free"]) == 4
+    m.prog_delete(u32(1))
+    assert m.lru_state()["local"][1]["free"] == [None]
+
+
+def test_lru_percpu_and_no_common_lru_lists() -> None:
     m = new(T.LRU_PERCPU_HASH, 4, 8, 5, ncpus=4, flags=BPF_F_NO_COMMON_LRU)
-    assert m.max_entries == 8
-    for k in range(9):
+    assert m.max_entries == 8                  # rounded up: every CPU owns 2 nodes
+    m = new(T.LRU_PERCPU_HASH, 4, 8, 5, ncpus=2, flags=BPF_F_NO_COMMON_LRU)
+    assert m.max_entries == 6
+    for k in range(9):                         # all on CPU 0, which owns 3 nodes
         m.update(k, u64(k))
-    assert len(m) == 8 and m.lookup(0) is None and m.lookup(8) == [u64(8)] * 4
+    assert keys_of(m) == [6, 7, 8] and m.lookup(8) == [u64(8)] * 2
+    assert "local" in m.lru_state() and m.lru_state()["local"] == []
+    assert [len(l["free"]) for l in m.lru_state()["lists"]] == [0, 3]
+    m.syscall_cpu = 1
+    m.update(9, u64(9))
+    assert keys_of(m) == [6, 7, 8, 9]
+    assert m.prog_update(u32(9), u64(90), BPF_ANY, 1) == 0   # in place: CPU 1's value
+    assert m.lookup(9) == [u64(9), u64(90)] and m.lru_state()["referenced"] == [u32(9)]
+    assert m.prog_update(u32(5), u64(5), BPF_EXIST, 0) == -ENOENT
+    assert keys_of(m) == [6, 7, 8, 9]          # BPF_EXIST on lru_percpu_hash takes no node
 
 
 class HashVsDict(RuleBasedStateMachine):
@@ -327,52 +398,313 @@ TestHashVsDict.settings = settings(max_examples=60, stateful_step_count=40, dead
                                    suppress_health_check=[HealthCheck.too_slow])
 
 
+class RefLru:
+    """bpf_lru_list.c and the LRU parts of hashtab.c once more, on Python lists of
+    elements (newest first) with free nodes only counted: written from the kernel
+    source apart from xsim/runtime/maps/lru.py, to check it."""
+
+    class Elem:
+        def __init__(self, cpu: int) -> None:
+            self.key: bytes | None = None
+            self.ref = 0
+            self.cpu = cpu
+
+    def __init__(self, n: int, ncpus: int, percpu_lru: bool) -> None:
+        self.ncpus, self.percpu_lru = ncpus, percpu_lru
+        sets = ncpus if percpu_lru else 1
+        self.active: list[list] = [[] for _ in range(sets)]
+        self.inactive: list[list] = [[] for _ in range(sets)]
+        self.rot: list = [None] * sets                  # None: the inactive list's head
+        self.free = [n // ncpus] * ncpus if percpu_lru else [n]
+        self.scans = 4 if percpu_lru else 128
+        self.target = 4 if percpu_lru else min(max(n // ncpus // 2, 1), 128)
+        self.lfree = [0] * ncpus
+        self.pending: list[list] = [[] for _ in range(ncpus)]
+        self.steal = list(range(ncpus))
+        self.elems: dict[bytes, RefLru.Elem] = {}
+
+    # list moves
+    def _set(self, e) -> int:
+        return e.cpu if self.percpu_lru else 0
+
+    def _unlink(self, s: int, e) -> None:
+        for lst in (self.active[s], self.inactive[s]):
+            if any(x is e for x in lst):
+                if self.rot[s] is e:
+                    i = lst.index(e)
+                    self.rot[s] = lst[i - 1] if i else None
+                lst.remove(e)
+                return
+        raise AssertionError("not on a list")
+
+    def _move(self, s: int, e, to: str) -> None:
+        e.ref = 0
+        self._unlink(s, e)
+        if to == "free":
+            self.free[s] += 1
+        else:
+            getattr(self, to)[s].insert(0, e)
+
+    def _evict(self, s: int, e, local: int | None) -> None:
+        del self.elems[e.key]
+        self._unlink(s, e)
+        if local is None:
+            self.free[s] += 1
+        else:
+            self.lfree[local] += 1
+
+    # rotation and shrinking
+    def _rotate(self, s: int) -> None:
+        act, ina = self.active[s], self.inactive[s]
+        if len(ina) < len(act):
+            first = act[0]
+            for i, e in enumerate(list(reversed(act))):
+                self._move(s, e, "active" if e.ref else "inactive")
+                if i + 1 == self.scans or e is first:
+                    break
+        if not ina:
+            return
+        if self.rot[s] is None:
+            order = ina[::-1]
+        else:
+            j = ina.index(self.rot[s])
+            order = ina[j::-1] + ina[:j:-1]
+        nxt = None
+        for e in order[:self.scans]:
+            i = ina.index(e)
+            nxt = ina[i - 1] if i else None
+            if e.ref:
+                self._move(s, e, "active")
+        self.rot[s] = nxt
+
+    def _shrink(self, s: int, want: int, local: int | None) -> None:
+        done = 0
+        for i, e in enumerate(list(reversed(self.inactive[s]))):
+            if e.ref:
+                self._move(s, e, "active")
+            else:
+                self._evict(s, e, local)
+                done += 1
+                if done == want:
+                    break
+            if i + 1 == self.scans:
+                break
+        if not done:
+            lst = self.inactive[s] or self.active[s]
+            if lst:
+                self._evict(s, lst[-1], local)
+
+    # bpf_lru_pop_free / bpf_lru_push_free
+    def pop(self, cpu: int):
+        if self.percpu_lru:
+            self._rotate(cpu)
+            if not self.free[cpu]:
+                self._shrink(cpu, 4, None)
+            if not self.free[cpu]:
+                return None
+            self.free[cpu] -= 1
+            e = self.Elem(cpu)
+            self.inactive[cpu].insert(0, e)
+            return e
+        if not self.lfree[cpu]:
+            for e in reversed(self.pending[cpu]):      # flush, oldest first
+                self.elems_move_in(e)
+            self.pending[cpu] = []
+            self._rotate(0)
+            take = min(self.free[0], self.target)
+            self.free[0] -= take
+            self.lfree[cpu] += take
+            if take < self.target:
+                self._shrink(0, self.target - take, cpu)
+        found = False
+        if self.lfree[cpu]:
+            self.lfree[cpu] -= 1
+            found = True
+        else:
+            first = victim = self.steal[cpu]
+            while True:
+                if self.lfree[victim]:
+                    self.lfree[victim] -= 1
+                    found = True
+                else:
+                    found = self._steal_pending(victim)
+                victim = (victim + 1) % self.ncpus
+                if found or victim == first:
+                    break
+            self.steal[cpu] = victim
+        if not found:
+            return None
+        e = self.Elem(cpu)
+        self.pending[cpu].insert(0, e)
+        return e
+
+    def elems_move_in(self, e) -> None:
+        (self.active if e.ref else self.inactive)[0].insert(0, e)
+        e.ref = 0
+
+    def _steal_pending(self, victim: int) -> bool:
+        for force in (False, True):
+            for e in reversed(self.pending[victim]):
+                if force or not e.ref:
+                    del self.elems[e.key]
+                    self.pending[victim].remove(e)
+                    return True
+        return False
+
+    def push(self, e) -> None:
+        if not self.percpu_lru and any(x is e for x in self.pending[e.cpu]):
+            self.pending[e.cpu].remove(e)
+            self.lfree[e.cpu] += 1
+        else:
+            self._move(self._set(e), e, "free")
+
+    # the map operations (hashtab.c)
+    def update(self, key: bytes, flags: int, cpu: int, percpu_values: bool) -> int:
+        node = None
+        if not (percpu_values and flags == BPF_EXIST):
+            node = self.pop(cpu)
+            if node is None:
+                return -12
+        old = self.elems.get(key)
+        err = -EEXIST if old and flags == BPF_NOEXIST else \
+            -ENOENT if not old and flags == BPF_EXIST else 0
+        if err:
+            if node is not None:
+                self.push(node)
+            return err
+        if old is None:
+            node.key = key
+            self.elems[key] = node
+        elif percpu_values:
+            old.ref = 1
+            if node is not None:
+                self.push(node)
+        else:
+            node.key, node.ref = key, 1
+            self.elems[key] = node
+            old.key = None
+            self.push(old)
+        return 0
+
+    def delete(self, key: bytes) -> int:
+        e = self.elems.pop(key, None)
+        if e is None:
+            return -ENOENT
+        self.push(e)
+        return 0
+
+    def lookup(self, key: bytes, prog: bool) -> bool:
+        e = self.elems.get(key)
+        if e is not None and prog:
+            e.ref = 1
+        return e is not None
+
+    def state(self) -> dict:
+        def keys(lst: list) -> list:
+            return [e.key for e in lst]
+        return {
+            "lists": [{"active": keys(a), "inactive": keys(i), "free": [None] * f}
+                      for a, i, f in zip(self.active, self.inactive, self.free)],
+            "local": [] if self.percpu_lru else [
+                {"pending": keys(p), "free": [None] * f, "next_steal": s}
+                for p, f, s in zip(self.pending, self.lfree, self.steal)],
+            "referenced": sorted(e.key for e in self.elems.values() if e.ref),
+            "target_free": self.target,
+        }
+
+
 class LruVsModel(RuleBasedStateMachine):
-    """LRU eviction order against an OrderedDict (oldest first)."""
+    """An LRU map (Python and program side, on several CPUs) against :class:`RefLru`:
+    the same contents and the same lists after every step."""
+
+    MTYPE, ENTRIES, NCPUS, FLAGS = T.LRU_HASH, 8, 2, 0
 
     def __init__(self) -> None:
         super().__init__()
-        self.m = create_map(MapSpec("lru", T.LRU_HASH, 4, 4, 4), run_space(), 1)
-        self.model: OrderedDict[bytes, bytes] = OrderedDict()
+        self.m = create_map(MapSpec("lru", self.MTYPE, 4, 8, self.ENTRIES, flags=self.FLAGS),
+                            run_space(), self.NCPUS)
+        self.ref = RefLru(self.m.max_entries, self.NCPUS, bool(self.FLAGS))
+        self.values: dict[bytes, bytes] = {}
 
-    keys = st.integers(0, 7).map(u32)
+    keys = st.integers(0, 11).map(u32)
+    cpus = st.integers(0, 7)
+    flags = st.sampled_from([BPF_ANY, BPF_ANY, BPF_NOEXIST, BPF_EXIST])
 
-    @rule(key=keys, value=st.binary(min_size=4, max_size=4), prog=st.booleans())
-    def update(self, key, value, prog) -> None:
+    @rule(key=keys, value=st.integers(0, 1 << 40).map(u64), flags=flags, cpu=cpus,
+          prog=st.booleans())
+    def update(self, key, value, flags, cpu, prog) -> None:
+        cpu %= self.NCPUS
+        percpu = self.MTYPE == T.LRU_PERCPU_HASH
+        want = self.ref.update(key, flags, cpu, percpu)
         if prog:
-            assert self.m.prog_update(key, value, BPF_ANY, 0) == 0
+            assert self.m.prog_update(key, value, flags, cpu) == want
         else:
-            self.m.update(key, value)
-        if key not in self.model and len(self.model) == 4:
-            self.model.popitem(last=False)
-        self.model[key] = value
-        self.model.move_to_end(key)
+            self.m.syscall_cpu = cpu
+            if want:
+                assert errno_of(self.m.update, key, value, flags) == -want
+            else:
+                self.m.update(key, value, flags)
+        if not want and not percpu:
+            self.values[key] = value
 
-    @rule(key=keys)
-    def prog_lookup(self, key) -> None:
-        assert (self.m.prog_lookup(key, 0) != 0) == (key in self.model)
-        if key in self.model:
-            self.model.move_to_end(key)
+    @rule(first=st.integers(0, 11), n=st.integers(1, 8), cpu=cpus)
+    def fill(self, first, n, cpu) -> None:
+        for k in range(first, first + n):
+            self.update(u32(k % 12), u64(k), BPF_ANY, cpu, True)
+
+    @rule(key=keys, cpu=cpus)
+    def prog_lookup(self, key, cpu) -> None:
+        assert (self.m.prog_lookup(key, cpu % self.NCPUS) != 0) == self.ref.lookup(key, True)
+
+    @precondition(lambda self: self.ref.elems)
+    @rule(data=st.data(), cpu=cpus)
+    def use_one(self, data, cpu) -> None:
+        """A program lookup of a key that is there (so the reference bit matters)."""
+        key = data.draw(st.sampled_from(sorted(self.ref.elems)))
+        assert self.m.prog_lookup(key, cpu % self.NCPUS) and self.ref.lookup(key, True)
 
     @rule(key=keys)
     def py_lookup(self, key) -> None:
-        assert self.m.lookup(key) == self.model.get(key)
+        assert (self.m.lookup(key) is not None) == self.ref.lookup(key, False)
 
-    @precondition(lambda self: self.model)
-    @rule(data=st.data())
-    def delete(self, data) -> None:
-        key = data.draw(st.sampled_from(sorted(self.model)))
-        self.m.delete(key)
-        del self.model[key]
+    @rule(key=keys, prog=st.booleans())
+    def delete(self, key, prog) -> None:
+        want = self.ref.delete(key)
+        if prog:
+            assert self.m.prog_delete(key) == want
+        elif want:
+            assert errno_of(self.m.delete, key) == -want
+        else:
+            self.m.delete(key)
 
     @invariant()
-    def same_order(self) -> None:
-        assert self.m.lru_order() == list(self.model)
+    def same_lists(self) -> None:
+        assert self.m.keys() == sorted(self.ref.elems)
+        assert self.m.lru_state() == self.ref.state()
+        if self.MTYPE == T.LRU_HASH:
+            assert self.m.items() == sorted((k, self.values[k]) for k in self.ref.elems)
 
 
+class LruNoCommonVsModel(LruVsModel):
+    MTYPE, ENTRIES, NCPUS, FLAGS = T.LRU_HASH, 9, 2, BPF_F_NO_COMMON_LRU
+
+
+class LruPercpuVsModel(LruVsModel):
+    MTYPE, ENTRIES, NCPUS, FLAGS = T.LRU_PERCPU_HASH, 5, 3, 0     # target_free 1: steals
+
+
+class LruSmallVsModel(LruVsModel):
+    MTYPE, ENTRIES, NCPUS, FLAGS = T.LRU_HASH, 16, 2, 0
+
+
+LRU_SETTINGS = settings(max_examples=50, stateful_step_count=40, deadline=None,
+                        suppress_health_check=[HealthCheck.too_slow])
 TestLruVsModel = LruVsModel.TestCase
-TestLruVsModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                                   suppress_health_check=[HealthCheck.too_slow])
+TestLruNoCommonVsModel = LruNoCommonVsModel.TestCase
+TestLruPercpuVsModel = LruPercpuVsModel.TestCase
+TestLruSmallVsModel = LruSmallVsModel.TestCase
+for _case in (TestLruVsModel, TestLruNoCommonVsModel, TestLruPercpuVsModel, TestLruSmallVsModel):
+    _case.settings = LRU_SETTINGS
 
 
 # -- LPM trie --------------------------------------------------------------------------------

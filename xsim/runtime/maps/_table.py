@@ -1,4 +1,4 @@
-"""Key index and LRU order for hash-like maps, in flat numpy arrays.
+"""The key index of hash-like maps, in flat numpy arrays (LRU lists: :mod:`.lru`).
 
 The index maps key bytes to a slot in ``[0, capacity)`` (the slot holds the
 value in the map's region).  It is open addressing with linear probing and
@@ -165,46 +165,3 @@ class SlotTable:
         slots = [int(s) for s in np.flatnonzero(self.used)]
         return sorted(slots, key=self.key_of)
 
-
-class LruList:
-    """Exact recency order of slots: a doubly linked list in two int32 arrays."""
-
-    def __init__(self, capacity: int) -> None:
-        self.prev = np.full(capacity, EMPTY, dtype=np.int32)
-        self.next = np.full(capacity, EMPTY, dtype=np.int32)
-        self.head = EMPTY       # most recently used
-        self.tail = EMPTY       # least recently used
-
-    def unlink(self, slot: int) -> None:
-        p, n = int(self.prev[slot]), int(self.next[slot])
-        if p == EMPTY:
-            self.head = n
-        else:
-            self.next[p] = n
-        if n == EMPTY:
-            self.tail = p
-        else:
-            self.prev[n] = p
-        self.prev[slot] = self.next[slot] = EMPTY
-
-    def push_front(self, slot: int) -> None:
-        self.prev[slot] = EMPTY
-        self.next[slot] = self.head
-        if self.head != EMPTY:
-            self.prev[self.head] = slot
-        self.head = slot
-        if self.tail == EMPTY:
-            self.tail = slot
-
-    def touch(self, slot: int) -> None:
-        if self.head != slot:
-            self.unlink(slot)
-            self.push_front(slot)
-
-    def order(self) -> list[int]:
-        """Slots from least to most recently used."""
-        out, s = [], self.tail
-        while s != EMPTY:
-            out.append(s)
-            s = int(self.prev[s])
-        return out
