@@ -58,7 +58,7 @@ def _for_each_map_elem(call: HelperCall) -> int:
         keys = space.add(_KEY_REGION, 512, writable=False)
     done = 0
     for key in m.keys():
-        value = m.prog_lookup(key, call.env.cpu)
+        value = m.value_pointer(key, call.env.cpu)      # the walk sets no reference bit
         if not value:
             continue
         space.mem[keys.host:keys.host + len(key)] = memoryview(key)   # read-only for programs

@@ -318,6 +318,10 @@ class Map:
     def prog_delete(self, key: bytes) -> int:
         return -self.NO_OP_ERRNO
 
+    def value_pointer(self, key: bytes, cpu: int) -> int:
+        """The value's address for an iteration, which counts no use (LRU maps)."""
+        return self.prog_lookup(key, cpu)
+
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
         return 0
 

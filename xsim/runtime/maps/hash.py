@@ -266,6 +266,11 @@ class HashMap(SlotValues, Map):
     def prog_lookup_percpu(self, key: bytes, cpu: int) -> int:
         return self.prog_lookup(key, cpu) if self.percpu else 0
 
+    def value_pointer(self, key: bytes, cpu: int) -> int:
+        """The value's address without counting a use (bpf_for_each_map_elem's walk)."""
+        slot = self._find(key, use=False)
+        return self._ptr(slot, cpu) if slot >= 0 else 0
+
     def prog_update(self, key: bytes, value: bytes, flags: int, cpu: int) -> int:
         return self._upd(key, [value], flags, cpu)
 
