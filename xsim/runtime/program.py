@@ -27,6 +27,11 @@ from .memory import AddressSpace, run_space
 from .result import RunResult
 
 DEFAULT_BUDGET = 100_000_000
+# the state words run() reads on every call, bound once (module attribute lookups add up)
+_R0, _INSNS, _TOTAL, _RUNS_DONE, _FAST = (ip.R_BASE, ip.S_INSNS, ip.S_TOTAL, ip.S_RUNS_DONE,
+                                          ip.S_FAST_LOOKUPS)
+_DONE, _HELPER, _FRESH, _LOOKUP = ip.DONE, ip.HELPER, ip.FRESH, ip.MAP_LOOKUP_ELEM
+_COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
 TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
 TIERS = ("interp",)
@@ -102,7 +107,7 @@ class Program:
         Never raises for what the program does: a fault, a runaway loop or a
         missing helper comes back as ``RunResult.error``.
         """
-        if tier not in TIERS:
+        if tier != "interp" and tier not in TIERS:
             raise XsimError(f"tier {tier!r} is not available; this build has: "
                             f"{', '.join(TIERS)}")
         if repeat < 1 or budget < 1:
@@ -132,20 +137,18 @@ class Program:
         else:
             outcome = self._drive(repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
-        last, status, error, insns, total, runs, used = outcome
-        if error is None and status != ip.DONE:
+        last, status, error, insns, total, runs, used, r0, fast = outcome
+        if error is None and status != _DONE:
             error = last._explain(status)
         if isinstance(error, RunError) and error.pc >= 0:
             error.source = last.source_at(error.pc)
-        fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
         if fast:
-            calls[ip.MAP_LOOKUP_ELEM] = calls.get(ip.MAP_LOOKUP_ELEM, 0) + fast
-        table = space.table
+            calls[_LOOKUP] = calls.get(_LOOKUP, 0) + fast
         result = RunResult(
-            r0=int(last._st[ip.R_BASE]), insns=insns, duration_ns=elapsed / (runs or 1),
+            r0=r0, insns=insns, duration_ns=elapsed / (runs or 1),
             runs=runs, insns_total=total, error=error, helper_calls=calls,
             region_names=space.names,
-            region_counts=table[1:, ip.RG_READS:ip.RG_WRITES + 1].tolist(),
+            region_counts=space.table[1:, _COUNTS].tolist(),
             memory=space.bytes_of("memory"),
             packet=space.bytes_of("packet") if packet is not None else None,
             printk=self.env.printk[printed:] if len(self.env.printk) > printed else [])
@@ -158,19 +161,20 @@ class Program:
         """All runs inside the compiled loop (no tail calls possible): the fast path."""
         space, st = self.space, self._st
         code, counts = self._code, self._counts
-        status = run_core(code, st, space.mem, space.table, counts, ip.FRESH, repeat, budget,
+        status = run_core(code, st, space.mem, space.table, counts, _FRESH, repeat, budget,
                           histogram)
         error = None
-        while status == ip.HELPER:
+        while status == _HELPER:
             error, _ = self._call_helper(calls, 0)
             if error is not None:
                 break
             # a helper may have grown a region: fetch the arrays again
             status = run_core(code, st, space.mem, space.table, counts, ip.RESUME, 0, 0, False)
-        words = st[:ip.R_BASE].tolist()
-        insns = words[ip.S_INSNS]
-        total = words[ip.S_TOTAL] + (0 if status == ip.DONE else insns)
-        return self, status, error, insns, total, words[ip.S_RUNS_DONE], [self]
+        words = st[:_R0 + 1].tolist()
+        insns = words[_INSNS]
+        total = words[_TOTAL] + (0 if status == _DONE else insns)
+        return (self, status, error, insns, total, words[_RUNS_DONE], [self], words[_R0],
+                words[_FAST])
 
     def _drive_each(self, repeat: int, budget: int, histogram: bool,
                     calls: dict[int, int]) -> tuple:
@@ -207,7 +211,8 @@ class Program:
             if status != ip.DONE or error is not None:
                 break
             runs += 1
-        return cur, status, error, insns, total, runs, used
+        fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
+        return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), fast
 
     def _call_helper(self, calls: dict[int, int],
                      chain: int) -> tuple[XsimError | None, Program | None]:
