@@ -76,14 +76,29 @@ def test_the_verifiers_refusals(prog: str, message: str) -> None:
         assert f"invalid bpf_context access {message}" in info.value.log
 
 
-def test_mac_header_loads_before_data_are_not_modeled_yet() -> None:
-    from xsim.isa import opcodes as oc
-    from xsim.isa.insn import Insn
-    from xsim.nic.skb import SOCKET_FILTER_HOOK
-    spec = xsim.load(BASIC).programs["fields"].spec
-    ldabsh = next(o for o in oc.OPS if o.name == "ldabsh")
-    with pytest.raises(VerifierError, match="SKF_LL_OFF"):
-        SOCKET_FILTER_HOOK.rewrite(spec, [Insn(ldabsh, 0, imm=-0x200000 + 12)])
+@pytest.mark.parametrize("body, expected", [
+    ("ldabsh -2097140", 0x0800),                     # SKF_LL_OFF + 12: the ethertype
+    ("ldabsb -1048567", 17),                         # SKF_NET_OFF + 9: the IP protocol
+    ("mov %r7, -2097152\nldindh %r7, 12", 0x0800),   # LD_IND into the MAC header
+    ("mov %r7, -1048576\nldindb %r7, 9", 17),        # LD_IND from the network header
+    ("ldabsb -3145728", 0),                          # below SKF_LL_OFF: the program ends, 0
+])
+def test_negative_packet_offsets(body: str, expected: int) -> None:
+    """LD_ABS/LD_IND relative to the MAC and network headers, as the kernel places them."""
+    from xsim.elf.kinds import ProgType
+    from xsim.elf.spec import ObjectSpec, ProgramSpec
+    from xsim.isa.asm import assemble
+    from xsim.runtime.object import Object
+    code = assemble(f"mov %r6, %r1\n{body}\nexit", syntax="ubpf")
+    spec = ObjectSpec("raw.o", (ProgramSpec("neg", "socket", ProgType.SOCKET_FILTER, code),), ())
+    frame = bytes(12) + b"\x08\x00" + bytes.fromhex("4500001c0000400040110000c0a80001c0a80002") \
+        + bytes(8)
+    assert testrun.test_run(Object(spec).programs["neg"], data_in=frame).retval == expected
+    kernel = pytest.importorskip("xsim.kernel")
+    ok, why = kernel.available()
+    if not ok:
+        pytest.skip(f"bpf() unusable: {why}")
+    assert kernel.kernel_test_run(spec, "neg", data_in=frame)["retval"] == expected
 
 
 def test_load_bytes_relative_reaches_the_mac_header() -> None:

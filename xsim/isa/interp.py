@@ -47,8 +47,11 @@ S_PKT_REGION, S_STACK_REGION, S_STOP, S_RUNS_DONE = 12, 13, 14, 15
 S_INIT_R1, S_INIT_R2, S_STACK_TOP, S_STACK_HOST = 16, 17, 18, 19
 S_BASE_DEPTH = 20      # an exit at this call depth ends the run (a callback's is > 0)
 S_CPU, S_FAST_LOOKUPS = 21, 22   # the CPU per-CPU arrays answer for; lookups served here
-R_BASE = 24            # r0..r10 (and 5 spare slots)
-F_BASE = 40            # call frames: return pc, r6..r9, spare
+# LD_ABS/LD_IND's negative offsets (SKF_NET_OFF, SKF_LL_OFF): where the network and MAC
+# headers are, and how far back the buffer goes, as signed offsets from the packet window
+S_PKT_NET, S_PKT_MAC, S_PKT_HEAD = 23, 24, 25
+R_BASE = 32            # r0..r10 (and 5 spare slots)
+F_BASE = 48            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
 C_BASE = F_BASE + F_SIZE * oc.MAX_CALL_FRAMES
 STATE_WORDS = C_BASE   # plus one constant slot per instruction slot
@@ -126,6 +129,8 @@ assert LDIND4 == LDABS1 + 5
 FILLER = U64(len(oc.EXEC_NAMES))
 
 
+#: the kernel's SKF_NET_OFF and SKF_LL_OFF: LD_ABS/LD_IND offsets from those headers
+SKF_NET_OFF, SKF_LL_OFF = -0x100000, -0x200000
 #: LD_IMM64's src for "address of a subprogram" (BPF_PSEUDO_FUNC)
 LDDW_FUNC = next(k for k, (name, _) in oc.LDDW_KINDS.items() if name == "func")
 #: Function pointers live outside every region (so dereferencing one faults): this
@@ -735,11 +740,19 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                 prid = st[S_PKT_REGION]
                 if prid == ZERO:
                     return _fault(st, pc - ONE, icount, depth, U64(off), size, ACCESS_READ)
-                psize = rg[prid, RG_SIZE]
-                if off < 0 or U64(off) > psize or psize - U64(off) < size:
-                    st[R_BASE] = ZERO
+                lo = np.int64(0)
+                if off < 0:      # bpf_internal_load_pointer_neg_helper's ranges
+                    lo = np.int64(st[S_PKT_HEAD])
+                    if off >= SKF_NET_OFF:
+                        off = np.int64(st[S_PKT_NET]) + (off - SKF_NET_OFF)
+                    elif off >= SKF_LL_OFF:
+                        off = np.int64(st[S_PKT_MAC]) + (off - SKF_LL_OFF)
+                    else:
+                        off = lo - np.int64(1)
+                if off < lo or off + np.int64(size) > np.int64(rg[prid, RG_SIZE]):
+                    st[R_BASE] = ZERO        # out of bounds: the program ends, returning 0
                     break
-                h = _translate(rg, rg[prid, RG_VBASE] + U64(off), size, PERM_R)
+                h = rg[prid, RG_HOST] + U64(off)
                 v = _load(mem, h, size)
                 if size == U64(2):
                     v = _bswap16(v)

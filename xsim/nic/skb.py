@@ -178,24 +178,6 @@ def sk_filter_valid(off: int, size: int, write: bool) -> bool:
     return _skb_valid(off, size, write)
 
 
-def _ld_abs_offset(imm: int, net_off: int) -> int | None:
-    """An LD_ABS offset counted from ``data`` (where the interpreter reads from), as
-    bpf_internal_load_pointer_neg_helper places SKF_NET_OFF / SKF_LL_OFF offsets;
-    -1 for what never loads (the program then ends with 0); None where the bytes are
-    before ``data`` (the MAC header of a socket filter), which xsim cannot express."""
-    if imm >= 0:
-        off = imm
-    elif imm >= SKF_NET_OFF:
-        off = net_off + imm - SKF_NET_OFF
-    elif imm >= SKF_LL_OFF:
-        off = net_off - ETH_HLEN + imm - SKF_LL_OFF
-        if off < 0:
-            return None
-    else:
-        return -1
-    return off if off < 1 << 31 else -1
-
-
 def _narrow_load(insn: Insn, off: int, target: int) -> Insn:
     """A load of a field the kernel keeps in ``target`` bytes, as the verifier converts
     it: the field itself when the load is at least as wide, else the shifted bytes
@@ -216,13 +198,6 @@ def rewrite(spec: ProgramSpec, insns: list[Insn], valid: Callable[[int, int, boo
     accesses = ctx_accesses(insns)
     out = []
     for insn in insns:
-        if insn.op.kind is oc.Kind.LDPKT and insn.op.operation == "abs" and insn.imm < 0:
-            new = _ld_abs_offset(insn.imm, net_off)
-            if new is None:
-                raise VerifierError(spec.name, insn.pc, "LD_ABS of the MAC header before "
-                                    "skb->data (SKF_LL_OFF) is not modeled by xsim yet")
-            out.append(Insn(insn.op, insn.pc, insn.dst, insn.src, insn.off, new))
-            continue
         off = accesses.get(insn.pc)
         if off is None:
             out.append(insn)
@@ -741,8 +716,11 @@ class SkbHook:
         base = space.by_name["packet"].vaddr
         image = bytes(skb) + PTRS.pack(base + start_off, base + end_off, base + start_off)
         kw = {"repeat": repeat} if budget is None else {"repeat": repeat, "budget": budget}
+        # LD_ABS/LD_IND's SKF_NET_OFF / SKF_LL_OFF offsets: the network header, the MAC
+        # header and the buffer's head, from the window's start
+        headers = (ETH_HLEN, 0, -start_off) if self.l2 else (0, -ETH_HLEN, -start_off)
         res = program.run(image, packet=bytes(buffer), packet_window=(start_off, end_off),
-                          **kw)
+                          packet_headers=headers, **kw)
         d, end = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:2]
         after = space.bytes_of("packet")
         data_out = after[d - base:end - base]

@@ -78,7 +78,7 @@ class Program:
         self._st[ip.S_INIT_R1] = self._memory.vaddr
         self._st[ip.S_STACK_TOP] = self._stack.end
         self._st[ip.S_STACK_REGION] = self._stack.index
-        self._setup: tuple[int, int, bool, int] | None = None
+        self._setup: tuple | None = None
         # tail calls switch programs mid-run, so such programs repeat one run at a time
         self._tail_calls = any(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER
                                and i.imm == TAIL_CALL_ID for i in insns)
@@ -97,12 +97,15 @@ class Program:
 
     def run(self, memory: bytes | bytearray | memoryview = b"", *, packet: bytes | None = None,
             repeat: int = 1, tier: str = "interp", budget: int = DEFAULT_BUDGET,
-            histogram: bool = False, packet_window: tuple[int, int] | None = None) -> RunResult:
+            histogram: bool = False, packet_window: tuple[int, int] | None = None,
+            packet_headers: tuple[int, int, int] = (0, 0, 0)) -> RunResult:
         """Run ``repeat`` times on the same memory (r1 = memory, r2 = its length).
 
         ``packet`` fills the ``packet`` region (LD_ABS/LD_IND read it; hooks put
         their packet buffer there), and ``packet_window`` narrows what of it the
-        program may touch to ``[start, end)`` offsets.
+        program may touch to ``[start, end)`` offsets.  ``packet_headers`` are the
+        network header, the MAC header and the start of the buffer as offsets from
+        the window's start, for LD_ABS/LD_IND's SKF_NET_OFF and SKF_LL_OFF offsets.
 
         Never raises for what the program does: a fault, a runaway loop or a
         missing helper comes back as ``RunResult.error``.
@@ -120,10 +123,12 @@ class Program:
             # a hook's packet: the program may touch only [start, end) of the buffer
             # (the kernel's data_meta..data_end); its helpers move the window
             space.set_window("packet", *packet_window)
-        setup = (self._memory.size, self._stack.host, packet is not None, self.env.cpu)
+        setup = (self._memory.size, self._stack.host, packet is not None, self.env.cpu,
+                 packet_headers)
         if setup != self._setup:   # the words below change only with the input's shape
             self._setup = setup
             st[ip.S_CPU] = self.env.cpu
+            st[ip.S_PKT_NET:ip.S_PKT_HEAD + 1] = [v & _MASK for v in packet_headers]
             st[ip.S_INIT_R2] = self._memory.size
             st[ip.S_STACK_HOST] = self._stack.host + self._stack.capacity - oc.STACK_FRAME_SIZE
             st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
