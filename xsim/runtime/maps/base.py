@@ -15,6 +15,7 @@ kernel.
 """
 from __future__ import annotations
 
+import abc
 import os
 from typing import Any, ClassVar, Sequence
 
@@ -98,7 +99,7 @@ def pow2_at_least(n: int) -> int:
     return p
 
 
-class Map:
+class Map(abc.ABC):
     """One map instance in one address space; subclasses are the map families.
 
     Subclasses set ``FLAG_MASK`` (the map_flags the kernel accepts at creation),
@@ -146,8 +147,9 @@ class Map:
         if not ok:
             raise MapError(self.name, "create", err, detail)
 
+    @abc.abstractmethod
     def _allocate(self) -> None:
-        raise NotImplementedError
+        """Make the map's storage regions (each map type lays out its own)."""
 
     def _add_region(self, size: int, writable: bool, suffix: str = "", *,
                     readable: bool = True) -> Region:

@@ -12,6 +12,8 @@ the template has BPF_F_INNER_MAP.
 """
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 from ...elf.kinds import MapType
@@ -42,8 +44,9 @@ class _FdArray(Map):
         self._slots: list[Any] = [None] * self.max_entries
         self._add_region(8 * self.max_entries, False)
 
+    @abc.abstractmethod
     def _obj(self, value: Any, op: str) -> Any:
-        raise NotImplementedError
+        """The object a Python-side value names (a program name, an inner map)."""
 
     def _set(self, index: int, obj: Any) -> None:
         self._slots[index] = obj
