@@ -181,3 +181,12 @@ def test_each_program_type_gets_its_own_helpers() -> None:
     spec = load_spec(DATA / "mixed.o")
     for prog, want in (("xdp_redirect_flagged", 0), ("tc_redirect_flagged", 2)):
         assert k.kernel_test_run(spec, prog, data_in=frame)["retval"] == want
+
+
+@pytest.mark.parametrize("delta", [100, 4000, -10, -904, -905, -2000, -4460, -4467])
+def test_adjust_tail_of_a_multi_buffer_frame(delta: int) -> None:
+    """A 4424-byte frame: 3520 linear bytes and one 904-byte fragment."""
+    maps_in = [{"map": "seen", "key": "01000000",
+                "value": struct.pack("<q", delta).hex()}]
+    r = same("frags_tail", data=PKT * 69 + PKT[:8], maps_in=maps_in)
+    assert r["retval"] == 2

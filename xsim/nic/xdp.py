@@ -160,12 +160,35 @@ def _adjust_meta(call: HelperCall) -> int:
     return 0
 
 
+def _adjust_tail_frags(b: _Buff, frags: list[bytearray], offset: int) -> int:
+    """bpf_xdp_frags_increase_tail / _shrink_tail: the tail is the last fragment's."""
+    if offset > 0:
+        last = frags[-1]
+        if len(last) + offset > PAGE_SIZE:         # the fragment's page has no room left
+            return _NEG - errno.EINVAL
+        last += bytes(offset)
+        return 0
+    shrink = -offset
+    if shrink > b.data_end - b.data + sum(len(f) for f in frags) - ETH_HLEN:
+        return _NEG - errno.EINVAL
+    while frags and shrink > 0:
+        cut = min(shrink, len(frags[-1]))
+        del frags[-1][len(frags[-1]) - cut:]
+        shrink -= cut
+        if not frags[-1]:
+            frags.pop()
+    if shrink:                                    # no fragment left: the linear part
+        b.data_end -= shrink
+        b.save()
+    return 0
+
+
 def _adjust_tail(call: HelperCall) -> int:
     b = _Buff(call)
     offset = _s32(call.args[1])
-    if _FRAMES.get(call.space, Frame()).frags:
-        raise HelperError(call.pc, 65, "adjusting the tail of a multi-buffer frame is not "
-                          "modeled yet", "bpf_xdp_adjust_tail")
+    frags = _frags(call)
+    if frags:
+        return _adjust_tail_frags(b, frags, offset)
     data_end = b.data_end + offset
     if data_end > b.hard_start + b.frame_sz - SHINFO_SIZE or data_end < b.data + ETH_HLEN:
         return _NEG - errno.EINVAL

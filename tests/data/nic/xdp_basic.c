@@ -79,3 +79,13 @@ SEC("xdp") int redirects(struct xdp_md *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+SEC("xdp.frags") int frags_tail(struct xdp_md *ctx)
+{
+    __u32 k = 1;
+    __u64 *mode = bpf_map_lookup_elem(&seen, &k);
+    long delta = mode ? (long)*mode : 0;
+    note(0, bpf_xdp_adjust_tail(ctx, (int)delta));
+    note(2, bpf_xdp_get_buff_len(ctx));
+    return XDP_PASS;
+}
