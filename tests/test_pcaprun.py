@@ -100,3 +100,20 @@ def test_tc_and_socket_filters_over_a_capture(obj: str, prog: str, verdict: str)
     summary = run_pcap(o, o.programs[prog], SAMPLE)
     assert summary.verdicts == {verdict: 19} and summary.outputs["pass"][0] == 19
     assert [i for i, _ in summary.errors] == [15]
+
+
+def test_the_load_balancer_rewrites_to_valid_checksums(tmp_path: Path) -> None:
+    import struct as _struct
+    from xsim.runtime.testrun import apply_maps_in
+    root = Path(__file__).resolve().parents[1] / "examples" / "nic"
+    obj = xsim.load(root / "l4_lb.o")
+    apply_maps_in(obj, json.loads((root / "backends.json").read_text()))
+    summary = run_pcap(obj, obj.programs["l4_lb"], root / "traffic.pcap", out=tmp_path / "o.pcap")
+    assert summary.verdicts["XDP_TX"] > 100
+    for pkt in read_packets(tmp_path / "o.tx.pcap"):
+        ip = pkt.data[14:34] if pkt.data[12:14] == b"\x08\x00" else pkt.data[18:38]
+        words = sum(_struct.unpack("!10H", ip))
+        while words >> 16:
+            words = (words >> 16) + (words & 0xFFFF)
+        assert words == 0xFFFF                       # a valid IPv4 header checksum
+        assert ip[16:18] == b"\x0a\x00"              # sent to a 10.0.0.x backend
