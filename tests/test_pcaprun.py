@@ -117,3 +117,21 @@ def test_the_load_balancer_rewrites_to_valid_checksums(tmp_path: Path) -> None:
             words = (words >> 16) + (words & 0xFFFF)
         assert words == 0xFFFF                       # a valid IPv4 header checksum
         assert ip[16:18] == b"\x0a\x00"              # sent to a 10.0.0.x backend
+
+
+def test_tc_redirects_go_to_their_own_output(tmp_path: Path) -> None:
+    import struct as _struct
+    from xsim.nic.pcap import PcapWriter
+    ip = bytes.fromhex("45000028000040004006" "0000" "0a000001c0a80101")
+    ssh = bytes(12) + b"\x08\x00" + ip + _struct.pack("!HHIIBBHHH", 40000, 22, 0, 0, 0x50, 2,
+                                                       1024, 0, 0)
+    with PcapWriter(tmp_path / "in.pcap") as w:
+        w.write(ssh)
+        w.write(ssh[:12] + b"\x86\xdd" + bytes(40))
+    root = Path(__file__).resolve().parents[1] / "examples" / "nic"
+    obj = xsim.load(root / "tc_marker.o")
+    summary = run_pcap(obj, obj.programs["tc_marker"], tmp_path / "in.pcap",
+                       out=tmp_path / "out.pcap")
+    assert summary.verdicts == {"TC_ACT_REDIRECT": 1, "TC_ACT_OK": 1}
+    assert summary.outputs == {"redirect-if1": [1, len(ssh)], "pass": [1, 54]}
+    assert [p.data for p in read_packets(tmp_path / "out.redirect-if1.pcap")] == [ssh]

@@ -732,7 +732,12 @@ class SkbHook:
             for off, n in CTX_OUT_FIELDS:
                 out[off:off + n] = res.memory[off:off + n]
             ctx_out = bytes(out)
-        return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk)
+        state = _STATES.get(space)
+        redirect = None
+        if state is not None and state.redirect is not None and res.retval == TC_ACT_REDIRECT:
+            redirect = ("ifindex", state.redirect[0])
+        return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk,
+                             redirect=redirect)
 
     def verdict(self, retval: int) -> str:
         """TC: the kernel's TC_ACT_* name; a socket filter: how many bytes it keeps."""
