@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = [
     (ROOT / "examples" / "nic" / "firewall.o", "firewall", ROOT / "examples" / "nic" / "blocklist.json"),
     (ROOT / "examples" / "nic" / "l4_lb.o", "l4_lb", ROOT / "examples" / "nic" / "backends.json"),
+    (ROOT / "examples" / "nic" / "ipip.o", "encap", None),
+    (ROOT / "examples" / "nic" / "ipip.o", "decap", None),
     (ROOT / "examples" / "nic" / "tc_marker.o", "tc_marker", None),
     (ROOT / "examples" / "nic" / "dns_filter.o", "dns_filter", None),
     (ROOT / "tests" / "data" / "nic" / "xdp_basic.o", "lengths", None),
