@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import xsim
 from xsim.elf.loader import load_spec
 from xsim.runtime import testrun
 from xsim.runtime.hooks import VerifierError

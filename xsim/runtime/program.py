@@ -9,13 +9,11 @@ turns the loop's status into a :class:`RunResult`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import (BudgetExceeded, CallDepthExceeded, HelperError, RunError,
-                      UnresolvedReference,
-                      XsimError)
+                      UnresolvedReference, XsimError)
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 from ..isa.insn import INSN_SIZE, Insn, decode
@@ -36,16 +34,6 @@ TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
 TIERS = ("interp",)
 _MASK = (1 << 64) - 1
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Settings of a run, kept in one place."""
-
-    repeat: int = 1
-    budget: int = DEFAULT_BUDGET
-    histogram: bool = False
-    tier: str = "interp"
 
 
 class Program:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..elf.kinds import MapType, ProgType
 from ..errors import XsimError
-from .maps import Map, MapError
+from .maps import Map
 from .maps.base import BPF_ANY, BPF_EXIST, BPF_NOEXIST
 from .hooks import HOOKS
 from .object import Object, ObjectProgram
