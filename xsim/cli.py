@@ -124,7 +124,11 @@ def _refused(args: argparse.Namespace, name: str | None, exc: TestRunRefused) ->
 def _run_object(args: argparse.Namespace, path: Path) -> int:
     if args.tier != "interp":
         raise XsimError(f"tier {args.tier!r} is not available; this build has: interp")
-    obj = load(path, env=RunEnv(ncpus=args.cpus, cpu=args.cpu))
+    net = None
+    if args.net:
+        from .nic.fib import NetConfig
+        net = NetConfig.load(args.net)
+    obj = load(path, env=RunEnv(ncpus=args.cpus, cpu=args.cpu, net=net))
     prog = _pick(obj, args.prog)
     if args.pcap:
         return _run_pcap(args, obj, prog)
@@ -250,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="with --pcap: write the packets that pass here (OUT.tx.pcap, "
                                  "OUT.redirect-*.pcap beside it)")
     p.add_argument("--records", help="with --pcap: one JSON line per packet")
+    p.add_argument("--net", help="devices, routes and neighbours (JSON) for bpf_fib_lookup")
     p.add_argument("--cpus", type=int, default=1, help="CPUs the per-CPU maps hold values for")
     p.add_argument("--cpu", type=int, default=0, help="the CPU the program runs on")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -43,6 +43,7 @@ from ..runtime.helpers import HelperCall, HelperRegistry
 from ..runtime.hooks import VerifierError, register_hook
 from ..runtime.memory import AddressSpace
 from ..runtime.testrun import TestRunOutput, TestRunRefused
+from .fib import fib_lookup
 
 ETH_HLEN = 14
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
@@ -617,6 +618,7 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
     registry.kernel("l4_csum_replace")(_l4_csum_replace)
     registry.kernel("skb_pull_data")(_pull_data)
     registry.kernel("redirect")(_redirect)
+    registry.kernel("fib_lookup")(fib_lookup)
     registry.kernel("set_hash")(_set_hash)
     registry.kernel("get_hash_recalc")(_get_hash_recalc)
     registry.kernel("skb_change_tail")(_change_tail)

@@ -32,6 +32,7 @@ from ..runtime.hooks import VerifierError
 from ..runtime.maps import Map
 from ..runtime.memory import AddressSpace
 from ..runtime.testrun import TestRunOutput, TestRunRefused
+from .fib import fib_lookup
 
 ETH_HLEN = 14
 XDP_PACKET_HEADROOM = 256
@@ -276,6 +277,7 @@ def add_helpers(registry: HelperRegistry) -> None:
     registry.kernel("xdp_store_bytes")(lambda call: _bytes_access(call, True))
     registry.kernel("redirect")(_redirect)
     registry.kernel("redirect_map")(_redirect_map)
+    registry.kernel("fib_lookup")(fib_lookup)
 
 
 # -- the test run -----------------------------------------------------------------------

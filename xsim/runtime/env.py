@@ -34,6 +34,9 @@ class RunEnv:
     kconfig: dict[str, int | str | bool] = field(default_factory=dict)
     #: lines printed by bpf_trace_printk / bpf_printk
     printk: list[str] = field(default_factory=list)
+    #: devices, routes and neighbours for the networking hooks (xsim.nic.fib.NetConfig);
+    #: None is loopback alone
+    net: object = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.cpu < self.ncpus:
