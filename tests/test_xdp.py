@@ -190,3 +190,13 @@ def test_adjust_tail_of_a_multi_buffer_frame(delta: int) -> None:
                 "value": struct.pack("<q", delta).hex()}]
     r = same("frags_tail", data=PKT * 69 + PKT[:8], maps_in=maps_in)
     assert r["retval"] == 2
+
+
+def test_clone_redirect() -> None:
+    obj = xsim.load(DATA / "mixed.o")
+    frame = PKT + bytes(40)
+    out = testrun.test_run(obj.programs["tc_clone"], data_in=frame)
+    assert out.retval == 11 and out.clones == [(1, frame)]
+    k = kernel()
+    assert k.kernel_test_run(load_spec(DATA / "mixed.o"), "tc_clone",
+                             data_in=frame)["retval"] == 11

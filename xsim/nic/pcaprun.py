@@ -54,6 +54,20 @@ def _output_name(hook, verdict: str, redirect: tuple[str, int] | None) -> str | 
     return None
 
 
+def _emit(summary: PcapSummary, writers: dict[str, PcapWriter], base: Path | None, name: str,
+          data: bytes, timestamp_ns: int) -> None:
+    """Count a packet for output ``name`` and write it to that output's file."""
+    stats = summary.outputs.setdefault(name, [0, 0])
+    stats[0] += 1
+    stats[1] += len(data)
+    if base is not None:
+        if name not in writers:
+            path = base if name == "pass" else base.with_name(
+                f"{base.stem}.{name}{base.suffix or '.pcap'}")
+            writers[name] = PcapWriter(path)
+        writers[name].write(data, timestamp_ns)
+
+
 def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
              out: str | Path | None = None, records: IO[str] | None = None,
              progress=None) -> PcapSummary:
@@ -94,15 +108,9 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
                 summary.errors.append((pkt.index, str(error)))
             name = _output_name(hook, verdict, res.redirect) if error is None else None
             if name is not None:
-                stats = summary.outputs.setdefault(name, [0, 0])
-                stats[0] += 1
-                stats[1] += len(res.data_out or b"")
-                if base is not None:
-                    if name not in writers:
-                        path = base if name == "pass" else base.with_name(
-                            f"{base.stem}.{name}{base.suffix or '.pcap'}")
-                        writers[name] = PcapWriter(path)
-                    writers[name].write(res.data_out or b"", pkt.timestamp_ns)
+                _emit(summary, writers, base, name, res.data_out or b"", pkt.timestamp_ns)
+            for ifindex, copy in (res.clones if error is None else []):
+                _emit(summary, writers, base, f"clone-if{ifindex}", copy, pkt.timestamp_ns)
             if records is not None:
                 records.write(json.dumps({
                     "index": pkt.index, "verdict": verdict, "len_in": len(pkt.data),

@@ -32,7 +32,7 @@ import struct
 import weakref
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..elf.kinds import ProgType
 from ..elf.spec import ProgramSpec
@@ -119,6 +119,8 @@ class SkbState:
 
     sw_hash: bool = False
     redirect: tuple[int, int] | None = None      # (ifindex, flags)
+    #: packets bpf_clone_redirect sent: (ifindex, the frame when it was cloned)
+    clones: list[tuple[int, bytes]] = field(default_factory=list)
     #: where the network and MAC headers are, from data (TC: data is the MAC header)
     net_off: int = ETH_HLEN
     mac_off: int = 0
@@ -426,6 +428,19 @@ def _redirect(call: HelperCall) -> int:
     return TC_ACT_REDIRECT
 
 
+def _clone_redirect(call: HelperCall) -> int:
+    """bpf_clone_redirect(skb, ifindex, flags): a copy goes out now, the program goes on.
+    -EINVAL for flags other than BPF_F_INGRESS or a device that does not exist."""
+    ifindex, flags = call.args[1] & 0xFFFFFFFF, call.args[2]
+    net = call.env.net
+    known = ifindex == LOOPBACK_IFINDEX or (net is not None and ifindex in net.devices)
+    if flags & ~BPF_F_INGRESS or not known:
+        return _NEG - errno.EINVAL
+    skb = _Skb(call)
+    _state(call).clones.append((ifindex, skb.read(0, skb.len)))
+    return 0
+
+
 def _set_hash(call: HelperCall) -> int:
     _Skb(call).set_field(HASH, call.args[1])
     _state(call).sw_hash = True
@@ -619,6 +634,7 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
     registry.kernel("skb_pull_data")(_pull_data)
     registry.kernel("redirect")(_redirect)
     registry.kernel("fib_lookup")(fib_lookup)
+    registry.kernel("clone_redirect")(_clone_redirect)
     registry.kernel("set_hash")(_set_hash)
     registry.kernel("get_hash_recalc")(_get_hash_recalc)
     registry.kernel("skb_change_tail")(_change_tail)
@@ -739,7 +755,7 @@ class SkbHook:
         if state is not None and state.redirect is not None and res.retval == TC_ACT_REDIRECT:
             redirect = ("ifindex", state.redirect[0])
         return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk,
-                             redirect=redirect)
+                             redirect=redirect, clones=list(state.clones) if state else [])
 
     def verdict(self, retval: int) -> str:
         """TC: the kernel's TC_ACT_* name; a socket filter: how many bytes it keeps."""

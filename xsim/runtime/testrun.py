@@ -52,6 +52,8 @@ class TestRunOutput:
     printk: list[str] = field(default_factory=list)
     #: where a redirect sent the packet: ("ifindex", n) or (map name, key)
     redirect: tuple[str, int] | None = None
+    #: copies sent on the way (bpf_clone_redirect): (ifindex, frame)
+    clones: list[tuple[int, bytes]] = field(default_factory=list)
 
     @property
     def retval(self) -> int:
