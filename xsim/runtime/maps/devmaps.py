@@ -90,6 +90,17 @@ class _SlotArray(Map):
         ok = index < self.max_entries and self.present[index]
         return self.vaddr + index * self.elem if ok else 0
 
+    def _update_slot(self, key: Any, value: Any, flags: int, what: str) -> tuple[int, bytes]:
+        """The checks every slot map's update starts with: (index, value) or MapError."""
+        self._can_write("update")
+        self._no_lock(flags, "update")
+        index, v = self._index(key, "update"), self._value(value, "update")
+        if flags > BPF_EXIST:
+            raise self._fail("update", EINVAL)
+        if index >= self.max_entries:
+            raise self._fail("update", E2BIG, f"{what} {index} >= max_entries {self.max_entries}")
+        return index, v
+
 
 class DevMap(_SlotArray):
     """BPF_MAP_TYPE_DEVMAP: index -> struct bpf_devmap_val (ifindex [, prog fd])."""
@@ -102,13 +113,7 @@ class DevMap(_SlotArray):
         self.flags |= BPF_F_RDONLY_PROG      # lookups hand out &dev->val, read-only
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
-        self._can_write("update")
-        self._no_lock(flags, "update")
-        index, v = self._index(key, "update"), self._value(value, "update")
-        if flags > BPF_EXIST:
-            raise self._fail("update", EINVAL)
-        if index >= self.max_entries:
-            raise self._fail("update", E2BIG, f"index {index} >= max_entries {self.max_entries}")
+        index, v = self._update_slot(key, value, flags, "index")
         if flags == BPF_NOEXIST:
             raise self._fail("update", EEXIST, "devmap slots always exist")
         prog_fd = _s32(v, 4) if self.value_size == 8 else 0
@@ -193,13 +198,7 @@ class CpuMap(_SlotArray):
                       f"({NR_CPUS})", E2BIG)
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
-        self._can_write("update")
-        self._no_lock(flags, "update")
-        cpu, v = self._index(key, "update"), self._value(value, "update")
-        if flags > BPF_EXIST:
-            raise self._fail("update", EINVAL)
-        if cpu >= self.max_entries:
-            raise self._fail("update", E2BIG, f"cpu {cpu} >= max_entries {self.max_entries}")
+        cpu, v = self._update_slot(key, value, flags, "cpu")
         if flags == BPF_NOEXIST:
             raise self._fail("update", EEXIST, "cpumap slots always exist")
         qsize = _u32(v)
@@ -219,13 +218,7 @@ class XskMap(_SlotArray):
     FLAG_MASK = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY
 
     def update(self, key: Any, value: Any, flags: int = BPF_ANY) -> None:
-        self._can_write("update")
-        self._no_lock(flags, "update")
-        index, v = self._index(key, "update"), self._value(value, "update")
-        if flags > BPF_EXIST:
-            raise self._fail("update", EINVAL)
-        if index >= self.max_entries:
-            raise self._fail("update", E2BIG, f"index {index} >= max_entries {self.max_entries}")
+        index, v = self._update_slot(key, value, flags, "index")
         if self.present[index] and flags == BPF_NOEXIST:
             raise self._fail("update", EEXIST)
         if not self.present[index] and flags == BPF_EXIST:
