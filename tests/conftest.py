@@ -23,3 +23,23 @@ def bench_progs() -> Path:
     if not path.is_dir():
         pytest.skip(f"bench programs not found at {path} (set XSIM_SHARED_DIR)")
     return path
+
+
+def bpf_fds() -> set[str]:
+    """This process's open bpf map, program and BTF fds."""
+    fds = set()
+    for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        try:
+            if "bpf" in os.readlink(f"/proc/self/fd/{fd}"):
+                fds.add(fd)
+        except OSError:
+            pass
+    return fds
+
+
+@pytest.fixture()
+def no_fd_leaks():
+    """Fails the test if it leaves a bpf map, program or BTF fd open."""
+    before = bpf_fds()
+    yield
+    assert bpf_fds() <= before, "a test left a bpf map, program or btf fd open"

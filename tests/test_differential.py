@@ -33,29 +33,11 @@ from xsim.runtime.testrun import MapsInError, TestRunRefused, apply_maps_in, rep
 from xsim.runtime.testrun import test_run as sim_run
 
 OK, WHY = available()
-pytestmark = pytest.mark.skipif(not OK, reason=WHY)
+pytestmark = [pytest.mark.skipif(not OK, reason=WHY), pytest.mark.usefixtures("no_fd_leaks")]
 
 DATA = Path(__file__).parent / "data" / "diff"
 NCPUS = possible_cpus() if OK else 1
 CPU = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-
-
-def _bpf_fds() -> set[str]:
-    out = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if "bpf" in os.readlink(f"/proc/self/fd/{fd}"):
-                out.add(fd)
-        except OSError:
-            pass
-    return out
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leaks():
-    before = _bpf_fds()
-    yield
-    assert _bpf_fds() <= before, "a test left a bpf map or program fd open"
 
 
 def u64s(*values: int) -> bytes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 import struct
 from pathlib import Path
 
@@ -28,22 +27,7 @@ VMLINUX = Path("/sys/kernel/btf/vmlinux")
 XDP_PASS = 2
 
 
-def _bpf_fds() -> set[str]:
-    fds = set()
-    for fd in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
-        try:
-            if "bpf" in os.readlink(f"/proc/self/fd/{fd}"):
-                fds.add(fd)
-        except OSError:
-            pass
-    return fds
-
-
-@pytest.fixture(autouse=True)
-def no_fd_leaks():
-    before = _bpf_fds()
-    yield
-    assert _bpf_fds() <= before, "a test left a bpf map/prog/btf fd open"
+pytestmark = pytest.mark.usefixtures("no_fd_leaks")    # conftest: no bpf fd left open
 
 
 def u32(v: int) -> bytes:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import random
 import struct
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 import xsim
 from xsim.elf.loader import load_spec
+from xsim.kernel.objects import pinned
 from xsim.kernel import KernelObject, available, possible_cpus
 from xsim.runtime.testrun import dump_map
 from xsim.runtime.testrun import test_run as sim_run
@@ -48,20 +48,6 @@ ANY, NOEXIST, EXIST = 0, 1, 2
 MAPS = {"lru8": (0, 8), "lru64": (1, 64), "lru3": (2, 3), "lru_nc": (3, 10),
         "pcpu": (4, 8), "pcpu_nc": (5, 10), "lru1": (6, 1)}
 PERCPU = ("pcpu", "pcpu_nc")
-
-
-@contextmanager
-def _pinned(cpu: int | None) -> Iterator[None]:
-    """This thread on CPU ``cpu`` for the block (None: left alone)."""
-    if cpu is None:
-        yield
-        return
-    old = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, old)
 
 
 def up(m: str, key: int, value: int | None = None, flags: int = ANY) -> tuple:
@@ -113,7 +99,7 @@ class Both:
         script = _script(ops)
         self.ko.maps["script"].update(bytes(4), script)
         self.sim.maps["script"].update(0, script)
-        with _pinned(cpu):
+        with pinned(cpu):
             kres = self.kprog.test_run(ctx_in=bytes(8))
         self.sim.env.cpu = cpu
         sres = sim_run(self.sprog, ctx_in=bytes(8))
@@ -131,7 +117,7 @@ class Both:
         results = []
         for side in ("kernel", "xsim"):
             try:
-                with _pinned(cpu if side == "kernel" else None):
+                with pinned(cpu if side == "kernel" else None):
                     if side == "kernel":
                         if what == "update":
                             kmap.update(k, kv, flags)   # per-CPU: every CPU

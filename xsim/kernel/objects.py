@@ -373,7 +373,7 @@ class KernelObject:
 # -- test run --------------------------------------------------------------------------------
 
 @contextmanager
-def _pinned(cpu: int | None) -> Iterator[None]:
+def pinned(cpu: int | None) -> Iterator[None]:
     """Run the block on CPU ``cpu`` (None: wherever), restoring the affinity after."""
     if cpu is None:
         yield
@@ -421,7 +421,7 @@ def kernel_test_run(spec: ObjectSpec, prog_name: str | None, *, data_in: bytes |
             apply_maps_in(obj, maps_in)
         kprog = obj.programs[p.name]
         try:
-            with _pinned(cpu):
+            with pinned(cpu):
                 # an empty context is no context: bpf() refuses a pointer with size 0
                 res = kprog.test_run(data_in=data_in, ctx_in=ctx_in or None, repeat=repeat)
         except KernelError as exc:

@@ -31,18 +31,17 @@ import errno
 import struct
 import weakref
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..elf.kinds import ProgType
 from ..elf.spec import ProgramSpec
 from ..isa import opcodes as oc
 from ..isa.insn import Insn, decode
-from ..isa.verifier import ctx_accesses
 from ..runtime.helpers import HelperCall, HelperRegistry
-from ..runtime.hooks import VerifierError, register_hook
+from ..runtime.hooks import register_hook
 from ..runtime.memory import AddressSpace
 from ..runtime.testrun import TestRunOutput, TestRunRefused
+from .ctx import rewrite_context
 from .fib import fib_lookup
 
 ETH_HLEN = 14
@@ -59,7 +58,6 @@ CTX_REGION_SIZE = PTRS_AT + PTRS.size
 #: __sk_buff field -> offset of its 64-bit pointer in the context region
 DATA, DATA_END, DATA_META = 76, 80, 140
 POINTER_FIELDS = {DATA: PTRS_AT, DATA_END: PTRS_AT + 8, DATA_META: PTRS_AT + 16}
-_LDXDW = oc.BY_KEY[(oc.LDX | oc.MODE_MEM | oc.SIZES["dw"][0], 0)]
 _LDX = {n: oc.BY_KEY[(oc.LDX | oc.MODE_MEM | oc.SIZES[k][0], 0)] for n, k in
         ((1, "b"), (2, "h"))}
 _MOV64_IMM = decode(bytes([0xB7] + [0] * 7 + [0x95] + [0] * 7))[0].op
@@ -192,34 +190,12 @@ def _narrow_load(insn: Insn, off: int, target: int) -> Insn:
     return insn
 
 
-def rewrite(spec: ProgramSpec, insns: list[Insn], valid: Callable[[int, int, bool], bool],
-            net_off: int) -> list[Insn]:
-    """Context loads as the kernel converts them; what the verifier refuses, refused.
-
-    ``net_off`` is where the network header is from ``data`` (14 for TC, 0 for a
-    socket filter), for LD_ABS with SKF_NET_OFF / SKF_LL_OFF."""
-    accesses = ctx_accesses(insns)
-    out = []
-    for insn in insns:
-        off = accesses.get(insn.pc)
-        if off is None:
-            out.append(insn)
-            continue
-        size = insn.op.size
-        write = insn.op.kind is not oc.Kind.LDX
-        if insn.op.kind is oc.Kind.ATOMIC:
-            raise VerifierError(spec.name, insn.pc,
-                                f"BPF_ATOMIC stores into R{insn.dst} ctx is not allowed")
-        if not valid(off, size, write):
-            raise VerifierError(spec.name, insn.pc,
-                                f"invalid bpf_context access off={off} size={size}")
-        if off in POINTER_FIELDS:
-            insn = Insn(_LDXDW, insn.pc, insn.dst, insn.src,
-                        insn.off + POINTER_FIELDS[off] - off)
-        elif not write and off - off % 4 in NARROW_FIELDS:
-            insn = _narrow_load(insn, off, NARROW_FIELDS[off - off % 4])
-        out.append(insn)
-    return out
+def _convert(insn: Insn, off: int) -> Insn:
+    """Loads of the fields the kernel keeps narrower than the __sk_buff field."""
+    field_off = off - off % 4
+    if field_off in NARROW_FIELDS:
+        return _narrow_load(insn, off, NARROW_FIELDS[field_off])
+    return insn
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -704,8 +680,8 @@ class SkbHook:
         (add_tc_helpers if self.l2 else add_socket_filter_helpers)(registry)
 
     def rewrite(self, spec: ProgramSpec, insns: list[Insn]) -> list[Insn]:
-        return rewrite(spec, insns, tc_valid if self.l2 else sk_filter_valid,
-                       ETH_HLEN if self.l2 else 0)
+        return rewrite_context(spec, insns, tc_valid if self.l2 else sk_filter_valid,
+                               POINTER_FIELDS, _convert)
 
     def test_run(self, prog, *, data_in: bytes | None, ctx_in: bytes | None, repeat: int,
                  budget: int | None) -> TestRunOutput:

@@ -24,14 +24,12 @@ from dataclasses import dataclass, field
 from ..elf.kinds import MapType, ProgType
 from ..elf.spec import ProgramSpec
 from ..errors import HelperError
-from ..isa import opcodes as oc
 from ..isa.insn import Insn
-from ..isa.verifier import ctx_accesses
 from ..runtime.helpers import HelperCall, HelperRegistry
-from ..runtime.hooks import VerifierError
 from ..runtime.maps import Map
 from ..runtime.memory import AddressSpace
 from ..runtime.testrun import TestRunOutput, TestRunRefused
+from .ctx import rewrite_context
 from .fib import fib_lookup
 
 ETH_HLEN = 14
@@ -59,7 +57,6 @@ BPF_F_ACTION_MASK = 3                  # XDP_ABORTED | XDP_DROP | XDP_PASS | XDP
 BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS = 1 << 3, 1 << 4
 LOOPBACK_IFINDEX = 1
 _NEG = 1 << 64
-_LDXDW = oc.BY_KEY[(oc.LDX | oc.MODE_MEM | oc.SIZES["dw"][0], 0)]
 REDIRECT_MAPS = (MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP)
 
 
@@ -78,26 +75,15 @@ _FRAMES: weakref.WeakKeyDictionary[AddressSpace, Frame] = weakref.WeakKeyDiction
 # -- context rewriting ------------------------------------------------------------------
 
 def rewrite(spec: ProgramSpec, insns: list[Insn]) -> list[Insn]:
-    """Context loads as the kernel converts them; what the verifier refuses, refused."""
-    accesses = ctx_accesses(insns)
+    """Context loads as the kernel converts them; what the verifier refuses, refused:
+    xdp_is_valid_access allows aligned 4-byte loads, egress_ifindex only in devmap
+    programs, and no writes."""
     devmap = spec.section in ("xdp/devmap", "xdp.frags/devmap")
-    out = []
-    for insn in insns:
-        off = accesses.get(insn.pc)
-        if off is None:
-            out.append(insn)
-            continue
-        size = insn.op.size
-        bad = (insn.op.kind is not oc.Kind.LDX or size != 4 or off % size or
-               not 0 <= off < XDP_MD_SIZE or off == EGRESS_IFINDEX and not devmap)
-        if bad:
-            raise VerifierError(spec.name, insn.pc,
-                                f"invalid bpf_context access off={off} size={size}")
-        if off in POINTER_FIELDS:
-            insn = Insn(_LDXDW, insn.pc, insn.dst, insn.src,
-                        insn.off + POINTER_FIELDS[off] - off)
-        out.append(insn)
-    return out
+
+    def valid(off: int, size: int, write: bool) -> bool:
+        return (not write and size == 4 and not off % size and 0 <= off < XDP_MD_SIZE
+                and (off != EGRESS_IFINDEX or devmap))
+    return rewrite_context(spec, insns, valid, POINTER_FIELDS)
 
 
 # -- helpers ----------------------------------------------------------------------------

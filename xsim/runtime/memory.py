@@ -167,21 +167,9 @@ class AddressSpace:
         self.table[r.index, ip.RG_VBASE:ip.RG_HOST + 1] = (r.vaddr + start, end - start,
                                                             r.host + start)
 
-    def window(self, name: str) -> tuple[int, int]:
-        """The ``[start, end)`` offsets accesses to region ``name`` may reach now."""
-        r = self.by_name[name]
-        row = self.table[r.index]
-        start = int(row[ip.RG_VBASE]) - r.vaddr
-        return start, start + int(row[ip.RG_SIZE])
-
     def bytes_of(self, name: str) -> bytes:
         r = self.by_name[name]
         return self._view[r.host:r.host + r.size].tobytes()
-
-    def view(self, name: str) -> np.ndarray:
-        """The region's bytes as a numpy view (valid until the next resize)."""
-        r = self.by_name[name]
-        return self.mem[r.host:r.host + r.size]
 
     # -- accesses made on the program's behalf ----------------------------------
     def region_at(self, address: int) -> Region | None:
