@@ -1,12 +1,18 @@
-"""bpf_map_lookup_elem on hash and percpu_hash maps, served inside the compiled loop.
+"""bpf_map_lookup_elem on hash, percpu_hash and LPM trie maps, served inside the
+compiled loop.
 
-The key index of a hash map lives in an internal region (``map:<name>:index``)
-that the interpreter probes itself; every answer must be the one the Python
-path (``Map.prog_lookup``) gives, and nothing but xsim may touch the index.
+The key index of a hash map (an LPM trie's: of its (prefix length, masked data)
+keys, plus its count of entries per prefix length) lives in an internal region
+(``map:<name>:index``) that the interpreter probes itself; every answer must be
+the one the Python path (``Map.prog_lookup``) gives, and nothing but xsim may
+touch the index.
 """
 from __future__ import annotations
 
+import json
+import random
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +26,7 @@ from xsim.isa import interp as ip
 from xsim.runtime.env import RunEnv
 from xsim.runtime.helpers import HelperCall, HelperRegistry
 from xsim.runtime.maps import create_map, register_map_helpers
+from xsim.runtime.maps.base import BPF_F_NO_PREALLOC, ENOSPC, MapError
 from xsim.runtime.memory import run_space
 
 KEY_SIZES = (1, 4, 8, 12, 64)
@@ -298,3 +305,227 @@ def test_random_updates_then_program_lookups(key_size: int, capacity: int, percp
         res2 = val.run(k)
         assert res2.r0 == (int.from_bytes(shadow[k], "little") if k in shadow else 0)
     assert served_in_loop(ptr) == 1
+
+
+
+# -- LPM tries ------------------------------------------------------------------------------
+
+LPM_KEY_SIZES = (5, 8, 20)      # 4 + 1 data byte, IPv4, IPv6
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "nic"
+
+
+def make_lpm(key_size: int, max_entries: int = 64, value_size: int = 8, space=None):
+    space = space if space is not None else run_space()
+    spec = MapSpec("t", MapType.LPM_TRIE, key_size, value_size, max_entries,
+                   flags=BPF_F_NO_PREALLOC)
+    return space, create_map(spec, space, 1)
+
+
+def lpm_key(plen: int, data: int, key_size: int) -> bytes:
+    """``struct bpf_lpm_trie_key_u8``: u32 prefixlen (host order), then big-endian data."""
+    return struct.pack("<I", plen) + data.to_bytes(key_size - 4, "big")
+
+
+def lpm_check(ptr, val, m, key: bytes) -> int:
+    """Both programs on ``key`` agree with the Python path (and the value it points at)."""
+    res = ptr.run(key)
+    assert res.error is None, res.error
+    expect = m.prog_lookup(key, 0)
+    assert res.r0 == expect, (key.hex(), res.r0, expect)
+    assert res.helper_calls == {1: 1}
+    res2 = val.run(key)
+    assert res2.error is None, res2.error
+    if expect:
+        stored = m.space.read(expect, m.value_size)
+        assert stored == m.lookup(key)
+        assert res2.r0 == int.from_bytes(stored[:8].ljust(8, b"\0"), "little")
+    else:
+        assert m.lookup(key) is None and res2.r0 == 0
+    return res.r0
+
+
+def lpm_programs(space, m, helpers: HelperRegistry | None = None):
+    return (program(space, lookup_text(m.vaddr, False), helpers=helpers),
+            program(space, lookup_text(m.vaddr, True), helpers=helpers))
+
+
+def test_lpm_row_and_index_region() -> None:
+    space, m = make_lpm(8)
+    row = space.table[m.region.index]
+    assert int(row[ip.RG_MAP_KIND]) == ip.MAP_KIND_LPM
+    index = space.by_name["map:t:index"]
+    assert index.internal and int(space.table[index.index, ip.RG_PERM]) == 0
+    assert int(row[ip.RG_LPM_INDEX]) == index.index
+    assert int(row[ip.RG_LPM_KEY_SIZE]) == 8 and int(row[ip.RG_LPM_STRIDE]) == m.stride
+    m.update(lpm_key(24, 0x0A0102FF, 8), value_of(1))
+    m.update(lpm_key(16, 0x0A01FFFF, 8), value_of(2))
+    assert m.plen_count[24] == 1 and m.plen_count[16] == 1 and m.plen_count.sum() == 2
+    m.delete(lpm_key(16, 0x0A010000, 8))
+    assert m.plen_count.sum() == 1
+    # the counts live in the index region, where the loop reads them
+    h = index.host + m._plen_off
+    assert space.mem[h:h + 4 * 33].view("<i4")[24] == 1
+
+
+def test_lpm_longest_prefix_in_the_loop() -> None:
+    space, m = make_lpm(8)
+    ptr, val = lpm_programs(space, m)
+    ip4 = lambda a, b, c, d: (a << 24) | (b << 16) | (c << 8) | d    # noqa: E731
+    assert lpm_check(ptr, val, m, lpm_key(32, ip4(10, 1, 2, 3), 8)) == 0     # empty
+    for n, (plen, addr) in enumerate([(0, 0), (8, ip4(10, 0, 0, 0)), (16, ip4(10, 1, 0, 0)),
+                                      (24, ip4(10, 1, 2, 0)), (32, ip4(10, 1, 2, 3))]):
+        m.update(lpm_key(plen, addr, 8), value_of(n))
+    expect = {ip4(10, 1, 2, 3): 4, ip4(10, 1, 2, 4): 3, ip4(10, 1, 3, 3): 2,
+              ip4(10, 2, 0, 0): 1, ip4(11, 0, 0, 0): 0}
+    for addr, n in expect.items():
+        p = lpm_check(ptr, val, m, lpm_key(32, addr, 8))
+        assert m.space.read(p, 8) == value_of(n)
+    # a shorter key prefix length only sees prefixes that short
+    p = lpm_check(ptr, val, m, lpm_key(20, ip4(10, 1, 2, 3), 8))
+    assert m.space.read(p, 8) == value_of(2)
+    # prefixlen past max_prefixlen: NULL, even with a /0 stored
+    for plen in (33, 64, 0xFFFFFFFF):
+        assert lpm_check(ptr, val, m, lpm_key(plen, ip4(10, 1, 2, 3), 8)) == 0
+    m.delete(lpm_key(0, 0, 8))
+    assert lpm_check(ptr, val, m, lpm_key(32, ip4(11, 0, 0, 0), 8)) == 0
+    assert served_in_loop(ptr) == 1 and served_in_loop(val) == 1
+
+
+def test_lpm_served_without_a_python_helper() -> None:
+    space, m = make_lpm(20)
+    m.update(lpm_key(48, 0x20010DB8_0001 << 80, 20), value_of(7))
+    ptr, val = lpm_programs(space, m, HelperRegistry())
+    hit = lpm_key(128, (0x20010DB8_0001 << 80) | 0xBEEF, 20)
+    res = val.run(hit, repeat=5)
+    assert res.error is None, res.error
+    assert res.r0 == int.from_bytes(value_of(7), "little") and res.helper_calls == {1: 5}
+    res = ptr.run(lpm_key(128, 0x20010DB8_0002 << 80, 20), repeat=3)
+    assert res.error is None and res.r0 == 0 and res.helper_calls == {1: 3}
+    res = ptr.run(lpm_key(129, 0, 20))
+    assert res.error is None and res.r0 == 0
+
+
+def test_lpm_every_key_of_a_one_byte_trie() -> None:
+    """key_size 5: every (prefixlen, byte) key against a trie with prefixes of every length."""
+    space, m = make_lpm(5, max_entries=40, value_size=4)
+    ptr, val = lpm_programs(space, m, HelperRegistry())
+    rnd = random.Random(5)
+    for n in range(30):
+        m.update(lpm_key(rnd.randint(0, 8), rnd.randrange(256), 5), struct.pack("<I", n))
+    for k in m.keys()[::3]:
+        m.delete(k)
+    for plen in range(10):
+        for b in range(256):
+            lpm_check(ptr, val, m, lpm_key(plen, b, 5))
+
+
+def test_lpm_lookups_follow_an_address_space_growth() -> None:
+    space, m = make_lpm(8, max_entries=32)
+    for i in range(10):
+        m.update(lpm_key(8 + i, (i * 0x9E3779B9) & 0xFFFFFFFF, 8), value_of(i))
+    ptr, val = lpm_programs(space, m)
+    probes = [lpm_key(32, (i * 0x9E3779B9 + 5) & 0xFFFFFFFF, 8) for i in range(20)]
+    for k in probes:
+        lpm_check(ptr, val, m, k)
+    index = space.by_name["map:t:index"]
+    before = index.host
+    space.add("filler", 1 << 16)
+    other = create_map(MapSpec("t2", MapType.LPM_TRIE, 8, 8, 4, flags=BPF_F_NO_PREALLOC),
+                       space, 1)
+    other.update(lpm_key(0, 0, 8), value_of(99))
+    space.fill("memory", bytes(1 << 20))
+    assert index.host != before
+    for i in range(10, 20):
+        m.update(lpm_key(i, (i * 0x9E3779B9) & 0xFFFFFFFF, 8), value_of(i))
+    m.delete(lpm_key(8 + 3, (3 * 0x9E3779B9) & 0xFFFFFFFF, 8))
+    for k in probes:
+        lpm_check(ptr, val, m, k)
+    res = program(space, lookup_text(other.vaddr, True)).run(lpm_key(32, 1234, 8))
+    assert res.error is None and res.r0 == 0x1000 + 99 * 7
+
+
+def test_lpm_unreadable_key_faults() -> None:
+    space, m = make_lpm(20)
+    prog = program(space, f"lddw %r1, {m.vaddr:#x}\nmov %r2, %r10\nadd %r2, -8\ncall 1\nexit",
+                   helpers=HelperRegistry())
+    res = prog.run()
+    assert isinstance(res.error, MemoryAccessError)
+    assert res.error.region == "stack" and res.error.size == 20
+    idx = space.by_name["map:t:index"]
+    res = program(space, f"lddw %r1, {m.vaddr:#x}\nlddw %r2, {idx.vaddr:#x}\ncall 1\nexit"
+                  ).run()
+    assert isinstance(res.error, MemoryAccessError) and res.error.region == "map:t:index"
+    res = program(space, f"lddw %r1, {idx.vaddr:#x}\nldxw %r0, [%r1]\nexit").run()
+    assert isinstance(res.error, MemoryAccessError) and "internal" in str(res.error)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key_size=st.sampled_from(LPM_KEY_SIZES), capacity=st.integers(1, 24),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_lpm_random_tries_agree_with_python(key_size: int, capacity: int, seed: int) -> None:
+    """Random prefixes of random lengths, updates, deletes, then random lookups: the loop's
+    pointer is ``prog_lookup``'s, after every batch of changes."""
+    rnd = random.Random(seed)
+    bits = (key_size - 4) * 8
+    space, m = make_lpm(key_size, max_entries=capacity)
+    ptr, val = lpm_programs(space, m, HelperRegistry())
+    # a few base addresses, so that prefixes nest and lookups share prefixes
+    bases = [rnd.getrandbits(bits) for _ in range(3)]
+
+    def near() -> int:
+        b = rnd.choice(bases)
+        return b ^ (rnd.getrandbits(bits) >> rnd.randint(0, bits))
+
+    def probe() -> None:
+        keys = [lpm_key(rnd.choice([bits, bits, rnd.randint(0, bits)]), near(), key_size)
+                for _ in range(6)]
+        keys += [lpm_key(rnd.randint(bits + 1, bits + 40), near(), key_size),
+                 lpm_key(0xFFFFFFFF, near(), key_size)]
+        keys += m.keys()[:3]
+        for k in keys:
+            lpm_check(ptr, val, m, k)
+
+    probe()
+    for _ in range(3):
+        for n in range(rnd.randint(1, 2 * capacity)):
+            k = lpm_key(rnd.randint(0, bits), near(), key_size)
+            try:
+                m.update(k, value_of(n))
+            except MapError as exc:            # full: ENOSPC for a new prefix
+                assert exc.errno == ENOSPC
+        stored = m.keys()
+        for k in rnd.sample(stored, len(stored) // 3):
+            m.delete(k)
+        probe()
+        for k in m.keys()[::2]:                # in place (the bits past the prefix may differ)
+            m.update(k, value_of(rnd.randrange(1000)))
+        probe()
+    assert served_in_loop(ptr) == 1
+
+
+def test_lpm_firewall_over_its_capture_in_the_loop() -> None:
+    """examples/nic/firewall.o: every blocklist lookup served in the loop, and the same
+    verdicts, packets and maps as the Python path gives."""
+    from xsim.nic.pcap import read_packets
+    from xsim.runtime.testrun import apply_maps_in, dump_map, test_run
+    blocklist = json.loads((EXAMPLES / "blocklist.json").read_text())
+    fast, slow = xsim.load(EXAMPLES / "firewall.o"), xsim.load(EXAMPLES / "firewall.o")
+    for obj in (fast, slow):
+        apply_maps_in(obj, blocklist)
+
+    def refuse(key: bytes, cpu: int) -> int:
+        raise AssertionError("an LPM lookup went to Python")
+    fast.maps["blocklist"].prog_lookup = refuse
+    bl = slow.maps["blocklist"]
+    bl.space.table[bl.region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_NONE   # Python only
+    verdicts = {1: 0, 2: 0}
+    for pkt in read_packets(EXAMPLES / "traffic.pcap"):
+        mine = test_run(fast.programs["firewall"], data_in=pkt.data)
+        theirs = test_run(slow.programs["firewall"], data_in=pkt.data)
+        assert mine.result.error is None, mine.result.error
+        assert (mine.retval, mine.data_out) == (theirs.retval, theirs.data_out), pkt.index
+        assert mine.result.helper_calls == theirs.result.helper_calls
+        verdicts[mine.retval] += 1
+    assert verdicts == {1: 216, 2: 784}
+    for name in ("rule_hits", "verdicts", "blocklist"):
+        assert dump_map(fast.maps[name]) == dump_map(slow.maps[name]), name

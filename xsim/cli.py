@@ -188,13 +188,15 @@ def _run_kernel(args: argparse.Namespace, path: Path) -> int:
 
 def _run_pcap(args: argparse.Namespace, obj, prog) -> int:
     from .nic.pcaprun import run_pcap
-    from .nic.report import print_summary
+    from .nic.report import pcap_progress, print_summary
 
     if args.maps_in:
         apply_maps_in(obj, json.loads(Path(args.maps_in).read_text()))
     records = open(args.records, "w") if args.records else None
     try:
-        summary = run_pcap(obj, prog, args.pcap, out=args.out, records=records)
+        with pcap_progress(enabled=not args.json) as progress:
+            summary = run_pcap(obj, prog, args.pcap, out=args.out, records=records,
+                               progress=progress)
     finally:
         if records is not None:
             records.close()

@@ -70,10 +70,17 @@ RG_MAP_KIND = 9             # MAP_KIND_*: which columns below hold the descripti
 # mask, capacity.  The index's row gives its host offset, so relayouts are followed.
 RG_HASH_STRIDE, RG_HASH_PERCPU, RG_HASH_INDEX = 10, 11, 12
 RG_HASH_KEY_SIZE, RG_HASH_MASK, RG_HASH_CAPACITY = 13, 14, 15
+# An LPM trie (MAP_KIND_LPM) uses the hash columns: value stride (never per-CPU), its
+# index region (the hash index of keys ``u32 prefixlen`` + data with the bits past the
+# prefix cleared, then ``int32 plen_count[(key_size - 4) * 8 + 1]`` at
+# ``align8(keys + capacity * key_size)``; see memory.lpm_index_layout), key size (4 +
+# data bytes), bucket mask, capacity.
+RG_LPM_STRIDE, RG_LPM_INDEX, RG_LPM_KEY_SIZE = RG_HASH_STRIDE, RG_HASH_INDEX, RG_HASH_KEY_SIZE
+RG_LPM_MASK, RG_LPM_CAPACITY = RG_HASH_MASK, RG_HASH_CAPACITY
 RG_COLS = 16
-MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH = 0, 1, 2
-#: The helper the loop serves itself for array and hash maps (the kernel inlines the
-#: array one too).
+MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH, MAP_KIND_LPM = 0, 1, 2, 3
+#: The helper the loop serves itself for array, hash and LPM trie maps (the kernel
+#: inlines the array one too).
 MAP_LOOKUP_ELEM = 1
 #: 64-bit FNV-1a, as xsim.runtime.maps._table.fnv1a with seed 0
 FNV_OFFSET, FNV_PRIME = U64(0xCBF29CE484222325), U64(0x100000001B3)
@@ -328,6 +335,73 @@ def _hash_slot(mem, rg, rid, kh):
                 return s
         i = (i + ONE) & mask
         probes += ONE
+    return BAD
+
+
+@njit(cache=True)
+def _masked(mem, d, j, full, part):
+    """Byte ``j`` of the data at host index ``d`` with the bits past a prefix cleared:
+    ``full`` whole bytes are kept, then the top bits of byte ``full`` in ``part``."""
+    if j < full:
+        return U64(mem[d + j])
+    if j == full:
+        return U64(mem[d + j]) & part
+    return ZERO
+
+
+@njit(cache=True)
+def _lpm_slot(mem, rg, rid, kh):
+    """The slot of the longest stored prefix covering the ``struct bpf_lpm_trie_key_u8``
+    at host index ``kh`` in the LPM trie described by row ``rid``, or BAD (as
+    LpmTrieMap._match): from the key's prefix length down to 0, each length that has
+    entries, probe the index for (length, data masked to it), masking on the fly."""
+    irid = rg[rid, RG_LPM_INDEX]
+    base = rg[irid, RG_HOST]
+    ksize = rg[rid, RG_LPM_KEY_SIZE]
+    mask = rg[rid, RG_LPM_MASK]
+    cap = rg[rid, RG_LPM_CAPACITY]
+    dsize = ksize - U64(4)
+    hashes = base + (((mask + ONE) * U64(4) + U64(7)) & ~U64(7))
+    keys = hashes + cap * U64(8)
+    plens = base + (((keys - base) + cap * ksize + U64(7)) & ~U64(7))
+    plen = load32(mem, kh)
+    if plen > dsize * U64(8):
+        return BAD
+    d = kh + U64(4)
+    p = plen + ONE
+    while p > ZERO:
+        p -= ONE
+        if load32(mem, plens + p * U64(4)) == ZERO:
+            continue
+        full = p >> U64(3)
+        part = (U64(0xFF00) >> (p & U64(7))) & M8
+        # FNV-1a of the table key: the length (u32, little-endian), then the masked data
+        h = FNV_OFFSET
+        sh = ZERO
+        while sh < U64(32):
+            h = (h ^ ((p >> sh) & M8)) * FNV_PRIME
+            sh += U64(8)
+        j = ZERO
+        while j < dsize:
+            h = (h ^ _masked(mem, d, j, full, part)) * FNV_PRIME
+            j += ONE
+        i = h & mask
+        probes = ZERO
+        while probes <= mask:       # never more than every bucket (one is always empty)
+            s = load32(mem, base + i * U64(4))
+            if s == HASH_EMPTY or s >= cap:
+                break
+            if load64(mem, hashes + s * U64(8)) == h:
+                k = keys + s * ksize
+                if load32(mem, k) == p:
+                    k += U64(4)
+                    j = ZERO
+                    while j < dsize and U64(mem[k + j]) == _masked(mem, d, j, full, part):
+                        j += ONE
+                    if j == dsize:
+                        return s
+            i = (i + ONE) & mask
+            probes += ONE
     return BAD
 
 
@@ -689,6 +763,20 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                         if slot != BAD:
                             st[R_BASE] = (mp + slot * rg[rid, RG_HASH_STRIDE]
                                           + st[S_CPU] * rg[rid, RG_HASH_PERCPU])
+                        else:
+                            st[R_BASE] = ZERO
+                        st[S_FAST_LOOKUPS] += ONE
+                        continue
+                    # an LPM trie is never per-CPU: no CPU for Python to refuse
+                    if kind == U64(MAP_KIND_LPM) and mp == rg[rid, RG_VBASE]:
+                        ksize = rg[rid, RG_LPM_KEY_SIZE]
+                        h = _translate(rg, st[R_BASE + 2], ksize, PERM_R)
+                        if h == BAD:
+                            return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], ksize,
+                                          ACCESS_READ)
+                        slot = _lpm_slot(mem, rg, rid, h)
+                        if slot != BAD:
+                            st[R_BASE] = mp + slot * rg[rid, RG_LPM_STRIDE]
                         else:
                             st[R_BASE] = ZERO
                         st[S_FAST_LOOKUPS] += ONE

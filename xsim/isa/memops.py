@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 
@@ -42,3 +43,29 @@ def _make_store(bits: int):
 
 load8, load16, load32, load64 = (_make_load(b) for b in (8, 16, 32, 64))
 store8, store16, store32, store64 = (_make_store(b) for b in (8, 16, 32, 64))
+
+
+def _byte_pointer(context, builder, sig_arg, arr, idx):
+    ary = context.make_array(sig_arg)(context, builder, arr)
+    return builder.gep(ary.data, [idx])
+
+
+@intrinsic
+def copy_bytes(typingctx, dst, dpos, src, spos, n):
+    """``dst[dpos:dpos+n] = src[spos:spos+n]`` as one memmove (no bounds check)."""
+    def codegen(context, builder, signature, args):
+        d = _byte_pointer(context, builder, signature.args[0], args[0], args[1])
+        s = _byte_pointer(context, builder, signature.args[2], args[2], args[3])
+        cgutils.raw_memmove(builder, d, s, args[4], 1)
+        return context.get_dummy_value()
+    return types.none(dst, dpos, src, spos, n), codegen
+
+
+@intrinsic
+def zero_bytes(typingctx, dst, pos, n):
+    """``dst[pos:pos+n] = 0`` as one memset (no bounds check)."""
+    def codegen(context, builder, signature, args):
+        d = _byte_pointer(context, builder, signature.args[0], args[0], args[1])
+        cgutils.memset(builder, d, args[2], 0)
+        return context.get_dummy_value()
+    return types.none(dst, pos, n), codegen

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO, Literal
 
+import numpy as np
+from numba import njit
+
 from xsim.errors import XsimError
 
-__all__ = ["ETHERNET", "MAX_CAPLEN", "Packet", "PcapError", "PcapReader", "PcapWriter",
-           "read_packets"]
+__all__ = ["ETHERNET", "MAX_CAPLEN", "Packet", "PacketBatch", "PcapError", "PcapReader",
+           "PcapWriter", "read_packets"]
 
 ETHERNET = 1
 """LINKTYPE_ETHERNET: the only link type whose frames XDP and TC programs see."""
@@ -76,6 +79,100 @@ class Packet:
     def truncated(self) -> bool:
         """The capture kept fewer bytes than were on the wire (a snaplen-limited capture)."""
         return len(self.data) < self.orig_len
+
+
+@dataclass
+class PacketBatch:
+    """Consecutive packets of a capture in flat arrays, for loops that run in compiled code.
+
+    Packet ``first + i`` has the bytes ``data[offset[i]:offset[i] + caplen[i]]``.
+    """
+
+    first: int
+    data: np.ndarray          # uint8
+    offset: np.ndarray        # int64, into data
+    caplen: np.ndarray        # int64
+    orig_len: np.ndarray      # int64
+    timestamp_ns: np.ndarray  # int64
+    linktype: np.ndarray      # int64
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+    def packet(self, i: int) -> Packet:
+        """Packet ``first + i`` as a :class:`Packet`."""
+        o = int(self.offset[i])
+        return Packet(self.first + i, int(self.timestamp_ns[i]),
+                      self.data[o:o + int(self.caplen[i])].tobytes(), int(self.orig_len[i]),
+                      int(self.linktype[i]))
+
+    @classmethod
+    def of(cls, packets: list[Packet]) -> PacketBatch:
+        lens = np.array([len(p.data) for p in packets], dtype=np.int64)
+        offset = np.zeros(len(packets), dtype=np.int64)
+        np.cumsum(lens[:-1], out=offset[1:])
+        data = np.frombuffer(b"".join(p.data for p in packets), dtype=np.uint8)
+        return cls(packets[0].index if packets else 0, data, offset, lens,
+                   np.array([p.orig_len for p in packets], dtype=np.int64),
+                   np.array([p.timestamp_ns for p in packets], dtype=np.int64),
+                   np.array([p.linktype for p in packets], dtype=np.int64))
+
+
+#: how much of a classic pcap file a batch reads at once (more than a record's most)
+_CHUNK = 8 << 20
+
+
+@njit(cache=True)
+def _u32(buf, pos, big):
+    if big:
+        return (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | \
+            (np.int64(buf[pos + 2]) << 8) | np.int64(buf[pos + 3])
+    return (np.int64(buf[pos + 3]) << 24) | (np.int64(buf[pos + 2]) << 16) | \
+        (np.int64(buf[pos + 1]) << 8) | np.int64(buf[pos])
+
+
+@njit(cache=True)
+def _index_pcap(buf, end, big, scale, limit, offset, caplen, orig_len, stamp):
+    """Index the whole records of ``buf[:end]`` (classic pcap, after the file header)
+    into the arrays, at most their length; returns (records, bytes used, the caplen of a
+    record over ``limit``, or -1)."""
+    pos, n = 0, 0
+    while n < len(offset) and pos + 16 <= end:
+        cap = _u32(buf, pos + 8, big)
+        if cap > limit:
+            return n, pos, cap
+        if pos + 16 + cap > end:
+            break
+        stamp[n] = _u32(buf, pos, big) * 1_000_000_000 + _u32(buf, pos + 4, big) * scale
+        caplen[n] = cap
+        orig_len[n] = _u32(buf, pos + 12, big)
+        offset[n] = pos + 16
+        pos += 16 + cap
+        n += 1
+    return n, pos, -1
+
+
+@njit(cache=True)
+def _pack_records(data, offset, length, stamp, nanoseconds):
+    """Classic pcap records (little-endian headers, wire length = captured) of the packets
+    ``data[offset[i]:offset[i] + length[i]]``."""
+    total = 0
+    for i in range(len(offset)):
+        total += 16 + length[i]
+    out = np.empty(total, dtype=np.uint8)
+    pos = 0
+    for i in range(len(offset)):
+        sec = stamp[i] // 1_000_000_000
+        frac = stamp[i] % 1_000_000_000
+        if not nanoseconds:
+            frac //= 1000
+        n = length[i]
+        for k, v in enumerate((sec, frac, n, n)):
+            for j in range(4):
+                out[pos + 4 * k + j] = (v >> (8 * j)) & 0xFF
+        out[pos + 16:pos + 16 + n] = data[offset[i]:offset[i] + n]
+        pos += 16 + n
+    return out
 
 
 _CUT = ("the capture was cut short (capture killed, disk full, or copied while still "
@@ -171,6 +268,64 @@ class PcapReader:
             if self.on_error == "raise":
                 raise
             self.errors.append(exc)
+
+    def batches(self, size: int = 65536) -> Iterator[PacketBatch]:
+        """The packets in batches of at most ``size``, with the same errors as iterating.
+
+        A classic pcap file is indexed in compiled code, chunk by chunk; a pcapng file
+        goes through the record reader (its blocks and options vary too much to gain)."""
+        self.errors.clear()
+        try:
+            if self.format == "pcap":
+                yield from self._pcap_batches(size)
+            else:
+                packets: list[Packet] = []
+                for pkt in self._pcapng():
+                    packets.append(pkt)
+                    if len(packets) == size:
+                        yield PacketBatch.of(packets)
+                        packets = []
+                if packets:
+                    yield PacketBatch.of(packets)
+        except PcapError as exc:
+            if self.on_error == "raise":
+                raise
+            self.errors.append(exc)
+
+    def _pcap_batches(self, size: int) -> Iterator[PacketBatch]:
+        big = self._order == ">"
+        scale = 1 if self.nanoseconds else 1000
+        limit = min(self.snaplen or MAX_CAPLEN, MAX_CAPLEN)
+        index, offset = 0, 24
+        with self._open() as f:
+            f.seek(24)
+            buf = np.zeros(0, dtype=np.uint8)
+            eof = False
+            while True:
+                if not eof and len(buf) < _CHUNK:
+                    more = np.frombuffer(f.read(_CHUNK), dtype=np.uint8)
+                    eof = len(more) == 0
+                    buf = np.concatenate([buf, more]) if len(buf) else more
+                arrays = [np.empty(size, dtype=np.int64) for _ in range(4)]
+                n, used, bad = _index_pcap(buf, len(buf), big, scale, limit, *arrays)
+                if n:
+                    offs, caps, origs, stamps = (a[:n] for a in arrays)
+                    yield PacketBatch(index, buf, offs, caps, origs, stamps,
+                                      np.full(n, self.linktypes[0], dtype=np.int64))
+                    index += n
+                    offset += used
+                    buf = buf[used:]
+                if bad >= 0:
+                    raise self._err(self._too_long(bad, self.snaplen), index, offset)
+                if eof and n == 0:
+                    if len(buf) == 0:
+                        return
+                    if len(buf) < 16:
+                        raise self._err(f"the file ends {len(buf)} bytes into the 16-byte "
+                                        f"record header: {_CUT}", index, offset)
+                    cap = int(_u32(buf, 8, big))
+                    raise self._err(f"the record has {cap} captured bytes but the file ends "
+                                    f"after {len(buf) - 16} of them: {_CUT}", index, offset)
 
     def _pcap(self) -> Iterator[Packet]:
         unpack = struct.Struct(self._order + "IIII").unpack
@@ -382,6 +537,22 @@ class PcapWriter:
         self._f.write(self._record(sec, frac, len(data), orig) + data)
         self.count += 1
         self.bytes += len(data)
+
+    def write_batch(self, data: np.ndarray, offset: np.ndarray, length: np.ndarray,
+                    timestamp_ns: np.ndarray) -> None:
+        """Append the packets ``data[offset[i]:offset[i] + length[i]]`` at once."""
+        if not len(offset):
+            return
+        where = 24 + 16 * self.count + self.bytes
+        if int(length.max()) > self.snaplen:
+            raise PcapError(f"{int(length.max())} bytes is more than the file's snaplen "
+                            f"{self.snaplen}", self.path, self.count, where)
+        if int(timestamp_ns.min()) < 0 or int(timestamp_ns.max()) >= (1 << 32) * 1_000_000_000:
+            raise PcapError("a timestamp does not fit a pcap record (0 to 2**32 seconds)",
+                            self.path, self.count, where)
+        self._f.write(_pack_records(data, offset, length, timestamp_ns, self.nanoseconds))
+        self.count += len(offset)
+        self.bytes += int(length.sum())
 
     def close(self) -> None:
         self._f.close()

@@ -14,13 +14,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
+
+import numpy as np
 
 from ..errors import XsimError
 from ..runtime.hooks import HOOKS
 from ..runtime.object import Object, ObjectProgram
 from ..runtime.testrun import TestRunRefused, dump_map, test_run
-from .pcap import ETHERNET, PcapReader, PcapWriter
+from .batch import FAILED, NOT_RUN, RAN, Outcomes, XdpBatchRunner, batchable
+from .pcap import ETHERNET, PacketBatch, PcapReader, PcapWriter
+from .xdp import PAGE_SIZE
+
+#: packets per batch: the unit of progress reports and of output writes
+BATCH = 65536
 
 @dataclass
 class PcapSummary:
@@ -54,72 +61,137 @@ def _output_name(hook, verdict: str, redirect: tuple[str, int] | None) -> str | 
     return None
 
 
-def _emit(summary: PcapSummary, writers: dict[str, PcapWriter], base: Path | None, name: str,
-          data: bytes, timestamp_ns: int) -> None:
-    """Count a packet for output ``name`` and write it to that output's file."""
-    stats = summary.outputs.setdefault(name, [0, 0])
-    stats[0] += 1
-    stats[1] += len(data)
-    if base is not None:
-        if name not in writers:
-            path = base if name == "pass" else base.with_name(
-                f"{base.stem}.{name}{base.suffix or '.pcap'}")
-            writers[name] = PcapWriter(path)
-        writers[name].write(data, timestamp_ns)
+class _Outputs:
+    """The capture files of a run, opened as packets first go to them, and their counts."""
+
+    def __init__(self, summary: PcapSummary, base: Path | None) -> None:
+        self.summary, self.base = summary, base
+        self.writers: dict[str, PcapWriter] = {}
+
+    def emit(self, name: str, data: np.ndarray, offset: np.ndarray, length: np.ndarray,
+             stamps: np.ndarray) -> None:
+        stats = self.summary.outputs.setdefault(name, [0, 0])
+        stats[0] += len(offset)
+        stats[1] += int(length.sum())
+        if self.base is not None:
+            if name not in self.writers:
+                path = self.base if name == "pass" else self.base.with_name(
+                    f"{self.base.stem}.{name}{self.base.suffix or '.pcap'}")
+                self.writers[name] = PcapWriter(path)
+            self.writers[name].write_batch(data, offset, length, stamps)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcomes) -> None:
+    """Packet ``i`` of ``batch`` as its own test run, into ``out``."""
+    pkt = batch.packet(i)
+    if pkt.linktype != ETHERNET:
+        out.errors[i] = f"link type {pkt.linktype} is not Ethernet"
+        return
+    if pkt.truncated:
+        out.errors[i] = f"captured {len(pkt.data)} of {pkt.orig_len} bytes (snaplen)"
+        return
+    try:
+        res = test_run(prog, data_in=pkt.data)
+    except TestRunRefused as exc:
+        out.errors[i] = f"the test run refuses it: {exc}"
+        return
+    out.insns[i] = res.result.insns
+    out.calls[i] = dict(res.result.helper_calls)
+    if res.result.error is not None:
+        out.outcome[i] = FAILED
+        out.errors[i] = str(res.result.error)
+        return
+    out.outcome[i] = RAN
+    out.r0[i] = res.result.r0
+    out.put_output(i, res.data_out or b"")
+    if res.redirect is not None:
+        out.redirect[i] = res.redirect
+    if res.clones:
+        out.clones[i] = list(res.clones)
+
+
+def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
+             outputs: _Outputs, records: IO[str] | None) -> None:
+    """Verdicts, outputs, errors and records of one batch, in packet order."""
+    n = len(batch)
+    ran = out.outcome == RAN
+    retval = out.r0 & 0xFFFFFFFF
+    summary.packets += n
+    verdict_of = {int(v): hook.verdict(int(v)) for v in np.unique(retval[ran])}
+    for v, count in zip(*np.unique(retval[ran], return_counts=True)):
+        summary.verdicts[verdict_of[int(v)]] += int(count)
+    failed = int((out.outcome == FAILED).sum())
+    if failed:
+        summary.verdicts["error"] += failed
+    summary.errors += [(batch.first + i, m) for i, m in sorted(out.errors.items())]
+    names = np.full(n, "", dtype=object)
+    for v, verdict in verdict_of.items():
+        names[ran & (retval == v)] = _output_name(hook, verdict, None) or ""
+    for i, target in out.redirect.items():
+        if ran[i]:
+            names[i] = _output_name(hook, verdict_of[int(retval[i])], target) or ""
+    for name in dict.fromkeys(names[ran]):
+        if name:
+            idx = np.flatnonzero(ran & (names == name))
+            outputs.emit(name, out.out, out.out_off[idx], out.out_len[idx],
+                         batch.timestamp_ns[idx])
+    for i, copies in sorted(out.clones.items()):
+        for ifindex, copy in copies:
+            one = np.frombuffer(copy, dtype=np.uint8)
+            outputs.emit(f"clone-if{ifindex}", one, np.zeros(1, dtype=np.int64),
+                         np.array([len(copy)]), batch.timestamp_ns[i:i + 1])
+    if records is None:
+        return
+    for i in range(n):
+        index = batch.first + i
+        if out.outcome[i] == NOT_RUN:
+            records.write(json.dumps({"index": index, "error": out.errors[i]}) + "\n")
+            continue
+        ok = out.outcome[i] == RAN
+        records.write(json.dumps({
+            "index": index, "verdict": verdict_of[int(retval[i])] if ok else "error",
+            "len_in": int(batch.caplen[i]), "len_out": int(out.out_len[i]) if ok else 0,
+            "redirect": out.redirect.get(i),
+            "helper_calls": {str(k): v for k, v in out.helper_calls(i).items()},
+            "insns": int(out.insns[i])}) + "\n")
 
 
 def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
              out: str | Path | None = None, records: IO[str] | None = None,
-             progress=None) -> PcapSummary:
+             progress: Callable[[int], None] | None = None,
+             batch: bool = True) -> PcapSummary:
     """Run ``prog`` on every packet of ``capture``; ``out`` names the pass output
-    (``OUT.pcap``; ``OUT.tx.pcap`` and ``OUT.redirect-*.pcap`` beside it)."""
+    (``OUT.pcap``; ``OUT.tx.pcap`` and ``OUT.redirect-*.pcap`` beside it).
+
+    XDP programs run in the compiled per-packet loop of :mod:`.batch` (``batch=False``
+    runs every packet through ``test_run`` instead; both give the same answers);
+    ``progress`` is called with the number of packets done after each batch."""
     hook = HOOKS.get(prog.spec.prog_type)
     if hook is None or not hasattr(hook, "verdict"):
         raise XsimError(f"{prog.prog_type} programs cannot run on a capture yet")
     reader = PcapReader(capture, on_error="stop")
-    writers: dict[str, PcapWriter] = {}
     summary = PcapSummary()
-    base = Path(out) if out else None
+    outputs = _Outputs(summary, Path(out) if out else None)
+    runner = XdpBatchRunner(prog) if batch and batchable(prog) else None
     t0 = time.perf_counter()
     try:
-        for pkt in reader:
-            summary.packets += 1
+        for chunk in reader.batches(BATCH):
+            outcomes = Outcomes(len(chunk), int(chunk.caplen.sum()) + PAGE_SIZE)
+            if runner is not None:
+                runner.run(chunk, lambda i, c=chunk, o=outcomes: _run_one(hook, prog, c, i, o),
+                           outcomes)
+            else:
+                for i in range(len(chunk)):
+                    _run_one(hook, prog, chunk, i, outcomes)
+            _account(hook, chunk, outcomes, summary, outputs, records)
             if progress is not None:
-                progress(pkt.index)
-            problem = None
-            if pkt.linktype != ETHERNET:
-                problem = f"link type {pkt.linktype} is not Ethernet"
-            elif pkt.truncated:
-                problem = f"captured {len(pkt.data)} of {pkt.orig_len} bytes (snaplen)"
-            if problem is None:
-                try:
-                    res = test_run(prog, data_in=pkt.data)
-                except TestRunRefused as exc:
-                    problem = f"the test run refuses it: {exc}"
-            if problem is not None:
-                summary.errors.append((pkt.index, problem))
-                if records is not None:
-                    records.write(json.dumps({"index": pkt.index, "error": problem}) + "\n")
-                continue
-            error = res.result.error
-            verdict = "error" if error is not None else hook.verdict(res.retval)
-            summary.verdicts[verdict] += 1
-            if error is not None:
-                summary.errors.append((pkt.index, str(error)))
-            name = _output_name(hook, verdict, res.redirect) if error is None else None
-            if name is not None:
-                _emit(summary, writers, base, name, res.data_out or b"", pkt.timestamp_ns)
-            for ifindex, copy in (res.clones if error is None else []):
-                _emit(summary, writers, base, f"clone-if{ifindex}", copy, pkt.timestamp_ns)
-            if records is not None:
-                records.write(json.dumps({
-                    "index": pkt.index, "verdict": verdict, "len_in": len(pkt.data),
-                    "len_out": len(res.data_out or b""), "redirect": res.redirect,
-                    "helper_calls": {str(k): v for k, v in res.result.helper_calls.items()},
-                    "insns": res.result.insns}) + "\n")
+                progress(summary.packets)
     finally:
-        for w in writers.values():
-            w.close()
+        outputs.close()
     summary.errors += [(-1, str(e)) for e in reader.errors]
     summary.elapsed_s = time.perf_counter() - t0
     return summary

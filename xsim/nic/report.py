@@ -1,7 +1,11 @@
 """The text summary of a capture run: verdicts, outputs, errors and maps, as rich tables."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..runtime.object import Object
@@ -10,6 +14,20 @@ from .pcaprun import PcapSummary
 
 #: how many entries of each map, and how many errors, the text summary shows
 SHOWN = 10
+
+
+@contextmanager
+def pcap_progress(enabled: bool = True) -> Iterator[Callable[[int], None] | None]:
+    """A progress line on stderr (packets done, time) while a capture runs, shown only
+    on a terminal and once the run has taken a moment."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.completed:,.0f} packets"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("capture", total=None)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def print_summary(summary: PcapSummary, obj: Object, console: Console | None = None) -> None:

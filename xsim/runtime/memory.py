@@ -15,8 +15,8 @@ keeps host memory must ask for ``space.mem`` again after a resize.
 Host offsets of regions are 8-byte aligned, so that typed views of a region's
 bytes (``mem[h:h + n].view(np.int32)``) are aligned.  A region may have no
 permissions at all (``readable=False, writable=False``): xsim's own bookkeeping
-kept where the compiled core can read it (a hash map's key index), which
-neither programs nor helpers may touch.
+kept where the compiled core can read it (the key index of a hash map or an LPM
+trie), which neither programs nor helpers may touch.
 
 The stack region always covers exactly the frames in use, ``[r10 - 512,
 top)`` of the innermost frame: a callee may read its caller's frame through
@@ -204,6 +204,27 @@ class AddressSpace:
         row[ip.RG_HASH_MASK] = mask
         row[ip.RG_HASH_CAPACITY] = capacity
 
+    def describe_lpm(self, region: Region, stride: int, index: Region, key_size: int,
+                     mask: int, capacity: int) -> None:
+        """Let the interpreter serve bpf_map_lookup_elem on this region's LPM trie itself.
+
+        ``index`` is the trie's internal region, laid out as :func:`lpm_index_layout` says
+        for ``key_size`` (``struct bpf_lpm_trie_key_u8``: u32 prefix length, then
+        ``key_size - 4`` data bytes), ``mask + 1`` buckets and ``capacity`` slots: the
+        hash index of (prefix length, data masked to it) followed by the count of entries
+        of each prefix length; the value of slot ``s`` is at ``vaddr + s * stride``."""
+        *_, size = lpm_index_layout(key_size, mask + 1, capacity)
+        if (key_size < 5 or index.size < size or region.size < capacity * stride
+                or not index.internal):
+            raise XsimError(f"region {index.name!r} cannot be the index of {region.name!r}")
+        row = self.table[region.index]
+        row[ip.RG_MAP_KIND] = ip.MAP_KIND_LPM
+        row[ip.RG_LPM_STRIDE] = stride
+        row[ip.RG_LPM_INDEX] = index.index
+        row[ip.RG_LPM_KEY_SIZE] = key_size
+        row[ip.RG_LPM_MASK] = mask
+        row[ip.RG_LPM_CAPACITY] = capacity
+
     def owner_at(self, address: int) -> object | None:
         return self.owners.get(address >> ip.REGION_SHIFT)
 
@@ -255,6 +276,16 @@ def hash_index_layout(key_size: int, nbuckets: int, capacity: int) -> tuple[int,
     hashes = _align8(4 * nbuckets)
     keys = hashes + 8 * capacity
     return 0, hashes, keys, _align8(keys + capacity * max(key_size, 1))
+
+
+def lpm_index_layout(key_size: int, nbuckets: int,
+                     capacity: int) -> tuple[int, int, int, int, int]:
+    """Offsets of an LPM trie's index in its region, and the region's size: the
+    :func:`hash_index_layout` of its (prefix length, masked data) keys of ``key_size``
+    bytes, then ``int32 plen_count[(key_size - 4) * 8 + 1]`` (entries per prefix
+    length), 8-byte aligned."""
+    buckets, hashes, keys, plens = hash_index_layout(key_size, nbuckets, capacity)
+    return buckets, hashes, keys, plens, _align8(plens + 4 * ((key_size - 4) * 8 + 1))
 
 
 def run_space() -> AddressSpace:

@@ -103,6 +103,42 @@ class Program:
                             f"{', '.join(TIERS)}")
         if repeat < 1 or budget < 1:
             raise XsimError(f"repeat and budget must be at least 1 (got {repeat}, {budget})")
+        space = self.space
+        self.prepare(memory, packet, packet_window, packet_headers)
+        if histogram:
+            self._counts[:] = 0
+        calls: dict[int, int] = {}
+        printed = len(self.env.printk)
+        t0 = time.perf_counter_ns()
+        if self._tail_calls:
+            outcome = self._drive_each(repeat, budget, histogram, calls)
+        else:
+            outcome = self._drive(repeat, budget, histogram, calls)
+        elapsed = time.perf_counter_ns() - t0
+        last, status, error, insns, total, runs, used, r0, fast = outcome
+        if error is None and status != _DONE:
+            error = last.error_of(status)
+        elif isinstance(error, RunError) and error.pc >= 0:
+            error.source = last.source_at(error.pc)
+        if fast:
+            calls[_LOOKUP] = calls.get(_LOOKUP, 0) + fast
+        result = RunResult(
+            r0=r0, insns=insns, duration_ns=elapsed / (runs or 1),
+            runs=runs, insns_total=total, error=error, helper_calls=calls,
+            region_names=space.names,
+            region_counts=space.table[1:, _COUNTS].tolist(),
+            memory=space.bytes_of("memory"),
+            packet=space.bytes_of("packet") if packet is not None else None,
+            printk=self.env.printk[printed:] if len(self.env.printk) > printed else [])
+        if histogram:
+            result.histogram = _histogram(used)
+        return result
+
+    def prepare(self, memory: bytes | bytearray | memoryview = b"", packet: bytes | None = None,
+                packet_window: tuple[int, int] | None = None,
+                packet_headers: tuple[int, int, int] = (0, 0, 0)) -> None:
+        """Lay out the run's input regions and the state words that follow their shape
+        (what ``run`` does before it starts the loop; a batch loop calls it once)."""
         space, st = self.space, self._st
         space.fill("memory", memory)
         if packet is not None or self._packet.size:
@@ -120,34 +156,14 @@ class Program:
             st[ip.S_INIT_R2] = self._memory.size
             st[ip.S_STACK_HOST] = self._stack.host + self._stack.capacity - oc.STACK_FRAME_SIZE
             st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
-        if histogram:
-            self._counts[:] = 0
-        calls: dict[int, int] = {}
-        printed = len(self.env.printk)
-        t0 = time.perf_counter_ns()
-        if self._tail_calls:
-            outcome = self._drive_each(repeat, budget, histogram, calls)
-        else:
-            outcome = self._drive(repeat, budget, histogram, calls)
-        elapsed = time.perf_counter_ns() - t0
-        last, status, error, insns, total, runs, used, r0, fast = outcome
-        if error is None and status != _DONE:
-            error = last._explain(status)
+
+    def error_of(self, status: int) -> XsimError:
+        """The error for a status the loop stopped with (not DONE or HELPER), with the C
+        source line where the object has line info."""
+        error = self._explain(status)
         if isinstance(error, RunError) and error.pc >= 0:
-            error.source = last.source_at(error.pc)
-        if fast:
-            calls[_LOOKUP] = calls.get(_LOOKUP, 0) + fast
-        result = RunResult(
-            r0=r0, insns=insns, duration_ns=elapsed / (runs or 1),
-            runs=runs, insns_total=total, error=error, helper_calls=calls,
-            region_names=space.names,
-            region_counts=space.table[1:, _COUNTS].tolist(),
-            memory=space.bytes_of("memory"),
-            packet=space.bytes_of("packet") if packet is not None else None,
-            printk=self.env.printk[printed:] if len(self.env.printk) > printed else [])
-        if histogram:
-            result.histogram = _histogram(used)
-        return result
+            error.source = self.source_at(error.pc)
+        return error
 
     def _drive(self, repeat: int, budget: int, histogram: bool,
                calls: dict[int, int]) -> tuple:

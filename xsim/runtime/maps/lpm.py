@@ -9,6 +9,13 @@ answers exactly what the kernel's trie walk answers.  The key bytes an
 update gave are kept as given (bits past the prefix included), as the
 kernel's node keeps them and ``get_next_key`` returns them.
 
+The table and ``plen_count`` (entries per prefix length, ``int32``) live in
+an internal region ``map:<name>:index`` (:func:`~xsim.runtime.memory.lpm_index_layout`)
+that programs cannot access, and the values region's row describes the trie
+(``AddressSpace.describe_lpm``), so the interpreter serves
+``bpf_map_lookup_elem`` itself (``interp._lpm_slot``), walking the same
+prefix lengths and index as :meth:`LpmTrieMap._match`.
+
 Semantics follow Linux 6.13+: BPF_NOEXIST on an existing prefix is EEXIST,
 BPF_EXIST on a missing one ENOENT, and a full trie still takes in-place
 updates (only new prefixes get ENOSPC).
@@ -19,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ._table import SlotTable
+from ..memory import lpm_index_layout
+from ._table import SlotTable, table_layout
 from .base import (BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE,
                    BPF_NOEXIST, EEXIST, EINVAL, ENOENT, ENOSPC, KMALLOC_MAX_SIZE, Map,
                    SlotValues)
@@ -47,11 +55,22 @@ class LpmTrieMap(SlotValues, Map):
     def _allocate(self) -> None:
         self.data_size = self.key_size - 4
         self.max_prefixlen = self.data_size * 8
-        self.table = SlotTable(4 + self.data_size, self.max_entries)
-        self.raw_keys = np.zeros((self.max_entries, self.key_size), dtype=np.uint8)
-        #: how many entries have each prefix length, to try only lengths in use
-        self.plen_count = np.zeros(self.max_prefixlen + 1, dtype=np.int32)
         self._init_slots(self.max_entries, self.value_size, True)
+        nbuckets = table_layout(self.key_size, self.max_entries)[0]
+        *_, self._plen_off, size = lpm_index_layout(self.key_size, nbuckets, self.max_entries)
+        index = self._add_region(size, False, ":index", readable=False)
+        self.table = SlotTable(self.key_size, self.max_entries, self.space, index)
+        self.raw_keys = np.zeros((self.max_entries, self.key_size), dtype=np.uint8)
+        if type(self).prog_lookup is LpmTrieMap.prog_lookup:
+            self.space.describe_lpm(self.region, self.stride, index, self.key_size,
+                                    self.table.mask, self.max_entries)
+
+    @property
+    def plen_count(self) -> np.ndarray:
+        """How many entries have each prefix length, to try only lengths in use: an
+        ``int32`` view of the index region (valid until the address space grows)."""
+        h = self.table.region.host + self._plen_off      # type: ignore[union-attr]
+        return self.space.mem[h:h + 4 * (self.max_prefixlen + 1)].view(np.int32)
 
     # -- keys ----------------------------------------------------------------------------
     def _split(self, key: bytes) -> tuple[int, int]:
@@ -68,8 +87,9 @@ class LpmTrieMap(SlotValues, Map):
         plen, data = self._split(key)
         if plen > self.max_prefixlen:
             return -1
+        counts = self.plen_count
         for p in range(plen, -1, -1):
-            if self.plen_count[p] and (s := self.table.find(self._index_key(p, data))) >= 0:
+            if counts[p] and (s := self.table.find(self._index_key(p, data))) >= 0:
                 return s
         return -1
 

@@ -1,0 +1,181 @@
+"""The compiled capture loop (xsim.nic.batch) against one test run per packet.
+
+Both paths of ``run_pcap`` must give the same summary, the same output files,
+the same per-packet records and the same maps, on captures that mix ordinary
+frames with the ones the loop hands back to Python (runts, frames over one
+page, snaplen-truncated records), on programs that call Python helpers,
+redirect, change the frame's size, and fault.  The pcap reader's batches
+must give the packets and errors that iterating gives.
+"""
+from __future__ import annotations
+
+import io
+import json
+import random
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xsim
+from xsim.cc import compile_c
+from xsim.nic.corpus import corpus
+from xsim.nic.pcap import PacketBatch, PcapError, PcapReader, PcapWriter
+from xsim.nic.pcaprun import run_pcap
+from xsim.runtime.testrun import apply_maps_in, dump_map
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "nic"
+NIC = Path(__file__).parent / "data" / "nic"
+
+FAULTY = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+/* reads byte 100 without a bounds check: faults on shorter frames */
+SEC("xdp") int faulty(struct xdp_md *ctx)
+{
+    unsigned char *data = (void *)(long)ctx->data;
+    return data[100] & 1 ? XDP_PASS : XDP_DROP;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory) -> Path:
+    """The generated corpus, plus frames over one page, a truncated record, a runt."""
+    path = tmp_path_factory.mktemp("cap") / "mixed.pcap"
+    frames = corpus(1200, seed=3)
+    rng = random.Random(5)
+    with PcapWriter(path) as w:
+        for i, f in enumerate(frames):
+            w.write(f, i * 1000)
+            if i % 300 == 7:
+                w.write(f[:14] + bytes(rng.randrange(256) for _ in range(5000)), i * 1000 + 1)
+            if i % 400 == 9:
+                w.write(f, i * 1000 + 2, orig_len=len(f) + 10)
+        w.write(b"\x01" * 9, 10**9)
+    return path
+
+
+def _run(tmp_path: Path, obj_path: Path, prog: str, capture: Path, batch: bool,
+         maps_in: Path | None = None, setup=None) -> tuple:
+    obj = xsim.load(obj_path)
+    if maps_in is not None:
+        apply_maps_in(obj, json.loads(maps_in.read_text()))
+    if setup is not None:
+        setup(obj)
+    out = tmp_path / ("b" if batch else "s")
+    out.mkdir(exist_ok=True)
+    rec = io.StringIO()
+    summary = run_pcap(obj, obj.programs[prog], capture, out=out / "o.pcap", records=rec,
+                       batch=batch)
+    d = summary.to_dict(obj)
+    d.pop("elapsed_s"), d.pop("pps")
+    files = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    return d, files, rec.getvalue().splitlines(), {n: dump_map(m) for n, m in obj.maps.items()}
+
+
+def _devmap(obj) -> None:
+    obj.maps["ports"].update(2, (1).to_bytes(4, "little"))
+    obj.maps["seen"].update(0, (1).to_bytes(8, "little"))
+
+
+CASES = [
+    (NIC / "xdp_basic.o", "lengths", None, None),
+    (NIC / "xdp_basic.o", "encap", None, None),
+    (NIC / "xdp_basic.o", "shrink", None, None),
+    (NIC / "xdp_basic.o", "bytes", None, None),
+    (NIC / "xdp_basic.o", "redirects", None, _devmap),
+    (NIC / "xdp_basic.o", "frags_tail", None, None),
+    (EXAMPLES / "firewall.o", "firewall", EXAMPLES / "blocklist.json", None),
+    (EXAMPLES / "l4_lb.o", "l4_lb", EXAMPLES / "backends.json", None),
+    (EXAMPLES / "ipip.o", "encap", None, None),
+    (EXAMPLES / "ipip.o", "decap", None, None),
+]
+
+
+@pytest.mark.parametrize("obj, prog, maps_in, setup", CASES,
+                         ids=[f"{c[0].stem}-{c[1]}" for c in CASES])
+def test_the_loop_gives_what_one_run_per_packet_gives(tmp_path: Path, capture: Path, obj,
+                                                      prog, maps_in, setup) -> None:
+    fast = _run(tmp_path, obj, prog, capture, True, maps_in, setup)
+    slow = _run(tmp_path, obj, prog, capture, False, maps_in, setup)
+    for what, a, b in zip(("summary", "files", "records", "maps"), fast, slow):
+        assert a == b, what
+    assert fast[0]["packets"] == 1200 + 4 + 3 + 1
+
+
+def test_faults_and_the_packets_after_them(tmp_path: Path, capture: Path) -> None:
+    src = tmp_path / "faulty.c"
+    src.write_text(FAULTY)
+    compile_c(src, tmp_path / "faulty.o")
+    fast = _run(tmp_path, tmp_path / "faulty.o", "faulty", capture, True)
+    slow = _run(tmp_path, tmp_path / "faulty.o", "faulty", capture, False)
+    assert fast == slow
+    summary = fast[0]
+    assert summary["verdicts"]["error"] > 100
+    assert summary["verdicts"]["XDP_PASS"] + summary["verdicts"]["XDP_DROP"] > 100
+    assert any("out of bounds" in e["message"] for e in summary["errors"])
+
+
+def test_the_loop_is_used_and_counts_lookups(tmp_path: Path, capture: Path) -> None:
+    """The firewall's lookups all run in the compiled core: no Python helper calls."""
+    obj = xsim.load(EXAMPLES / "firewall.o")
+    apply_maps_in(obj, json.loads((EXAMPLES / "blocklist.json").read_text()))
+    rec = io.StringIO()
+    run_pcap(obj, obj.programs["firewall"], capture, records=rec)
+    calls = [json.loads(r).get("helper_calls") for r in rec.getvalue().splitlines()]
+    assert all(c is None or set(c) <= {"1"} for c in calls)
+    assert sum(int(c["1"]) for c in calls if c) > 1000
+
+
+# -- the reader's batches ----------------------------------------------------------------
+
+def _pcap_bytes(rng: random.Random) -> bytes:
+    order = rng.choice("<>")
+    nano = rng.random() < 0.5
+    snaplen = rng.choice([0, 64, 65535])
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, 1)
+    for _ in range(rng.randrange(0, 40)):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 100)))
+        cap = len(data) if rng.random() < 0.95 else rng.choice([70000, 1 << 30])
+        out += struct.pack(order + "IIII", rng.randrange(1 << 32), rng.randrange(10**6),
+                           cap, len(data) + rng.randrange(3)) + data
+    if rng.random() < 0.3:
+        out = out[:rng.randrange(24, len(out) + 1)]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_batches_give_what_iterating_gives(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    path = tmp_path / "x.pcap"
+    path.write_bytes(_pcap_bytes(rng))
+    reader = PcapReader(path, on_error="stop")
+    one = list(reader)
+    errors = [str(e) for e in reader.errors]
+    size = rng.choice([1, 3, 1000])
+    batched = [b.packet(i) for b in reader.batches(size) for i in range(len(b))]
+    assert batched == one
+    assert [str(e) for e in reader.errors] == errors
+    if errors:
+        with pytest.raises(PcapError, match=errors[0].split(": ", 2)[-1][:20]):
+            list(PcapReader(path).batches(size))
+
+
+def test_write_batch_equals_write(tmp_path: Path) -> None:
+    frames = corpus(50, seed=1)
+    batch = PacketBatch.of([xsim.nic.pcap.Packet(i, i * 1001, f, len(f))
+                            for i, f in enumerate(frames)])
+    with PcapWriter(tmp_path / "a.pcap") as w:
+        w.write_batch(batch.data, batch.offset, batch.caplen, batch.timestamp_ns)
+    with PcapWriter(tmp_path / "b.pcap") as w:
+        for i, f in enumerate(frames):
+            w.write(f, i * 1001)
+    assert (tmp_path / "a.pcap").read_bytes() == (tmp_path / "b.pcap").read_bytes()
+    with PcapWriter(tmp_path / "c.pcap", snaplen=10) as w, pytest.raises(PcapError):
+        w.write_batch(batch.data, batch.offset, batch.caplen, batch.timestamp_ns)
+    assert np.all(batch.caplen >= 0)

@@ -1,0 +1,261 @@
+"""XDP over many packets in one compiled loop: the fast path of a capture run.
+
+A capture run makes one test run per packet.  Done from Python, setting up a
+packet costs far more than a short program takes to run, so for XDP programs
+the per-packet loop itself is compiled: :func:`_xdp_loop` lays out each frame
+exactly as ``XdpHook.test_run`` does (a zeroed page, 256 bytes of headroom,
+the ``xdp_md`` image and its pointers), runs the interpreter core on it, and
+copies its ``data_out`` into an output buffer.  It returns to Python only
+for what Python must do: a helper written in Python (the loop resumes after
+it), a fault, a packet the test run would treat otherwise (too short, too
+long for one page, not Ethernet: run one at a time by the caller), or a full
+output buffer.  Packets that Python helpers touched end with a return to
+Python too, so that a redirect's target is picked up; their page is zeroed
+before the next packet, since those helpers may write outside the window.
+
+Programs that tail call run packet by packet (the loop runs one program).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..elf.kinds import ProgType
+from ..errors import XsimError
+from ..isa import interp as ip
+from ..isa.memops import copy_bytes, load64, store32, store64, zero_bytes
+from ..runtime.program import Program
+from .pcap import ETHERNET, PacketBatch
+from .xdp import (_FRAMES, ETH_HLEN, LOOPBACK_IFINDEX, PAGE_SIZE, PTRS, PTRS_AT, SHINFO_SIZE,
+                  XDP_MD, XDP_PACKET_HEADROOM, Frame)
+
+# -- the batch state words (``bs``, int64) ----------------------------------------------
+(B_NEXT, B_CUR, B_PHASE, B_OUTPOS, B_PYTHON, B_DIRTY, B_PREV_LEN,
+ B_PKT_HOST, B_PKT_VADDR, B_PKT_ROW, B_CTX_HOST, B_BUDGET) = range(12)
+B_WORDS = 12
+# phases: start the next packet, resume the current one after a helper, record its output
+START, RESUME, RECORD = 0, 1, 2
+# why the loop returned
+DONE, HELPER, FAULT, SLOW, OUT_FULL, PYTHON_END = range(6)
+# per-packet outcome
+NOT_RUN, RAN, FAILED = 0, 1, 2
+#: the largest frame that fits one page after headroom and skb_shared_info
+MAX_LINEAR = PAGE_SIZE - XDP_PACKET_HEADROOM - SHINFO_SIZE
+_MD_INGRESS = 12                    # offsetof(struct xdp_md, ingress_ifindex)
+_U32 = np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True)
+def _start_packet(mem, rg, bs, data, off, n):
+    """The page, the window and the context of a fresh test run on ``data[off:off+n]``."""
+    h = bs[B_PKT_HOST]
+    head = XDP_PACKET_HEADROOM
+    if bs[B_DIRTY]:
+        zero_bytes(mem, h, PAGE_SIZE)
+        bs[B_DIRTY] = 0
+    elif bs[B_PREV_LEN] > n:
+        zero_bytes(mem, h + head + n, bs[B_PREV_LEN] - n)
+    bs[B_PREV_LEN] = n
+    copy_bytes(mem, h + head, data, off, n)
+    v = np.uint64(bs[B_PKT_VADDR])
+    row = bs[B_PKT_ROW]
+    rg[row, ip.RG_VBASE] = v + np.uint64(head)
+    rg[row, ip.RG_SIZE] = np.uint64(n)
+    rg[row, ip.RG_HOST] = np.uint64(h + head)
+    c = bs[B_CTX_HOST]
+    zero_bytes(mem, c, PTRS_AT)
+    store32(mem, np.uint64(c + _MD_INGRESS), np.uint64(LOOPBACK_IFINDEX))
+    store64(mem, np.uint64(c + PTRS_AT), v + np.uint64(head))
+    store64(mem, np.uint64(c + PTRS_AT + 8), v + np.uint64(head + n))
+    store64(mem, np.uint64(c + PTRS_AT + 16), v + np.uint64(head))
+    store64(mem, np.uint64(c + PTRS_AT + 24), v)
+    store32(mem, np.uint64(c + PTRS_AT + 32), np.uint64(PAGE_SIZE))
+
+
+@njit(cache=True)
+def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
+              r0, insns, fast, outcome, out, out_off, out_len):
+    """Run packets ``bs[B_NEXT]..`` until all are done or Python must act (see DONE..)."""
+    n_packets = len(offset)
+    while True:
+        phase = bs[B_PHASE]
+        i = bs[B_CUR]
+        if phase == START:
+            i = bs[B_NEXT]
+            if i >= n_packets:
+                return DONE
+            bs[B_CUR] = i
+            bs[B_NEXT] = i + 1
+            if not eligible[i]:
+                return SLOW
+            _start_packet(mem, rg, bs, data, offset[i], length[i])
+            status = ip.run_core(code, st, mem, rg, counts, ip.FRESH, 1, bs[B_BUDGET], False)
+        elif phase == RESUME:
+            status = ip.run_core(code, st, mem, rg, counts, ip.RESUME, 0, 0, False)
+        else:
+            status = ip.DONE
+        if status == ip.HELPER:
+            bs[B_PHASE] = RESUME
+            bs[B_PYTHON] = 1
+            return HELPER
+        if status != ip.DONE:
+            bs[B_PHASE] = START
+            bs[B_DIRTY] = 1
+            bs[B_PYTHON] = 0
+            outcome[i] = FAILED
+            insns[i] = st[ip.S_INSNS]
+            return FAULT
+        rv = st[ip.R_BASE]
+        # data_out, as the test run gives it for every action: [data_meta, data_end)
+        c = bs[B_CTX_HOST]
+        lo = bs[B_PKT_VADDR]
+        meta = np.int64(load64(mem, np.uint64(c + PTRS_AT + 16))) - lo
+        end = np.int64(load64(mem, np.uint64(c + PTRS_AT + 8))) - lo
+        meta = min(max(meta, 0), PAGE_SIZE)
+        end = min(max(end, meta), PAGE_SIZE)
+        k = end - meta
+        pos = bs[B_OUTPOS]
+        if pos + k > len(out):
+            bs[B_PHASE] = RECORD
+            return OUT_FULL
+        h = bs[B_PKT_HOST]
+        copy_bytes(out, pos, mem, h + meta, k)
+        out_off[i] = pos
+        out_len[i] = k
+        bs[B_OUTPOS] = pos + k
+        r0[i] = rv
+        insns[i] = st[ip.S_INSNS]
+        fast[i] = st[ip.S_FAST_LOOKUPS]
+        outcome[i] = RAN
+        bs[B_PHASE] = START
+        if bs[B_PYTHON]:
+            bs[B_PYTHON] = 0
+            bs[B_DIRTY] = 1
+            return PYTHON_END
+
+
+def batchable(prog) -> bool:
+    """Whether the compiled loop can run ``prog`` (an ObjectProgram) over a capture."""
+    return prog.spec.prog_type is ProgType.XDP and not prog.hooked()._tail_calls
+
+
+class Outcomes:
+    """What each packet of one batch did: arrays for every packet, dicts for the rare."""
+
+    def __init__(self, n: int, out_bytes: int) -> None:
+        self.r0 = np.zeros(n, dtype=np.uint64)
+        self.insns = np.zeros(n, dtype=np.uint64)
+        self.fast = np.zeros(n, dtype=np.uint64)
+        self.outcome = np.zeros(n, dtype=np.int64)
+        self.out = np.zeros(max(out_bytes, 1), dtype=np.uint8)
+        self.out_off = np.zeros(n, dtype=np.int64)
+        self.out_len = np.zeros(n, dtype=np.int64)
+        self.outpos = 0
+        self.errors: dict[int, str] = {}          # packet -> why it did not run or failed
+        self.redirect: dict[int, tuple[str, int]] = {}
+        self.clones: dict[int, list[tuple[int, bytes]]] = {}
+        self.calls: dict[int, dict[int, int]] = {}  # packet -> helper calls served in Python
+
+    def grow(self, need: int) -> None:
+        if self.outpos + need > len(self.out):
+            bigger = np.zeros(max(2 * len(self.out), self.outpos + need), dtype=np.uint8)
+            bigger[:self.outpos] = self.out[:self.outpos]
+            self.out = bigger
+
+    def put_output(self, i: int, data: bytes) -> None:
+        self.grow(len(data))
+        self.out[self.outpos:self.outpos + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        self.out_off[i], self.out_len[i] = self.outpos, len(data)
+        self.outpos += len(data)
+
+    def helper_calls(self, i: int) -> dict[int, int]:
+        calls = dict(self.calls.get(i, {}))
+        if self.fast[i]:
+            calls[ip.MAP_LOOKUP_ELEM] = calls.get(ip.MAP_LOOKUP_ELEM, 0) + int(self.fast[i])
+        return calls
+
+
+class XdpBatchRunner:
+    """Runs an XDP program's test runs over batches of packets in :func:`_xdp_loop`."""
+
+    def __init__(self, prog, budget: int | None = None) -> None:
+        self.program: Program = prog.hooked()
+        self.budget = budget or 100_000_000
+        space = self.program.space
+        self.space = space
+        start = space.by_name["packet"].vaddr
+        ctx = XDP_MD.pack(0, 0, 0, LOOPBACK_IFINDEX, 0, 0) + PTRS.pack(
+            start + XDP_PACKET_HEADROOM, start + XDP_PACKET_HEADROOM + ETH_HLEN,
+            start + XDP_PACKET_HEADROOM, start, PAGE_SIZE)
+        self.program.prepare(ctx, bytes(PAGE_SIZE),
+                             (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + ETH_HLEN))
+        self.bs = np.zeros(B_WORDS, dtype=np.int64)
+        self.bs[B_DIRTY] = 1
+
+    def _refresh(self) -> None:
+        """Host offsets of the packet and context (a Python helper may have moved them)."""
+        space, bs = self.space, self.bs
+        packet, memory = space.by_name["packet"], space.by_name["memory"]
+        bs[B_PKT_HOST], bs[B_PKT_VADDR], bs[B_PKT_ROW] = packet.host, packet.vaddr, packet.index
+        bs[B_CTX_HOST] = memory.host
+        # the loop writes without bounds checks: these are what make that safe
+        if packet.capacity < PAGE_SIZE or memory.capacity < PTRS_AT + PTRS.size:
+            raise XsimError("the batch loop's packet or context region is too small")
+
+    def run(self, batch: PacketBatch, slow, out: Outcomes) -> None:
+        """Every packet of ``batch`` into ``out``; ``slow(i)`` runs packet ``i`` the
+        ordinary way (the loop hands it over)."""
+        prog, bs = self.program, self.bs
+        if len(batch) and int((batch.offset + batch.caplen).max()) > len(batch.data):
+            raise XsimError("a packet batch whose packets run past its data")
+        eligible = ((batch.linktype == ETHERNET) & (batch.caplen >= batch.orig_len)
+                    & (batch.caplen >= ETH_HLEN) & (batch.caplen <= MAX_LINEAR))
+        bs[B_NEXT], bs[B_PHASE], bs[B_OUTPOS], bs[B_BUDGET] = 0, START, out.outpos, self.budget
+        frame = Frame()
+        _FRAMES[self.space] = frame
+        calls: dict[int, int] = {}
+        while True:
+            self._refresh()
+            why = _xdp_loop(prog._code, prog._st, self.space.mem, self.space.table,
+                            prog._counts, bs, batch.data, batch.offset, batch.caplen, eligible,
+                            out.r0, out.insns, out.fast, out.outcome, out.out, out.out_off,
+                            out.out_len)
+            i = int(bs[B_CUR])
+            out.outpos = int(bs[B_OUTPOS])
+            if why == DONE:
+                return
+            if why == HELPER:
+                error, _ = prog._call_helper(calls, 0)
+                if error is not None:
+                    out.outcome[i] = FAILED
+                    out.insns[i] = prog._st[ip.S_INSNS]
+                    out.errors[i] = str(error)
+                    bs[B_PHASE], bs[B_PYTHON], bs[B_DIRTY] = START, 0, 1
+                    self._end_python(i, frame, calls, out)
+                continue
+            if why == FAULT:
+                out.errors[i] = str(prog.error_of(int(prog._st[ip.S_STATUS])))
+                self._end_python(i, frame, calls, out)
+            elif why == PYTHON_END:
+                if frame.redirect is not None and out.r0[i] & 0xFFFFFFFF == 4:
+                    out.redirect[i] = frame.redirect
+                self._end_python(i, frame, calls, out)
+            elif why == OUT_FULL:
+                out.grow(PAGE_SIZE)
+            elif why == SLOW:
+                out.outpos = int(bs[B_OUTPOS])
+                slow(i)
+                bs[B_OUTPOS] = out.outpos
+                # the ordinary run refilled the regions: lay out the batch's again
+                self.program.prepare(self.space.bytes_of("memory"), bytes(PAGE_SIZE),
+                                     (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + ETH_HLEN))
+                _FRAMES[self.space] = frame
+                bs[B_DIRTY] = 1
+
+    @staticmethod
+    def _end_python(i: int, frame: Frame, calls: dict[int, int], out: Outcomes) -> None:
+        if calls:
+            out.calls[i] = dict(calls)
+            calls.clear()
+        frame.redirect = None
+        frame.frags.clear()
