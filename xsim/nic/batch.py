@@ -147,7 +147,7 @@ class Outcomes:
         self.insns = np.zeros(n, dtype=np.uint64)
         self.fast = np.zeros(n, dtype=np.uint64)
         self.outcome = np.zeros(n, dtype=np.int64)
-        self.out = np.zeros(max(out_bytes, 1), dtype=np.uint8)
+        self.out = np.empty(max(out_bytes, 1), dtype=np.uint8)
         self.out_off = np.zeros(n, dtype=np.int64)
         self.out_len = np.zeros(n, dtype=np.int64)
         self.outpos = 0
@@ -158,7 +158,7 @@ class Outcomes:
 
     def grow(self, need: int) -> None:
         if self.outpos + need > len(self.out):
-            bigger = np.zeros(max(2 * len(self.out), self.outpos + need), dtype=np.uint8)
+            bigger = np.empty(max(2 * len(self.out), self.outpos + need), dtype=np.uint8)
             bigger[:self.outpos] = self.out[:self.outpos]
             self.out = bigger
 

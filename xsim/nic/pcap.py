@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from xsim.errors import XsimError
+from xsim.isa.memops import copy_bytes, store32
 
 __all__ = ["ETHERNET", "MAX_CAPLEN", "Packet", "PacketBatch", "PcapError", "PcapReader",
            "PcapWriter", "read_packets"]
@@ -155,7 +156,7 @@ def _index_pcap(buf, end, big, scale, limit, offset, caplen, orig_len, stamp):
 @njit(cache=True)
 def _pack_records(data, offset, length, stamp, nanoseconds):
     """Classic pcap records (little-endian headers, wire length = captured) of the packets
-    ``data[offset[i]:offset[i] + length[i]]``."""
+    ``data[offset[i]:offset[i] + length[i]]`` (the caller checked they lie in ``data``)."""
     total = 0
     for i in range(len(offset)):
         total += 16 + length[i]
@@ -167,10 +168,11 @@ def _pack_records(data, offset, length, stamp, nanoseconds):
         if not nanoseconds:
             frac //= 1000
         n = length[i]
-        for k, v in enumerate((sec, frac, n, n)):
-            for j in range(4):
-                out[pos + 4 * k + j] = (v >> (8 * j)) & 0xFF
-        out[pos + 16:pos + 16 + n] = data[offset[i]:offset[i] + n]
+        store32(out, pos, np.uint64(sec))
+        store32(out, pos + 4, np.uint64(frac))
+        store32(out, pos + 8, np.uint64(n))
+        store32(out, pos + 12, np.uint64(n))
+        copy_bytes(out, pos + 16, data, offset[i], n)
         pos += 16 + n
     return out
 
@@ -303,9 +305,12 @@ class PcapReader:
             eof = False
             while True:
                 if not eof and len(buf) < _CHUNK:
-                    more = np.frombuffer(f.read(_CHUNK), dtype=np.uint8)
-                    eof = len(more) == 0
-                    buf = np.concatenate([buf, more]) if len(buf) else more
+                    # a new array each time: the batches handed out keep the old one
+                    grown = np.empty(len(buf) + _CHUNK, dtype=np.uint8)
+                    grown[:len(buf)] = buf
+                    got = f.readinto(memoryview(grown)[len(buf):])
+                    eof = got == 0
+                    buf = grown[:len(buf) + got]
                 arrays = [np.empty(size, dtype=np.int64) for _ in range(4)]
                 n, used, bad = _index_pcap(buf, len(buf), big, scale, limit, *arrays)
                 if n:
@@ -543,6 +548,9 @@ class PcapWriter:
         """Append the packets ``data[offset[i]:offset[i] + length[i]]`` at once."""
         if not len(offset):
             return
+        if int(offset.min()) < 0 or int((offset + length).max()) > len(data) or \
+                int(length.min()) < 0:
+            raise PcapError("write_batch: a packet lies outside the data given", self.path)
         where = 24 + 16 * self.count + self.bytes
         if int(length.max()) > self.snaplen:
             raise PcapError(f"{int(length.max())} bytes is more than the file's snaplen "

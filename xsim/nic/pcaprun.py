@@ -121,23 +121,31 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
     ran = out.outcome == RAN
     retval = out.r0 & 0xFFFFFFFF
     summary.packets += n
-    verdict_of = {int(v): hook.verdict(int(v)) for v in np.unique(retval[ran])}
-    for v, count in zip(*np.unique(retval[ran], return_counts=True)):
+    values, counts = np.unique(retval[ran], return_counts=True)
+    verdict_of = {int(v): hook.verdict(int(v)) for v in values}
+    for v, count in zip(values, counts):
         summary.verdicts[verdict_of[int(v)]] += int(count)
     failed = int((out.outcome == FAILED).sum())
     if failed:
         summary.verdicts["error"] += failed
     summary.errors += [(batch.first + i, m) for i, m in sorted(out.errors.items())]
-    names = np.full(n, "", dtype=object)
     for v, verdict in verdict_of.items():
-        names[ran & (retval == v)] = _output_name(hook, verdict, None) or ""
-    for i, target in out.redirect.items():
-        if ran[i]:
-            names[i] = _output_name(hook, verdict_of[int(retval[i])], target) or ""
-    for name in dict.fromkeys(names[ran]):
-        if name:
-            idx = np.flatnonzero(ran & (names == name))
+        chosen = ran & (retval == v)
+        name = _output_name(hook, verdict, None)
+        if name is not None:
+            idx = np.flatnonzero(chosen)
             outputs.emit(name, out.out, out.out_off[idx], out.out_len[idx],
+                         batch.timestamp_ns[idx])
+            continue
+        # no output of its own: each packet goes where its redirect sent it
+        targets: dict[str, list[int]] = {}
+        for i in sorted(i for i in out.redirect if chosen[i]):
+            where = _output_name(hook, verdict, out.redirect[i])
+            if where is not None:
+                targets.setdefault(where, []).append(i)
+        for where, members in targets.items():
+            idx = np.array(members, dtype=np.int64)
+            outputs.emit(where, out.out, out.out_off[idx], out.out_len[idx],
                          batch.timestamp_ns[idx])
     for i, copies in sorted(out.clones.items()):
         for ifindex, copy in copies:
