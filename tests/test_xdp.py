@@ -200,3 +200,43 @@ def test_clone_redirect() -> None:
     k = kernel()
     assert k.kernel_test_run(load_spec(DATA / "mixed.o"), "tc_clone",
                              data_in=frame)["retval"] == 11
+
+
+TAIL = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int second(struct xdp_md *ctx);
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 2);
+         __uint(key_size, 4); __array(values, int (struct xdp_md *)); } jumps SEC(".maps") = {
+    .values = { [0] = (void *)&second },
+};
+SEC("xdp") int first(struct xdp_md *ctx)
+{
+    bpf_tail_call(ctx, &jumps, 0);
+    return XDP_ABORTED;
+}
+/* reads the packet through the context: only right if the tail call's target is rewritten */
+SEC("xdp") int second(struct xdp_md *ctx)
+{
+    unsigned char *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    if (data + 15 > end)
+        return XDP_DROP;
+    data[0] = data[14] + 1;
+    return XDP_TX;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_tail_call_goes_on_in_the_hooked_target(tmp_path: Path) -> None:
+    from xsim.cc import compile_c
+    src = tmp_path / "tail.c"
+    src.write_text(TAIL)
+    compile_c(src, tmp_path / "tail.o")
+    obj = xsim.load(tmp_path / "tail.o")
+    mine = report(obj, obj.programs["first"], testrun.test_run(obj.programs["first"],
+                                                               data_in=PKT))
+    assert mine["retval"] == 3 and bytes.fromhex(mine["data_out"])[0] == PKT[14] + 1
+    k = kernel()
+    theirs = k.kernel_test_run(load_spec(tmp_path / "tail.o"), "first", data_in=PKT)
+    assert (theirs["retval"], theirs["data_out"]) == (mine["retval"], mine["data_out"])

@@ -405,6 +405,57 @@ def _lpm_slot(mem, rg, rid, kh):
     return BAD
 
 
+#: what :func:`map_lookup` did: answered the call, left it to Python, or faulted on the key
+LOOKUP_SERVED, LOOKUP_PYTHON, LOOKUP_FAULT = 0, 1, 2
+
+
+@njit(cache=True)
+def map_lookup(st, mem, rg):
+    """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, answered
+    here into r0 (counted in S_FAST_LOOKUPS); LOOKUP_PYTHON for any other map, or a
+    per-CPU map on a CPU it does not have (Python refuses that call).  A key the program
+    may not read is LOOKUP_FAULT with S_FAULT_ADDR/S_FAULT_SIZE set.  Every tier calls
+    this, so their answers and access counts are the same."""
+    mp = st[R_BASE + 1]
+    rid = mp >> U64(REGION_SHIFT)
+    kind = rg[rid, RG_MAP_KIND] if rid < U64(rg.shape[0]) else ZERO
+    if kind == ZERO or mp != rg[rid, RG_VBASE]:
+        return LOOKUP_PYTHON
+    key = st[R_BASE + 2]
+    if kind == U64(MAP_KIND_ARRAY):
+        if st[S_CPU] * rg[rid, RG_ARRAY_PERCPU] >= rg[rid, RG_ARRAY_STRIDE]:
+            return LOOKUP_PYTHON
+        ksize = U64(4)
+    elif kind == U64(MAP_KIND_HASH):
+        if st[S_CPU] * rg[rid, RG_HASH_PERCPU] >= rg[rid, RG_HASH_STRIDE]:
+            return LOOKUP_PYTHON
+        ksize = rg[rid, RG_HASH_KEY_SIZE]
+    elif kind == U64(MAP_KIND_LPM):     # never per-CPU: no CPU for Python to refuse
+        ksize = rg[rid, RG_LPM_KEY_SIZE]
+    else:
+        return LOOKUP_PYTHON
+    h = _translate(rg, key, ksize, PERM_R)
+    if h == BAD:
+        st[S_FAULT_ADDR], st[S_FAULT_SIZE] = key, ksize
+        return LOOKUP_FAULT
+    if kind == U64(MAP_KIND_ARRAY):
+        index = load32(mem, h)
+        if index < rg[rid, RG_ARRAY_ENTRIES]:
+            st[R_BASE] = (mp + index * rg[rid, RG_ARRAY_STRIDE]
+                          + st[S_CPU] * rg[rid, RG_ARRAY_PERCPU])
+        else:
+            st[R_BASE] = ZERO
+    elif kind == U64(MAP_KIND_HASH):
+        slot = _hash_slot(mem, rg, rid, h)
+        st[R_BASE] = ZERO if slot == BAD else (mp + slot * rg[rid, RG_HASH_STRIDE]
+                                               + st[S_CPU] * rg[rid, RG_HASH_PERCPU])
+    else:
+        slot = _lpm_slot(mem, rg, rid, h)
+        st[R_BASE] = ZERO if slot == BAD else mp + slot * rg[rid, RG_LPM_STRIDE]
+    st[S_FAST_LOOKUPS] += ONE
+    return LOOKUP_SERVED
+
+
 @njit(cache=True)
 def _reset_registers(st, rg):
     for r in range(11):
@@ -734,53 +785,12 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                 rg[srid, RG_HOST] += frame
             elif e == CALL_HELPER:
                 if c == U64(MAP_LOOKUP_ELEM):
-                    mp = st[R_BASE + 1]
-                    rid = mp >> U64(REGION_SHIFT)
-                    kind = rg[rid, RG_MAP_KIND] if rid < U64(rg.shape[0]) else ZERO
-                    # per-CPU maps on a CPU the map does not have: Python refuses the call
-                    if kind == U64(MAP_KIND_ARRAY) and mp == rg[rid, RG_VBASE] and \
-                            st[S_CPU] * rg[rid, RG_ARRAY_PERCPU] < rg[rid, RG_ARRAY_STRIDE]:
-                        h = _translate(rg, st[R_BASE + 2], U64(4), PERM_R)
-                        if h == BAD:
-                            return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], 4,
-                                          ACCESS_READ)
-                        index = load32(mem, h)
-                        if index < rg[rid, RG_ARRAY_ENTRIES]:
-                            st[R_BASE] = (mp + index * rg[rid, RG_ARRAY_STRIDE]
-                                          + st[S_CPU] * rg[rid, RG_ARRAY_PERCPU])
-                        else:
-                            st[R_BASE] = ZERO
-                        st[S_FAST_LOOKUPS] += ONE
+                    served = map_lookup(st, mem, rg)
+                    if served == LOOKUP_SERVED:
                         continue
-                    if kind == U64(MAP_KIND_HASH) and mp == rg[rid, RG_VBASE] and \
-                            st[S_CPU] * rg[rid, RG_HASH_PERCPU] < rg[rid, RG_HASH_STRIDE]:
-                        ksize = rg[rid, RG_HASH_KEY_SIZE]
-                        h = _translate(rg, st[R_BASE + 2], ksize, PERM_R)
-                        if h == BAD:
-                            return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], ksize,
-                                          ACCESS_READ)
-                        slot = _hash_slot(mem, rg, rid, h)
-                        if slot != BAD:
-                            st[R_BASE] = (mp + slot * rg[rid, RG_HASH_STRIDE]
-                                          + st[S_CPU] * rg[rid, RG_HASH_PERCPU])
-                        else:
-                            st[R_BASE] = ZERO
-                        st[S_FAST_LOOKUPS] += ONE
-                        continue
-                    # an LPM trie is never per-CPU: no CPU for Python to refuse
-                    if kind == U64(MAP_KIND_LPM) and mp == rg[rid, RG_VBASE]:
-                        ksize = rg[rid, RG_LPM_KEY_SIZE]
-                        h = _translate(rg, st[R_BASE + 2], ksize, PERM_R)
-                        if h == BAD:
-                            return _fault(st, pc - ONE, icount, depth, st[R_BASE + 2], ksize,
-                                          ACCESS_READ)
-                        slot = _lpm_slot(mem, rg, rid, h)
-                        if slot != BAD:
-                            st[R_BASE] = mp + slot * rg[rid, RG_LPM_STRIDE]
-                        else:
-                            st[R_BASE] = ZERO
-                        st[S_FAST_LOOKUPS] += ONE
-                        continue
+                    if served == LOOKUP_FAULT:
+                        return _fault(st, pc - ONE, icount, depth, st[S_FAULT_ADDR],
+                                      st[S_FAULT_SIZE], ACCESS_READ)
                 st[S_HELPER] = c
                 return _stop(st, pc - ONE, icount, depth, HELPER)
             elif e == CALLX:

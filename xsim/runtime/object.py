@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from ..elf.kinds import MapType
@@ -48,8 +48,11 @@ _DATA_ALIASES = (".data", ".bss", ".rodata", ".kconfig")
 class ObjectProgram:
     """One program of a loaded object: its spec, and the Program that runs it."""
 
-    def __init__(self, spec: ProgramSpec, program: Program) -> None:
+    def __init__(self, spec: ProgramSpec, program: Program,
+                 tail_call: Callable[..., object] | None = None) -> None:
         self.spec = spec
+        #: the object's bpf_tail_call, given ``hooked=True`` for this program's hooked form
+        self._tail_call = tail_call
         #: the program on raw memory (r1 = the memory): what ``run`` and ``--mem`` run
         self.program = program
         self._hooked: Program | None = None
@@ -65,6 +68,8 @@ class ObjectProgram:
             # in XDP and another in TC), on top of the object's
             helpers = HelperRegistry(dict(p.helpers.helpers))
             hook.add_helpers(helpers)
+            if self._tail_call is not None:   # a hooked program tail calls hooked programs
+                helpers.kernel("tail_call")(functools.partial(self._tail_call, hooked=True))
             self._hooked = Program(insns, p.n_slots, name=p.name, helpers=helpers,
                                    space=p.space, env=p.env, unresolved=p.unresolved,
                                    lines=p.lines)
@@ -143,7 +148,7 @@ class Object:
             prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
                            space=self.space, env=self.env, unresolved=unresolved,
                            lines=p.lines)
-            self.programs[p.name] = ObjectProgram(p, prog)
+            self.programs[p.name] = ObjectProgram(p, prog, self._tail_call)
         self._by_program = {op.program: op for op in self.programs.values()}
         for m in spec.maps:
             for slot, target in m.init:
@@ -201,8 +206,9 @@ class Object:
                                 "which is no map of this object")
             m.update(key, self.maps[target])
 
-    def _tail_call(self, call: HelperCall) -> object:
-        """bpf_tail_call(ctx, prog_array, index): on success the run goes on in that program.
+    def _tail_call(self, call: HelperCall, hooked: bool = False) -> object:
+        """bpf_tail_call(ctx, prog_array, index): on success the run goes on in that program
+        (as its hook runs it, for a call from a hooked program).
 
         On failure (not a prog array, index out of range, empty slot, the 33-call
         limit) the kernel's interpreter goes on after the call with r0 unchanged.
@@ -216,7 +222,8 @@ class Object:
         name = prog_array.get(index)
         if name is None:
             return KEEP_R0
-        call.tail_call(self.programs[name].program)
+        target = self.programs[name]
+        call.tail_call(target.hooked() if hooked else target.program)
         return 0
 
 

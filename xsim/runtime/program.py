@@ -30,6 +30,9 @@ _R0, _INSNS, _TOTAL, _RUNS_DONE, _FAST = (ip.R_BASE, ip.S_INSNS, ip.S_TOTAL, ip.
                                           ip.S_FAST_LOOKUPS)
 _DONE, _HELPER, _FRESH, _LOOKUP = ip.DONE, ip.HELPER, ip.FRESH, ip.MAP_LOOKUP_ELEM
 _COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
+#: the state words prepare() sets from the input's shape
+_SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.S_INIT_R2,
+          ip.S_STACK_HOST, ip.S_PKT_REGION]
 TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
 TIERS = ("interp",)
@@ -157,6 +160,12 @@ class Program:
             st[ip.S_STACK_HOST] = self._stack.host + self._stack.capacity - oc.STACK_FRAME_SIZE
             st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
 
+    def adopt_setup(self, caller: Program) -> None:
+        """Take the run's set-up words from ``caller`` (a tail call goes on in this program
+        on the caller's inputs: the same context, packet and stack)."""
+        self._st[_SETUP] = caller._st[_SETUP]
+        self._setup = caller._setup
+
     def error_of(self, status: int) -> XsimError:
         """The error for a status the loop stopped with (not DONE or HELPER), with the C
         source line where the object has line info."""
@@ -207,6 +216,7 @@ class Program:
                     continue
                 chain += 1
                 insns += int(cur._st[ip.S_INSNS])
+                target.adopt_setup(cur)
                 cur = target
                 if cur not in used:
                     used.append(cur)
