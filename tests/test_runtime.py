@@ -225,8 +225,8 @@ def test_histogram_counts_instruction_classes() -> None:
 
 
 def test_unknown_tier_is_refused() -> None:
-    with pytest.raises(XsimError, match="tier 'jit' is not available"):
-        prog("mov %r0, 0\nexit").run(tier="jit")
+    with pytest.raises(XsimError, match="tier 'gpu' is not available"):
+        prog("mov %r0, 0\nexit").run(tier="gpu")
 
 
 def test_stack_is_4k_for_eight_frames() -> None:

@@ -25,3 +25,10 @@ def run(program: bytes, memory: bytes) -> int:
     result = Program.from_bytes(program, helpers=HELPERS).run(memory=memory)
     result.raise_for_error()
     return result.r0
+
+
+def run_jit(program: bytes, memory: bytes) -> int:
+    """``run`` on the JIT tier: the same program through native code."""
+    result = Program.from_bytes(program, helpers=HELPERS).run(memory=memory, tier="jit")
+    result.raise_for_error()
+    return result.r0

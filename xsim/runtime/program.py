@@ -35,7 +35,8 @@ _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.
           ip.S_STACK_HOST, ip.S_PKT_REGION]
 TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
-TIERS = ("interp",)
+#: the interpreter here; the JIT tier's driver lives above this layer, in xsim.jit
+TIERS = ("interp", "jit")
 _MASK = (1 << 64) - 1
 
 
@@ -101,7 +102,7 @@ class Program:
         Never raises for what the program does: a fault, a runaway loop or a
         missing helper comes back as ``RunResult.error``.
         """
-        if tier != "interp" and tier not in TIERS:
+        if tier not in TIERS:
             raise XsimError(f"tier {tier!r} is not available; this build has: "
                             f"{', '.join(TIERS)}")
         if repeat < 1 or budget < 1:
@@ -113,7 +114,9 @@ class Program:
         calls: dict[int, int] = {}
         printed = len(self.env.printk)
         t0 = time.perf_counter_ns()
-        if self._tail_calls:
+        if tier == "jit":
+            outcome = _jit_driver().drive(self, repeat, budget, histogram, calls)
+        elif self._tail_calls:
             outcome = self._drive_each(repeat, budget, histogram, calls)
         else:
             outcome = self._drive(repeat, budget, histogram, calls)
@@ -337,6 +340,12 @@ class Program:
             return UnresolvedReference(pc, f"lddw of {kind} ({insn.imm})")
         return XsimError(f"pc {pc}: interpreter stopped with status {status}")
 
+
+
+def _jit_driver():
+    """xsim.jit.driver, imported on first use (llvmlite is not needed until then)."""
+    import importlib
+    return importlib.import_module("xsim.jit.driver")
 
 
 def _histogram(programs: list[Program]) -> dict[str, int]:

@@ -1,0 +1,107 @@
+"""JIT speed on the four bench programs, beside the interpreter and gcc -O2, in one run.
+
+For each program: ns per run on the JIT tier (``repeat`` runs inside native
+code), on the interpreter, and of the same C built with gcc -O2 (where gcc
+exists), as multiples of native, next to uBPF's x86-64 JIT and the Linux
+kernel's JIT as measured for issue 7; then the JIT's compile time (cold, and
+loaded from its disk cache) and the cost of one Python-level ``run()``.
+
+    python benches/bench_jit.py [--json] [--seconds S]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import xsim
+from xsim.elf import read_programs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_interp import PROGRAMS, native_ns, shared_dir  # noqa: E402
+
+#: ns per run / gcc -O2 ns, issue 7: uBPF's x86-64 JIT and the kernel's JIT
+UBPF_JIT = {"alu_loop": 1.05, "pkt_parse": 1.82, "checksum_1500": 1.63, "stack_sieve": 2.21}
+KERNEL_JIT = {"alu_loop": 0.99, "pkt_parse": 0.95, "checksum_1500": 1.05, "stack_sieve": None}
+
+
+def _program(progs: Path, name: str) -> tuple[xsim.Program, bytes]:
+    (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o") if p.function == "prog"]
+    return xsim.Program.from_bytes(code), (progs / f"{name}.mem").read_bytes()
+
+
+def ns_per_run(prog: xsim.Program, memory: bytes, tier: str, seconds: float) -> float:
+    first = prog.run(memory=memory, tier=tier).raise_for_error()
+    rate = 2e9 if tier == "jit" else 2e8
+    repeat = max(1, int(seconds * rate / max(first.insns, 1)))
+    return min(prog.run(memory=memory, repeat=repeat, tier=tier).duration_ns for _ in range(3))
+
+
+def compile_times(progs: Path) -> tuple[float, float]:
+    """(cold compile, load from the disk cache) in seconds, for pkt_parse."""
+    from xsim.jit import driver
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["XSIM_CACHE_DIR"] = cache
+        try:
+            cold = driver.native(_program(progs, "pkt_parse")[0]).code
+            warm = driver.native(_program(progs, "pkt_parse")[0]).code
+        finally:
+            del os.environ["XSIM_CACHE_DIR"]
+    return cold.compile_s + cold.load_s, warm.compile_s + warm.load_s
+
+
+def call_cost_us(progs: Path, calls: int = 20000) -> float:
+    prog, memory = _program(progs, "pkt_parse")
+    for _ in range(1000):
+        prog.run(memory=memory, tier="jit")
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        prog.run(memory=memory, tier="jit")
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="also print one JSON line")
+    ap.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    args = ap.parse_args(argv)
+    progs = shared_dir() / "bench-progs"
+    if not progs.is_dir():
+        print(f"bench programs not found in {progs} (set XSIM_SHARED_DIR)", file=sys.stderr)
+        return 2
+    native = native_ns(progs, args.seconds)
+    rows = {}
+    print(f"{'program':14} {'jit ns':>10} {'interp ns':>11} {'native ns':>10} {'jit x':>7} "
+          f"{'interp x':>9} {'uBPF jit x':>10} {'kernel x':>9}")
+    for name in PROGRAMS:
+        prog, memory = _program(progs, name)
+        row = {"jit_ns": ns_per_run(prog, memory, "jit", args.seconds),
+               "interp_ns": ns_per_run(prog, memory, "interp", args.seconds / 2)}
+        nat = native[name] if native else None
+        row["native_ns"] = nat
+        kernel = KERNEL_JIT[name]
+        if nat:
+            row["jit_ratio"], row["interp_ratio"] = row["jit_ns"] / nat, row["interp_ns"] / nat
+        rows[name] = row
+        ratios = (f"{row['jit_ratio']:6.2f}x {row['interp_ratio']:8.1f}x" if nat
+                  else f"{'-':>7} {'-':>9}")
+        print(f"{name:14} {row['jit_ns']:10.1f} {row['interp_ns']:11.1f} "
+              f"{nat if nat else float('nan'):10.1f} {ratios} {UBPF_JIT[name]:9.2f}x "
+              f"{(f'{kernel:.2f}x' if kernel else '-'):>9}")
+    cold, warm = compile_times(progs)
+    cost = call_cost_us(progs)
+    print(f"jit compile of pkt_parse: {cold * 1e3:.1f} ms cold, {warm * 1e3:.1f} ms from the "
+          "disk cache")
+    print(f"one Python-level run(tier='jit') of pkt_parse: {cost:.2f} us")
+    if args.json:
+        print(json.dumps({"bench": "jit", "programs": rows, "compile_ms": cold * 1e3,
+                          "cached_ms": warm * 1e3, "run_call_us": cost}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

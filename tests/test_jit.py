@@ -1,0 +1,171 @@
+"""The JIT tier (xsim/jit): the interpreter's RunResult, from native code.
+
+Every conformance program, every bench program and the object examples run
+on both tiers and must give the same r0, instruction counts, error (type,
+pc, address), memory, region access counts and helper calls.  The budget is
+counted per basic block yet stops at the interpreter's instruction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import xsim
+from conftest import conformance_dir
+from xsim.conformance import HELPERS, run_jit
+from xsim.conformance.datafile import read_data_file
+from xsim.errors import XsimError
+from xsim.isa import opcodes as oc
+from xsim.isa.asm import assemble
+from xsim.jit import lift
+from xsim.runtime import Program
+from xsim.runtime.source import read_code
+
+DATA = sorted(conformance_dir().glob("*.data"))
+needs_suite = pytest.mark.skipif(not DATA, reason=f"no conformance files in {conformance_dir()}")
+
+
+def outcome(res) -> dict:
+    d = res.to_dict()
+    d.pop("duration_ns")
+    d["memory"] = res.memory
+    d["region_counts"] = res.region_counts
+    return d
+
+
+def both(prog: Program, **kw) -> dict:
+    a = outcome(prog.run(**kw))
+    b = outcome(prog.run(tier="jit", **kw))
+    assert a == b
+    return a
+
+
+def test_every_exec_name_is_lifted() -> None:
+    assert set(oc.EXEC_NAMES) <= lift.HANDLED
+
+
+@needs_suite
+@pytest.mark.parametrize("path", DATA, ids=lambda p: p.stem)
+def test_conformance_file_on_both_tiers(path: Path) -> None:
+    case = read_data_file(path)
+    if case.asm is None and case.raw is None:
+        pytest.skip("file has no program")
+    code = case.raw if case.raw is not None else assemble(case.asm, syntax="ubpf")
+    got = both(Program.from_bytes(code, helpers=HELPERS), memory=case.memory)
+    if case.error is None:
+        assert got["error"] is None and got["r0"] == case.result
+        assert run_jit(code, case.memory) == case.result
+
+
+@pytest.mark.parametrize("name", ["alu_loop", "pkt_parse", "checksum_1500", "stack_sieve"])
+def test_bench_programs(bench_progs, name: str) -> None:
+    source = read_code(bench_progs / f"{name}.bpf.o")
+    memory = (bench_progs / f"{name}.mem").read_bytes()
+    got = both(Program.from_bytes(source.code), memory=memory, repeat=3)
+    assert got["error"] is None and got["runs"] == 3
+
+
+LOOP = """
+mov %r0, 0
+mov %r1, 10
+lbl:
+add %r0, %r1
+sub %r1, 1
+jne %r1, 0, lbl
+exit
+"""
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 4, 5, 6, 19, 20, 21, 32, 33, 34])
+def test_the_budget_stops_at_the_interpreters_instruction(budget: int) -> None:
+    got = both(Program.from_bytes(assemble(LOOP)), budget=budget)
+    assert (got["error"] is None) == (budget >= 33)
+
+
+FAULTS = {
+    "read past memory": "ldxdw %r0, [%r1+8]\nexit",
+    "write to a read-only context": "mov %r2, 0\nstxdw [%r2+0], %r1\nexit",
+    "below the stack frame": "stxdw [%r10-520], %r1\nexit",
+    "atomic out of bounds": "mov %r2, 1\nlock add [%r1+4], %r2\nexit",
+}
+
+
+@pytest.mark.parametrize("text", FAULTS.values(), ids=FAULTS.keys())
+def test_faults_give_the_same_error(text: str) -> None:
+    got = both(Program.from_bytes(assemble(text)), memory=bytes(8))
+    assert got["error"]["type"] == "MemoryAccessError"
+
+
+CALLS = """
+mov %r6, 7
+mov %r1, 5
+call local local
+add %r0, %r6
+exit
+local:
+stxdw [%r10-8], %r1
+mov %r6, 100
+ldxdw %r0, [%r10-8]
+mul %r0, 3
+exit
+"""
+
+
+def test_local_calls_keep_their_frames() -> None:
+    got = both(Program.from_bytes(assemble(CALLS)))
+    assert got["r0"] == 22
+
+
+DEEP = """
+call local f1
+exit
+f1:
+call local f2
+exit
+f2:
+call local f3
+exit
+f3:
+call local f4
+exit
+f4:
+call local f5
+exit
+f5:
+call local f6
+exit
+f6:
+call local f7
+exit
+f7:
+call local f8
+exit
+f8:
+mov %r0, 1
+exit
+"""
+
+
+def test_the_call_depth_limit() -> None:
+    got = both(Program.from_bytes(assemble(DEEP)))
+    assert got["error"]["type"] == "CallDepthExceeded"
+
+
+def test_maps_and_helpers_of_an_object() -> None:
+    root = Path(__file__).resolve().parents[1] / "examples"
+    obj = xsim.load(root / "counter.o")
+    prog = obj.programs[next(iter(obj.programs))]
+    ctx = (root / "counter.ctx").read_bytes() if (root / "counter.ctx").exists() else bytes(64)
+    a = outcome(prog.run(ctx, repeat=5))
+    maps_a = {n: m.items() for n, m in obj.maps.items()}
+    obj = xsim.load(root / "counter.o")
+    prog = obj.programs[next(iter(obj.programs))]
+    b = outcome(prog.run(ctx, repeat=5, tier="jit"))
+    assert a == b
+    assert maps_a == {n: m.items() for n, m in obj.maps.items()}
+
+
+def test_the_histogram_needs_the_interpreter() -> None:
+    with pytest.raises(XsimError, match="histogram"):
+        Program.from_bytes(assemble("mov %r0, 0\nexit")).run(tier="jit", histogram=True)

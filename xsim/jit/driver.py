@@ -1,0 +1,141 @@
+"""Running a Program on its native code: the JIT tier behind ``Program.run(tier="jit")``.
+
+The native code runs on the Program's own state arrays, so this driver does
+what the interpreter's driver does (``Program._drive`` / ``_drive_each``)
+with the native entry in place of ``run_core``: all ``repeat`` runs inside
+native code, Python helpers served through one ctypes callback, tail calls
+followed from program to program, and the same outcome tuple.
+"""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ..errors import HelperError, XsimError
+from ..isa import interp as ip
+from ..runtime.program import Program
+from . import engine, lift
+
+_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                          ctypes.c_int64)
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int64)
+
+
+class Native:
+    """A Program's native code and the words it runs with."""
+
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        try:
+            self.code = engine.compile_program(prog._code, prog._st[ip.C_BASE:], prog.name)
+        except lift.JitUnsupported as exc:
+            raise XsimError(f"program {prog.name!r} cannot run on the jit tier: {exc}; "
+                            "tier 'interp' runs it") from None
+        self.entry = _ENTRY(self.code.entry)
+        self.env = np.zeros(lift.ENV_WORDS, dtype=np.int64)
+        self.callback = _CALLBACK(self._helper)
+        self.env[lift.ENV_HELPER] = ctypes.cast(self.callback, ctypes.c_void_p).value
+        self.env[lift.ENV_LOOKUP] = engine.LOOKUP_ADDRESS
+        self.env[lift.ENV_ST_LEN] = len(prog._st)
+        self.calls: dict[int, int] = {}
+        self.chain = 0
+        self.error: XsimError | None = None
+        self.target: Program | None = None
+
+    def _refresh(self) -> None:
+        """Where memory and the region table are now (a helper may have moved them)."""
+        space, env = self.prog.space, self.env
+        env[lift.ENV_MEM] = space.mem.ctypes.data
+        env[lift.ENV_MEM_LEN] = len(space.mem)
+        env[lift.ENV_RG] = space.table.ctypes.data
+        env[lift.ENV_ROWS] = space.table.shape[0]
+
+    def _helper(self) -> int:
+        """The Python helper the native code stopped at (its words are in ``st``)."""
+        st = self.prog._st
+        try:
+            error, target = self.prog._call_helper(self.calls, self.chain)
+        except BaseException as exc:      # nothing may unwind through native frames
+            error, target = HelperError(int(st[ip.S_PC]), int(st[ip.S_HELPER]),
+                                        f"the helper raised {type(exc).__name__}: {exc}"), None
+        self._refresh()
+        if error is not None:
+            self.error = error
+            return lift.CB_FAILED
+        if target is not None:
+            self.target = target
+            return lift.CB_TAIL_CALL
+        if st[ip.S_STOP]:
+            st[ip.S_STOP] = 0
+            return lift.CB_STOP
+        return lift.CB_GO_ON
+
+    def call(self, runs: int, fresh: bool, budget: int, calls: dict[int, int],
+             chain: int = 0) -> int:
+        """Run ``runs`` runs; the status, as run_core's (HELPER when a helper failed)."""
+        self.calls, self.chain, self.error, self.target = calls, chain, None, None
+        self._refresh()
+        self.env[lift.ENV_BUDGET] = budget
+        st = self.prog._st
+        st[ip.S_BUDGET] = budget
+        status = self.entry(st.ctypes.data, self.env.ctypes.data, runs, int(fresh))
+        if status == lift.HELPER_FAILED:
+            return ip.HELPER
+        return status
+
+
+def native(prog: Program) -> Native:
+    """The Program's native code, compiled on first use."""
+    n = getattr(prog, "_native", None)
+    if n is None:
+        n = prog._native = Native(prog)
+    return n
+
+
+def drive(prog: Program, repeat: int, budget: int, histogram: bool,
+          calls: dict[int, int]) -> tuple:
+    """``Program.run``'s outcome tuple, from native code."""
+    if histogram:
+        raise XsimError("the instruction histogram is counted by the interpreter: run with "
+                        "tier 'interp' for it")
+    if prog._tail_calls:
+        return _drive_each(prog, repeat, budget, calls)
+    n = native(prog)
+    status = n.call(repeat, True, budget, calls)
+    st = prog._st
+    words = st[:ip.R_BASE + 1].tolist()
+    insns = words[ip.S_INSNS]
+    total = words[ip.S_TOTAL] + (0 if status == ip.DONE else insns)
+    return (prog, status, n.error, insns, total, words[ip.S_RUNS_DONE], [prog], words[ip.R_BASE],
+            words[ip.S_FAST_LOOKUPS])
+
+
+def _drive_each(prog: Program, repeat: int, budget: int, calls: dict[int, int]) -> tuple:
+    """One run at a time, following tail calls, as Program._drive_each."""
+    used = [prog]
+    total = insns = runs = 0
+    cur, status, error = prog, ip.DONE, None
+    for run in range(repeat):
+        cur, chain, insns = prog, 0, 0
+        n = native(cur)
+        status = n.call(1, run == 0, budget, calls, chain)
+        while status == lift.TAIL_CALL:
+            target = n.target
+            chain += 1
+            insns += int(cur._st[ip.S_INSNS])
+            target.adopt_setup(cur)
+            cur = target
+            if cur not in used:
+                used.append(cur)
+                cur._st[ip.S_FAST_LOOKUPS] = 0
+            n = native(cur)
+            status = n.call(1, False, max(budget - insns, 1), calls, chain)
+        error = n.error
+        insns += int(cur._st[ip.S_INSNS])
+        total += insns
+        if status != ip.DONE or error is not None:
+            break
+        runs += 1
+    fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
+    return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), fast

@@ -1,0 +1,149 @@
+"""Native code from the lifter's IR: optimized, cached on disk, loaded with MCJIT.
+
+A program compiles to one relocatable object for a target (the host here),
+kept in the cache directory under a key of the lowered program, the target
+and xsim's version (with the lifter's own source, so a changed lifter never
+loads stale code).  Hits and misses load the object the same way, so the
+cache path is the path every run takes.  ``XSIM_CACHE_DIR`` moves the cache;
+``XSIM_JIT_CACHE=0`` turns it off.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import carray, cfunc, types
+
+from ..isa import interp as ip
+from . import lift
+
+_INITIALIZED = False
+
+
+def _init() -> None:
+    global _INITIALIZED
+    if not _INITIALIZED:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _INITIALIZED = True
+
+
+@cfunc(types.int64(types.CPointer(types.uint64), types.CPointer(types.uint8),
+                   types.CPointer(types.uint64), types.int64, types.int64, types.int64),
+       cache=True)
+def _lookup(st_p, mem_p, rg_p, st_len, mem_len, rows):
+    """The interpreter's in-core bpf_map_lookup_elem, for native code to call."""
+    st = carray(st_p, (st_len,))
+    mem = carray(mem_p, (mem_len,))
+    rg = carray(rg_p, (rows, ip.RG_COLS))
+    return ip.map_lookup(st, mem, rg)
+
+
+LOOKUP_ADDRESS = _lookup.address
+
+
+def host_triple() -> str:
+    return llvm.get_process_triple()
+
+
+def target_machine(triple: str | None = None) -> llvm.TargetMachine:
+    """An optimizing target machine: the host's CPU and features for the host triple."""
+    _init()
+    triple = triple or host_triple()
+    target = llvm.Target.from_triple(triple)
+    if triple == host_triple():
+        return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                            features=llvm.get_host_cpu_features().flatten(),
+                                            opt=3, codemodel="jitdefault")
+    return target.create_target_machine(opt=3)
+
+
+def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    pb = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=3))
+    pb.getModulePassManager().run(module, pb)
+
+
+def _cache_dir() -> Path | None:
+    if os.environ.get("XSIM_JIT_CACHE", "1") == "0":
+        return None
+    base = os.environ.get("XSIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "xsim")
+    return Path(base) / "jit"
+
+
+try:
+    _VERSION = importlib.metadata.version("xsim")
+except importlib.metadata.PackageNotFoundError:     # run from a source tree
+    _VERSION = "source"
+_LIFTER_HASH = hashlib.sha256(Path(lift.__file__).read_bytes()
+                              + Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def cache_key(code: np.ndarray, consts: np.ndarray, triple: str, cpu: str) -> str:
+    h = hashlib.sha256()
+    for part in (code.tobytes(), consts.tobytes(), triple.encode(), cpu.encode(),
+                 _VERSION.encode(), _LIFTER_HASH.encode()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+@dataclass
+class NativeCode:
+    """One program's native code in this process, and what making it cost."""
+
+    engine: llvm.ExecutionEngine
+    entry: int              # address of xsim_entry(st, env, runs, fresh)
+    compile_s: float        # lifting + optimizing + code generation (0 from the cache)
+    load_s: float
+    from_cache: bool
+
+
+def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog") -> NativeCode:
+    """Native code for the host of a lowered program (lift.JitUnsupported if it cannot)."""
+    tm = target_machine()
+    cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
+    key = cache_key(code, consts, host_triple(), cpu)
+    cache = _cache_dir()
+    path = cache / f"{key}.o" if cache is not None else None
+    t0 = time.perf_counter()
+    obj = path.read_bytes() if path is not None and path.exists() else None
+    compile_s, hit = 0.0, obj is not None
+    if obj is None:
+        ir_module = lift.lift_module(code, consts, name, host_triple())
+        mod = llvm.parse_assembly(str(ir_module))
+        mod.verify()
+        optimize(mod, tm)
+        obj = tm.emit_object(mod)
+        compile_s = time.perf_counter() - t0
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(obj)
+                tmp.replace(path)
+            except OSError:
+                pass            # an unwritable cache only costs the next start a compile
+    t1 = time.perf_counter()
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    entry = engine.get_function_address(lift.ENTRY)
+    return NativeCode(engine, entry, compile_s, time.perf_counter() - t1, hit)
+
+
+def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
+            optimized: bool = False) -> str:
+    """The program's LLVM IR, as lifted or after optimization."""
+    module = lift.lift_module(code, consts, name, host_triple())
+    if not optimized:
+        return str(module)
+    mod = llvm.parse_assembly(str(module))
+    optimize(mod, target_machine())
+    return str(mod)

@@ -1,0 +1,702 @@
+"""eBPF -> LLVM IR: one LLVM function per eBPF function, with the interpreter's checks.
+
+The lifter reads what the interpreter runs: the lowered code of
+:func:`xsim.isa.interp.lower` (exec id, operand slots, offset or target per
+slot) and the exec names of the opcode table, so there is no second list of
+instructions or operand rules.  The generated code works on the
+interpreter's own arrays (``st`` state words, ``mem`` host memory, ``rg``
+region table), so a run can stop in native code and be explained, resumed
+into Python helpers and checked exactly as the interpreter's:
+
+* every load, store and atomic goes through the region table as
+  ``interp._translate`` does (bounds, permissions, access counters), and a
+  violation stops with the same fault words (pc, address, size, kind);
+* the instruction budget is counted per basic block: a block that fits the
+  budget runs straight, one that does not runs a second copy of itself that
+  counts instruction by instruction, so a runaway stops at the interpreter's
+  count and pc;
+* bpf-to-bpf calls are LLVM calls with their own 512-byte stack frame (the
+  stack region row moves as in the interpreter) and the 8-frame limit;
+* ``bpf_map_lookup_elem`` on array, hash and LPM maps calls the
+  interpreter's own compiled lookup; every other helper calls back into
+  Python through one function pointer, with the registers spilled to ``st``.
+
+The target triple is a parameter: the same IR is what the cross-ISA checker
+compiles for aarch64 and riscv64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from ..isa import interp as ip
+from ..isa import opcodes as oc
+
+I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
+I64P, I8P = I64.as_pointer(), I8.as_pointer()
+
+# -- the env words: what the driver gives the native code, reread after each call out --
+ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
+ENV_WORDS = 8
+
+# -- statuses: the interpreter's (ip.DONE ... ip.UNRESOLVED), and these of the JIT -----
+RETURNED = 0          # inside: a function returned normally
+STOP_RUN = 100        # the run ends here, r0 in st (LD_ABS out of bounds, a helper's stop)
+HELPER_FAILED = 101   # the Python helper failed: the driver holds the error
+TAIL_CALL = 102       # a helper asked for a tail call: the driver holds the target
+# what the Python helper callback returns
+CB_GO_ON, CB_FAILED, CB_TAIL_CALL, CB_STOP = 0, 1, 2, 3
+
+ENTRY = "xsim_entry"
+FRAME = oc.STACK_FRAME_SIZE
+_MASK = (1 << 64) - 1
+_N = oc.EXEC_NAMES
+#: exec names that end a basic block
+_ENDS = {"ja", "exit", "call_helper", "call_local", "call_kfunc", "callx",
+         "lddw_unresolved"} | {f"{c}{w}" for c in oc.JMP_CONDS for w in ("64", "32")}
+_LOADS = {"ldx1": (1, False), "ldx2": (2, False), "ldx4": (4, False), "ldx8": (8, False),
+          "ldxs1": (1, True), "ldxs2": (2, True), "ldxs4": (4, True)}
+_STORES = {"st1": 1, "st2": 2, "st4": 4, "st8": 8}
+_PKT = {"ldabs1": (1, False), "ldabs2": (2, False), "ldabs4": (4, False),
+        "ldind1": (1, True), "ldind2": (2, True), "ldind4": (4, True)}
+
+
+class JitUnsupported(Exception):
+    """A program this lifter cannot compile (the interpreter still runs it)."""
+
+
+@dataclass
+class Function:
+    entry: int
+    end: int            # one past its last slot
+    leaders: list[int]
+
+
+def functions(code: np.ndarray) -> list[Function]:
+    """The eBPF functions of lowered ``code``: pc 0 and every bpf-to-bpf call or
+    function-pointer target, each with its basic block leaders."""
+    n = len(code)
+    entries = {0}
+    for pc in range(n):
+        e = int(code[pc, 0])
+        if e < len(_N) and _N[e] == "call_local":
+            entries.add(int(code[pc, 3]))
+    starts = sorted(entries)
+    out = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else n
+        leaders = {start}
+        pc = start
+        while pc < end:
+            e = int(code[pc, 0])
+            if e >= len(_N):        # the second slot of an lddw
+                pc += 1
+                continue
+            name = _N[e]
+            step = 2 if name in ("lddw", "lddw_unresolved") else 1
+            if name in _ENDS:
+                if name == "ja" or name in _JCONDS:
+                    target = int(code[pc, 3])
+                    if not start <= target < end:
+                        raise JitUnsupported(f"pc {pc}: a jump to {target} leaves its function "
+                                             f"[{start}, {end})")
+                    leaders.add(target)
+                if pc + step < end:
+                    leaders.add(pc + step)
+            pc += step
+        out.append(Function(start, end, sorted(leaders)))
+    return out
+
+
+_JCONDS = {f"{c}{w}" for c in oc.JMP_CONDS for w in ("64", "32")}
+
+
+class _Fn:
+    """The IR builder state of one eBPF function."""
+
+    def __init__(self, lifter: Lifter, fn: Function, llfn: ir.Function) -> None:
+        self.l, self.fn, self.llfn = lifter, fn, llfn
+        entry = llfn.append_basic_block("entry")
+        b = self.b = ir.IRBuilder(entry)
+        self.st, self.env, self.out = llfn.args[0], llfn.args[1], llfn.args[2]
+        self.depth = llfn.args[14]
+        self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
+        for i in range(11):
+            b.store(llfn.args[3 + i], self.regs[i])
+        self.ic = b.alloca(I64, name="ic")
+        self.mem = b.alloca(I8P, name="mem")
+        self.rg = b.alloca(I64P, name="rg")
+        self.rows = b.alloca(I64, name="rows")
+        #: where a callee leaves r0..r5
+        self.callee_regs = b.alloca(I64, 6, name="callee_regs")
+        self.budget = self.word(self.env, ENV_BUDGET)
+        b.store(self.word(self.st, ip.S_INSNS), self.ic)
+        self.reload_env()
+        self.blocks = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
+        b.branch(self.blocks[fn.entry])
+
+    # -- small pieces ---------------------------------------------------------------------
+    def word(self, base, index, value=None):
+        """Load (or store ``value`` into) word ``index`` of an i64 array."""
+        ptr = self.b.gep(base, [index if isinstance(index, ir.Value) else ir.Constant(I64, index)])
+        if value is None:
+            return self.b.load(ptr)
+        self.b.store(value, ptr)
+        return None
+
+    def reload_env(self) -> None:
+        b = self.b
+        b.store(b.inttoptr(self.word(self.env, ENV_MEM), I8P), self.mem)
+        b.store(b.inttoptr(self.word(self.env, ENV_RG), I64P), self.rg)
+        b.store(self.word(self.env, ENV_ROWS), self.rows)
+
+    def reg(self, i: int):
+        return self.b.load(self.regs[i])
+
+    def set_reg(self, i: int, v) -> None:
+        self.b.store(v, self.regs[i])
+
+    def operand(self, slot: int):
+        """An operand slot of the lowered code: a register, or an instruction's constant."""
+        if slot >= ip.C_BASE:
+            return ir.Constant(I64, int(self.l.consts[slot - ip.C_BASE]))
+        return self.reg(slot - ip.R_BASE)
+
+    def const(self, v: int):
+        return ir.Constant(I64, v & _MASK)
+
+    def exit(self, status: int, pc: int, count, extra: dict[int, ir.Value] | None = None):
+        """Stop the run: the interpreter's words for ``status`` at ``pc`` (registers too, as
+        the interpreter holds them there), then return."""
+        st = self.st
+        self.spill()
+        self.word(st, ip.S_PC, self.const(pc))
+        self.word(st, ip.S_INSNS, count)
+        self.word(st, ip.S_DEPTH, self.depth)
+        for k, v in (extra or {}).items():
+            self.word(st, k, v)
+        self.word(st, ip.S_STATUS, self.const(status))
+        self.b.ret(self.const(status))
+
+    def cold_exit(self, cond, status: int, pc: int, count, extra=None) -> None:
+        """If ``cond``, stop with ``status``; go on in a new block otherwise."""
+        bad = self.llfn.append_basic_block(f"stop{pc}")
+        good = self.llfn.append_basic_block(f"go{pc}")
+        self.b.cbranch(cond, bad, good).set_weights([1, 1000])
+        self.b.position_at_end(bad)
+        self.exit(status, pc, count, extra() if callable(extra) else extra)
+        self.b.position_at_end(good)
+
+    def translate(self, addr, size: int, perm: int, pc: int, count, kind: int):
+        """Host pointer for ``[addr, addr+size)`` with ``perm``, or a fault exit."""
+        b = self.b
+        fault = {ip.S_FAULT_ADDR: addr, ip.S_FAULT_SIZE: self.const(size),
+                 ip.S_FAULT_KIND: self.const(kind)}
+        rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
+        self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
+        rg = b.load(self.rg)
+        row = b.mul(rid, self.const(ip.RG_COLS))
+        vbase = self.word(rg, b.add(row, self.const(ip.RG_VBASE)))
+        rsize = self.word(rg, b.add(row, self.const(ip.RG_SIZE)))
+        rperm = self.word(rg, b.add(row, self.const(ip.RG_PERM)))
+        off = b.sub(addr, vbase)
+        bad = b.or_(b.icmp_unsigned(">", off, rsize),
+                    b.icmp_unsigned("<", b.sub(rsize, off), self.const(size)))
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(rperm, self.const(perm)), self.const(perm)))
+        self.cold_exit(bad, ip.FAULT, pc, count, fault)
+        for flag, col in ((int(ip.PERM_W), ip.RG_WRITES), (int(ip.PERM_R), ip.RG_READS)):
+            if perm & flag:
+                at = b.add(row, self.const(col))
+                self.word(rg, at, b.add(self.word(rg, at), self.const(1)))
+        host = b.add(self.word(rg, b.add(row, self.const(ip.RG_HOST))), off)
+        return b.gep(b.load(self.mem), [host])
+
+    def load_mem(self, ptr, size: int):
+        ty = ir.IntType(8 * size)
+        v = self.b.load(self.b.bitcast(ptr, ty.as_pointer()), align=1)
+        return v
+
+    def store_mem(self, ptr, size: int, value) -> None:
+        ty = ir.IntType(8 * size)
+        v = value if size == 8 else self.b.trunc(value, ty)
+        self.b.store(v, self.b.bitcast(ptr, ty.as_pointer()), align=1)
+
+    def spill(self) -> None:
+        for i in range(11):
+            self.word(self.st, ip.R_BASE + i, self.reg(i))
+
+    # -- blocks -----------------------------------------------------------------------------
+    def lift(self) -> None:
+        fn = self.fn
+        for k, start in enumerate(fn.leaders):
+            end = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else fn.end
+            pcs = [pc for pc in range(start, end) if int(self.l.code[pc, 0]) < len(_N)]
+            self.b.position_at_end(self.blocks[start])
+            ic0 = self.b.load(self.ic)
+            fits = self.b.icmp_unsigned("<=", self.b.add(ic0, self.const(len(pcs))), self.budget)
+            fast = self.llfn.append_basic_block(f"fast{start}")
+            counted = self.llfn.append_basic_block(f"counted{start}")
+            self.b.cbranch(fits, fast, counted).set_weights([1000, 1])
+            nxt = end if end < fn.end else None
+            for mode, bb in (("fast", fast), ("counted", counted)):
+                self.b.position_at_end(bb)
+                if mode == "fast":
+                    self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
+                ended = False
+                for k2, pc in enumerate(pcs):
+                    if mode == "fast":
+                        count = self.b.add(ic0, self.const(k2 + 1))
+                    else:
+                        c = self.b.load(self.ic)
+                        self.cold_exit(self.b.icmp_unsigned(">=", c, self.budget), ip.BUDGET,
+                                       pc, c)
+                        count = self.b.add(c, self.const(1))
+                        self.b.store(count, self.ic)
+                    ended = self.insn(pc, count, nxt)
+                if not ended:
+                    if nxt is None:   # running off the end of a function: the decoder's job
+                        raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
+                    self.b.branch(self.blocks[nxt])
+
+    # -- one instruction; True if it ended the block ---------------------------------------------
+    def insn(self, pc: int, count, nxt: int | None) -> bool:
+        e, a, bslot, c = (int(x) for x in self.l.code[pc])
+        name = _N[e]
+        b = self.b
+        if name in _ALU:
+            dst = a - ip.R_BASE
+            self.set_reg(dst, _ALU[name](self, self.reg(dst), self.operand(bslot)))
+            return False
+        if name in _END:
+            dst = a - ip.R_BASE
+            self.set_reg(dst, _END[name](self, self.reg(dst)))
+            return False
+        if name == "lddw":
+            self.set_reg(a - ip.R_BASE, self.operand(bslot))
+            return False
+        if name in _LOADS:
+            size, signed = _LOADS[name]
+            addr = b.add(self.operand(bslot), self.const(c))
+            ptr = self.translate(addr, size, int(ip.PERM_R), pc, count, ip.ACCESS_READ)
+            v = self.load_mem(ptr, size)
+            self.set_reg(a - ip.R_BASE, (b.sext if signed else b.zext)(v, I64) if size < 8 else v)
+            return False
+        if name in _STORES:
+            size = _STORES[name]
+            addr = b.add(self.reg(a - ip.R_BASE), self.const(c))
+            ptr = self.translate(addr, size, int(ip.PERM_W), pc, count, ip.ACCESS_WRITE)
+            self.store_mem(ptr, size, self.operand(bslot))
+            return False
+        if name.startswith("atomic_"):
+            self.atomic(name, a, bslot, c, pc, count)
+            return False
+        if name in _PKT:
+            self.packet_load(name, bslot, c, pc, count)
+            return False
+        if name == "ja":
+            b.branch(self.blocks[c])
+            return True
+        if name in _JCONDS:
+            taken = _jcond(self, name, self.reg(a - ip.R_BASE), self.operand(bslot))
+            b.cbranch(taken, self.blocks[c], self.blocks[nxt] if nxt is not None
+                      else self._fell_off(pc))
+            return True
+        if name == "exit":
+            b.store(count, self.ic)
+            self.word(self.st, ip.S_INSNS, count)
+            for i in range(6):
+                self.word(self.out, i, self.reg(i))
+            b.ret(self.const(RETURNED))
+            return True
+        if name in ("call_helper", "callx"):
+            helper = self.const(c) if name == "call_helper" else self.reg(a - ip.R_BASE)
+            self.helper_call(helper, name == "call_helper" and c == ip.MAP_LOOKUP_ELEM, pc, count)
+        elif name == "call_local":
+            self.local_call(c, pc, count)
+        else:                       # kfunc calls and lddw of what the loader did not resolve
+            self.exit(ip.UNRESOLVED, pc, count)
+            return True
+        if nxt is None:
+            self.b.branch(self._fell_off(pc))
+        else:
+            self.b.branch(self.blocks[nxt])
+        return True
+
+    def _fell_off(self, pc: int):
+        bb = self.llfn.append_basic_block(f"off{pc}")
+        with self.b.goto_block(bb):
+            self.b.unreachable()
+        raise JitUnsupported(f"pc {pc}: the function falls off its end")
+
+    def atomic(self, name: str, a: int, bslot: int, c: int, pc: int, count) -> None:
+        b = self.b
+        size = 4 if name.endswith("32") else 8
+        op = name[len("atomic_"):-2]
+        addr = b.add(self.reg(a - ip.R_BASE), self.const(c))
+        ptr = self.translate(addr, size, int(ip.PERM_R | ip.PERM_W), pc, count,
+                             ip.ACCESS_ATOMIC)
+        old = self.load_mem(ptr, size)
+        old64 = b.zext(old, I64) if size == 4 else old
+        src = bslot - ip.R_BASE
+        v = self.reg(src)
+        base = op[len("fetch_"):] if op.startswith("fetch_") else op
+        if base == "add":
+            new = b.add(old64, v)
+        elif base == "or":
+            new = b.or_(old64, v)
+        elif base == "and":
+            new = b.and_(old64, v)
+        elif base == "xor":
+            new = b.xor(old64, v)
+        elif base == "xchg":
+            new = v
+        else:   # cmpxchg: compare with r0 (its low half for 32 bits); r0 gets the old value
+            r0 = self.reg(0)
+            cmp = b.and_(r0, self.const(0xFFFFFFFF)) if size == 4 else r0
+            new = b.select(b.icmp_unsigned("==", old64, cmp), v, old64)
+        self.store_mem(ptr, size, new)
+        if base == "cmpxchg":
+            self.set_reg(0, old64)
+        elif op.startswith("fetch_") or base == "xchg":
+            self.set_reg(src, old64)
+
+    def packet_load(self, name: str, bslot: int, c: int, pc: int, count) -> None:
+        """LD_ABS / LD_IND as interp.run_core does them (no access counting)."""
+        b = self.b
+        size, indirect = _PKT[name]
+        imm = self.const(c)
+        if indirect:
+            off = b.sext(b.trunc(b.add(self.reg(bslot - ip.R_BASE), imm), I32), I64)
+        else:
+            off = b.sext(b.trunc(imm, I32), I64)
+        prid = self.word(self.st, ip.S_PKT_REGION)
+        self.cold_exit(b.icmp_unsigned("==", prid, self.const(0)), ip.FAULT, pc, count,
+                       {ip.S_FAULT_ADDR: off, ip.S_FAULT_SIZE: self.const(size),
+                        ip.S_FAULT_KIND: self.const(ip.ACCESS_READ)})
+        neg = b.icmp_signed("<", off, self.const(0))
+        head = self.word(self.st, ip.S_PKT_HEAD)
+        net = b.add(self.word(self.st, ip.S_PKT_NET), b.sub(off, self.const(ip.SKF_NET_OFF)))
+        mac = b.add(self.word(self.st, ip.S_PKT_MAC), b.sub(off, self.const(ip.SKF_LL_OFF)))
+        below = b.sub(head, self.const(1))
+        moved = b.select(b.icmp_signed(">=", off, self.const(ip.SKF_NET_OFF)), net,
+                         b.select(b.icmp_signed(">=", off, self.const(ip.SKF_LL_OFF)), mac, below))
+        off = b.select(neg, moved, off)
+        lo = b.select(neg, head, self.const(0))
+        rg = b.load(self.rg)
+        row = b.mul(prid, self.const(ip.RG_COLS))
+        rsize = self.word(rg, b.add(row, self.const(ip.RG_SIZE)))
+        out = b.or_(b.icmp_signed("<", off, lo),
+                    b.icmp_signed(">", b.add(off, self.const(size)), rsize))
+        oob = self.llfn.append_basic_block(f"pktend{pc}")
+        ok = self.llfn.append_basic_block(f"pkt{pc}")
+        b.cbranch(out, oob, ok)
+        b.position_at_end(oob)            # out of bounds: the program ends, returning 0
+        self.word(self.st, ip.R_BASE, self.const(0))
+        self.word(self.st, ip.S_INSNS, count)
+        b.ret(self.const(STOP_RUN))
+        b.position_at_end(ok)
+        host = b.add(self.word(rg, b.add(row, self.const(ip.RG_HOST))), off)
+        v = self.load_mem(b.gep(b.load(self.mem), [host]), size)
+        if size > 1:
+            v = b.call(self.l.bswap(size * 8), [v])
+        self.set_reg(0, b.zext(v, I64))
+
+    def helper_call(self, helper, lookup: bool, pc: int, count) -> None:
+        b = self.b
+        st = self.st
+        after = self.llfn.append_basic_block(f"after{pc}")
+        if lookup:     # the interpreter's own lookup first: array, hash and LPM maps
+            self.word(st, ip.R_BASE + 1, self.reg(1))
+            self.word(st, ip.R_BASE + 2, self.reg(2))
+            fnty = ir.FunctionType(I64, [I64P, I8P, I64P, I64, I64, I64])
+            fp = b.inttoptr(self.word(self.env, ENV_LOOKUP), fnty.as_pointer())
+            served = b.call(fp, [st, b.load(self.mem), b.load(self.rg),
+                                 self.word(self.env, ENV_ST_LEN),
+                                 self.word(self.env, ENV_MEM_LEN), b.load(self.rows)])
+            done = self.llfn.append_basic_block(f"looked{pc}")
+            other = self.llfn.append_basic_block(f"nolook{pc}")
+            fault = self.llfn.append_basic_block(f"lookfault{pc}")
+            sw = b.switch(served, other)
+            sw.add_case(ir.Constant(I64, ip.LOOKUP_SERVED), done)
+            sw.add_case(ir.Constant(I64, ip.LOOKUP_FAULT), fault)
+            b.position_at_end(fault)
+            self.exit(ip.FAULT, pc, count, {ip.S_FAULT_KIND: self.const(ip.ACCESS_READ)})
+            b.position_at_end(done)
+            self.set_reg(0, self.word(st, ip.R_BASE))
+            b.branch(after)
+            b.position_at_end(other)
+        self.spill()
+        self.word(st, ip.S_HELPER, helper)
+        self.word(st, ip.S_PC, self.const(pc))
+        self.word(st, ip.S_INSNS, count)
+        self.word(st, ip.S_DEPTH, self.depth)
+        fnty = ir.FunctionType(I64, [])
+        res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()), [])
+        self.reload_env()
+        b.store(self.word(st, ip.S_INSNS), self.ic)
+        go = self.llfn.append_basic_block(f"helped{pc}")
+        failed = self.llfn.append_basic_block(f"failed{pc}")
+        tail = self.llfn.append_basic_block(f"tail{pc}")
+        stop = self.llfn.append_basic_block(f"stopped{pc}")
+        sw = b.switch(res, failed)
+        sw.add_case(ir.Constant(I64, CB_GO_ON), go)
+        sw.add_case(ir.Constant(I64, CB_TAIL_CALL), tail)
+        sw.add_case(ir.Constant(I64, CB_STOP), stop)
+        for bb, status in ((failed, HELPER_FAILED), (tail, TAIL_CALL), (stop, STOP_RUN)):
+            b.position_at_end(bb)
+            b.ret(self.const(status))
+        b.position_at_end(go)
+        self.set_reg(0, self.word(st, ip.R_BASE))
+        b.branch(after)
+        b.position_at_end(after)
+
+    def local_call(self, target: int, pc: int, count) -> None:
+        b = self.b
+        self.cold_exit(b.icmp_unsigned(">=", b.add(self.depth, self.const(1)),
+                                       self.const(oc.MAX_CALL_FRAMES)), ip.DEPTH, pc, count)
+        self.word(self.st, ip.S_INSNS, count)
+        self._move_stack(-FRAME)
+        out = self.callee_regs
+        args = [self.st, self.env, out] + [self.reg(i) for i in range(10)]
+        args += [b.sub(self.reg(10), self.const(FRAME)), b.add(self.depth, self.const(1))]
+        status = b.call(self.l.llfns[target], args)
+        self.reload_env()
+        self.cold_exit_status(status)
+        self._move_stack(FRAME)
+        for i in range(6):
+            self.set_reg(i, self.word(out, i))
+        b.store(self.word(self.st, ip.S_INSNS), self.ic)
+
+    def cold_exit_status(self, status) -> None:
+        """Return ``status`` at once unless the callee returned normally."""
+        bad = self.llfn.append_basic_block("callstop")
+        good = self.llfn.append_basic_block("callgo")
+        self.b.cbranch(self.b.icmp_unsigned("!=", status, self.const(RETURNED)), bad,
+                       good).set_weights([1, 1000])
+        self.b.position_at_end(bad)
+        self.b.ret(status)
+        self.b.position_at_end(good)
+
+    def _move_stack(self, delta: int) -> None:
+        """Grow (delta < 0) or shrink the stack region by one frame, as the interpreter."""
+        b = self.b
+        rg = b.load(self.rg)
+        row = b.mul(self.word(self.st, ip.S_STACK_REGION), self.const(ip.RG_COLS))
+        for col, sign in ((ip.RG_VBASE, 1), (ip.RG_SIZE, -1), (ip.RG_HOST, 1)):
+            at = b.add(row, self.const(col))
+            self.word(rg, at, b.add(self.word(rg, at), self.const(sign * delta)))
+
+
+# -- ALU semantics, by exec name (RFC 9669; the interpreter's helpers in the comments) ---
+
+def _m32(f, v):
+    return f.b.and_(v, f.const(0xFFFFFFFF))
+
+
+def _divmod(f, x, y, signed: bool, mod: bool, width: int):
+    """Division by zero gives 0, modulo by zero the dividend; INT_MIN / -1 wraps."""
+    b = f.b
+    ty = ir.IntType(width)
+    x, y = b.trunc(x, ty) if width < 64 else x, b.trunc(y, ty) if width < 64 else y
+    zero = ir.Constant(ty, 0)
+    is_zero = b.icmp_unsigned("==", y, zero)
+    safe = b.select(is_zero, ir.Constant(ty, 1), y)
+    if signed:
+        minus1 = b.icmp_signed("==", safe, ir.Constant(ty, -1))
+        safe = b.select(minus1, ir.Constant(ty, 1), safe)
+        q = b.srem(x, safe) if mod else b.sdiv(x, safe)
+        q = b.select(minus1, zero if mod else b.neg(x), q)
+    else:
+        q = b.urem(x, safe) if mod else b.udiv(x, safe)
+    q = b.select(is_zero, x if mod else zero, q)
+    return b.zext(q, I64) if width < 64 else q
+
+
+def _shift(f, kind: str, x, y, width: int):
+    b = f.b
+    ty = ir.IntType(width)
+    xx = b.trunc(x, ty) if width < 64 else x
+    yy = b.and_(b.trunc(y, ty) if width < 64 else y, ir.Constant(ty, width - 1))
+    r = {"lsh": b.shl, "rsh": b.lshr, "arsh": b.ashr}[kind](xx, yy)
+    return b.zext(r, I64) if width < 64 else r
+
+
+def _sx(f, v, bits: int, width: int):
+    r = f.b.sext(f.b.trunc(v, ir.IntType(bits)), I64)
+    return _m32(f, r) if width == 32 else r
+
+
+def _alu_table() -> dict:
+    t = {}
+    for w in (64, 32):
+        def fix(fn, w=w):
+            return (lambda f, x, y: _m32(f, fn(f, x, y))) if w == 32 else fn
+        t[f"add{w}"] = fix(lambda f, x, y: f.b.add(x, y))
+        t[f"sub{w}"] = fix(lambda f, x, y: f.b.sub(x, y))
+        t[f"mul{w}"] = fix(lambda f, x, y: f.b.mul(x, y))
+        t[f"or{w}"] = fix(lambda f, x, y: f.b.or_(x, y))
+        t[f"and{w}"] = fix(lambda f, x, y: f.b.and_(x, y))
+        t[f"xor{w}"] = fix(lambda f, x, y: f.b.xor(x, y))
+        t[f"mov{w}"] = fix(lambda f, x, y: y)
+        t[f"neg{w}"] = fix(lambda f, x, y: f.b.neg(x))
+        for k in ("lsh", "rsh", "arsh"):
+            t[f"{k}{w}"] = (lambda f, x, y, k=k, w=w: _shift(f, k, x, y, w))
+        t[f"div{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, False, False, w)
+        t[f"mod{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, False, True, w)
+        t[f"sdiv{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, True, False, w)
+        t[f"smod{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, True, True, w)
+        for bits in (8, 16, 32):
+            if not (w == 32 and bits == 32):
+                t[f"movsx{bits}_{w}"] = lambda f, x, y, bits=bits, w=w: _sx(f, y, bits, w)
+    return t
+
+
+_ALU = _alu_table()
+
+
+def _end_table() -> dict:
+    t = {}
+    for bits in (16, 32, 64):
+        mask = (1 << bits) - 1
+        t[f"le{bits}"] = (lambda f, x, mask=mask: f.b.and_(x, f.const(mask))) if bits < 64 \
+            else (lambda f, x: x)
+        t[f"be{bits}"] = lambda f, x, bits=bits: _bswap(f, x, bits)
+    return t
+
+
+def _bswap(f, x, bits: int):
+    b = f.b
+    v = b.trunc(x, ir.IntType(bits)) if bits < 64 else x
+    v = b.call(f.l.bswap(bits), [v])
+    return b.zext(v, I64) if bits < 64 else v
+
+
+_END = _end_table()
+
+
+def _jcond(f, name: str, x, y):
+    b = f.b
+    cond, width = name[:-2], int(name[-2:])
+    if width == 32:
+        x, y = b.trunc(x, I32), b.trunc(y, I32)
+    if cond == "jset":
+        return b.icmp_unsigned("!=", b.and_(x, y), ir.Constant(x.type, 0))
+    ops = {"jeq": ("==", False), "jne": ("!=", False), "jgt": (">", False),
+           "jge": (">=", False), "jlt": ("<", False), "jle": ("<=", False),
+           "jsgt": (">", True), "jsge": (">=", True), "jslt": ("<", True), "jsle": ("<=", True)}
+    op, signed = ops[cond]
+    return (b.icmp_signed if signed else b.icmp_unsigned)(op, x, y)
+
+
+#: every exec name of the opcode table and how the lifter handles it (the test checks)
+HANDLED = (set(_ALU) | set(_END) | set(_LOADS) | set(_STORES) | set(_PKT) | _ENDS
+           | {"lddw"} | {n for n in _N if n.startswith("atomic_")})
+
+
+class Lifter:
+    """Builds the LLVM module of one program's lowered code."""
+
+    def __init__(self, code: np.ndarray, consts: np.ndarray, name: str = "prog",
+                 triple: str = "") -> None:
+        self.code, self.consts = code, consts
+        self.module = ir.Module(name=name)
+        if triple:
+            self.module.triple = triple
+        self.fns = functions(code)
+        fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
+        self.llfns: dict[int, ir.Function] = {}
+        for fn in self.fns:
+            f = ir.Function(self.module, fnty, name=f"bpf_fn_{fn.entry}")
+            f.linkage = "internal"
+            for arg in f.args[:2]:
+                arg.add_attribute("noalias")
+            self.llfns[fn.entry] = f
+        self._bswaps: dict[int, ir.Function] = {}
+
+    def bswap(self, bits: int) -> ir.Function:
+        if bits not in self._bswaps:
+            ty = ir.IntType(bits)
+            self._bswaps[bits] = self.module.declare_intrinsic("llvm.bswap", [ty])
+        return self._bswaps[bits]
+
+    def build(self) -> ir.Module:
+        for fn in self.fns:
+            _Fn(self, fn, self.llfns[fn.entry]).lift()
+        self._entry()
+        return self.module
+
+    def _entry(self) -> None:
+        """``xsim_entry(st, env, runs, fresh)``: what run_core does with FRESH (or
+        FRESH_KEEP_COUNTS when ``fresh`` is 0): ``runs`` runs of the program."""
+        fnty = ir.FunctionType(I64, [I64P, I64P, I64, I64])
+        f = ir.Function(self.module, fnty, name=ENTRY)
+        st, env, runs, fresh = f.args
+        b = ir.IRBuilder(f.append_basic_block("entry"))
+        c = lambda v: ir.Constant(I64, v)       # noqa: E731
+
+        def word(base, i, value=None):
+            ptr = b.gep(base, [i if isinstance(i, ir.Value) else c(i)])
+            return b.load(ptr) if value is None else b.store(value, ptr)
+
+        rg = b.inttoptr(word(env, ENV_RG), I64P)
+        rows = word(env, ENV_ROWS)
+        zero_counts = f.append_basic_block("zero_counts")
+        loop = f.append_basic_block("zero_loop")
+        start = f.append_basic_block("start")
+        b.cbranch(b.icmp_unsigned("!=", fresh, c(0)), zero_counts, start)
+        b.position_at_end(zero_counts)
+        word(st, ip.S_FAST_LOOKUPS, c(0))
+        b.branch(loop)
+        b.position_at_end(loop)
+        r = b.phi(I64)
+        r.add_incoming(c(0), zero_counts)
+        base = b.mul(r, c(ip.RG_COLS))
+        word(rg, b.add(base, c(ip.RG_READS)), c(0))
+        word(rg, b.add(base, c(ip.RG_WRITES)), c(0))
+        r1 = b.add(r, c(1))
+        r.add_incoming(r1, loop)
+        b.cbranch(b.icmp_unsigned("<", r1, rows), loop, start)
+        b.position_at_end(start)
+        for w in (ip.S_TOTAL, ip.S_RUNS_DONE, ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP):
+            word(st, w, c(0))
+        word(st, ip.R_BASE, c(0))
+        run = f.append_basic_block("run")
+        b.branch(run)
+        b.position_at_end(run)
+        word(st, ip.S_INSNS, c(0))
+        rg = b.inttoptr(word(env, ENV_RG), I64P)
+        srow = b.mul(word(st, ip.S_STACK_REGION), c(ip.RG_COLS))
+        top = word(st, ip.S_STACK_TOP)
+        word(rg, b.add(srow, c(ip.RG_VBASE)), b.sub(top, c(FRAME)))
+        word(rg, b.add(srow, c(ip.RG_SIZE)), c(FRAME))
+        word(rg, b.add(srow, c(ip.RG_HOST)), word(st, ip.S_STACK_HOST))
+        out = b.gep(st, [c(ip.R_BASE)])
+        args = [st, env, out, word(st, ip.R_BASE), word(st, ip.S_INIT_R1),
+                word(st, ip.S_INIT_R2)] + [c(0)] * 7 + [top, c(0)]
+        status = b.call(self.llfns[0], args)
+        finished = f.append_basic_block("finished")
+        stopped = f.append_basic_block("stopped")
+        ok = b.or_(b.icmp_unsigned("==", status, c(RETURNED)),
+                   b.icmp_unsigned("==", status, c(STOP_RUN)))
+        b.cbranch(ok, finished, stopped)
+        b.position_at_end(stopped)
+        b.ret(status)
+        b.position_at_end(finished)
+        word(st, ip.S_TOTAL, b.add(word(st, ip.S_TOTAL), word(st, ip.S_INSNS)))
+        done = b.add(word(st, ip.S_RUNS_DONE), c(1))
+        word(st, ip.S_RUNS_DONE, done)
+        last = f.append_basic_block("last")
+        b.cbranch(b.icmp_unsigned(">=", done, runs), last, run)
+        b.position_at_end(last)
+        word(st, ip.S_RUNS_LEFT, c(0))
+        word(st, ip.S_DEPTH, c(0))
+        word(st, ip.S_STATUS, c(ip.DONE))
+        b.ret(c(ip.DONE))
+
+
+def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
+                triple: str = "") -> ir.Module:
+    """The LLVM module of a program's lowered code, with the entry ``xsim_entry``."""
+    return Lifter(code, consts, name, triple).build()
