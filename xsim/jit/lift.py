@@ -138,13 +138,24 @@ class _Fn:
         b.branch(self.blocks[fn.entry])
 
     # -- small pieces ---------------------------------------------------------------------
-    def word(self, base, index, value=None):
-        """Load (or store ``value`` into) word ``index`` of an i64 array."""
+    def word(self, base, index, value=None, tag: str | None = None):
+        """Load (or store ``value`` into) word ``index`` of an i64 array; ``st`` and ``env``
+        accesses get their alias class by themselves, others say theirs in ``tag``."""
         ptr = self.b.gep(base, [index if isinstance(index, ir.Value) else ir.Constant(I64, index)])
+        tag = tag or ("st" if base is self.st else "env" if base is self.env else None)
         if value is None:
-            return self.b.load(ptr)
-        self.b.store(value, ptr)
-        return None
+            instr = self.b.load(ptr)
+            ret = instr
+        else:
+            instr = self.b.store(value, ptr)
+            ret = None
+        if tag is not None:
+            instr.set_metadata("tbaa", self.l.tbaa[tag])
+        return ret
+
+    def rgword(self, rg, index, value=None):
+        """A word of the region table."""
+        return self.word(rg, index, value, "rg")
 
     def reload_env(self) -> None:
         b = self.b
@@ -198,9 +209,9 @@ class _Fn:
         self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
         rg = b.load(self.rg)
         row = b.mul(rid, self.const(ip.RG_COLS))
-        vbase = self.word(rg, b.add(row, self.const(ip.RG_VBASE)))
-        rsize = self.word(rg, b.add(row, self.const(ip.RG_SIZE)))
-        rperm = self.word(rg, b.add(row, self.const(ip.RG_PERM)))
+        vbase = self.rgword(rg, b.add(row, self.const(ip.RG_VBASE)))
+        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
+        rperm = self.rgword(rg, b.add(row, self.const(ip.RG_PERM)))
         off = b.sub(addr, vbase)
         bad = b.or_(b.icmp_unsigned(">", off, rsize),
                     b.icmp_unsigned("<", b.sub(rsize, off), self.const(size)))
@@ -209,19 +220,21 @@ class _Fn:
         for flag, col in ((int(ip.PERM_W), ip.RG_WRITES), (int(ip.PERM_R), ip.RG_READS)):
             if perm & flag:
                 at = b.add(row, self.const(col))
-                self.word(rg, at, b.add(self.word(rg, at), self.const(1)))
-        host = b.add(self.word(rg, b.add(row, self.const(ip.RG_HOST))), off)
+                self.rgword(rg, at, b.add(self.rgword(rg, at), self.const(1)))
+        host = b.add(self.rgword(rg, b.add(row, self.const(ip.RG_HOST))), off)
         return b.gep(b.load(self.mem), [host])
 
     def load_mem(self, ptr, size: int):
         ty = ir.IntType(8 * size)
         v = self.b.load(self.b.bitcast(ptr, ty.as_pointer()), align=1)
+        v.set_metadata("tbaa", self.l.tbaa["mem"])
         return v
 
     def store_mem(self, ptr, size: int, value) -> None:
         ty = ir.IntType(8 * size)
         v = value if size == 8 else self.b.trunc(value, ty)
-        self.b.store(v, self.b.bitcast(ptr, ty.as_pointer()), align=1)
+        self.b.store(v, self.b.bitcast(ptr, ty.as_pointer()), align=1).set_metadata(
+            "tbaa", self.l.tbaa["mem"])
 
     def spill(self) -> None:
         for i in range(11):
@@ -386,7 +399,7 @@ class _Fn:
         lo = b.select(neg, head, self.const(0))
         rg = b.load(self.rg)
         row = b.mul(prid, self.const(ip.RG_COLS))
-        rsize = self.word(rg, b.add(row, self.const(ip.RG_SIZE)))
+        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
         out = b.or_(b.icmp_signed("<", off, lo),
                     b.icmp_signed(">", b.add(off, self.const(size)), rsize))
         oob = self.llfn.append_basic_block(f"pktend{pc}")
@@ -397,7 +410,7 @@ class _Fn:
         self.word(self.st, ip.S_INSNS, count)
         b.ret(self.const(STOP_RUN))
         b.position_at_end(ok)
-        host = b.add(self.word(rg, b.add(row, self.const(ip.RG_HOST))), off)
+        host = b.add(self.rgword(rg, b.add(row, self.const(ip.RG_HOST))), off)
         v = self.load_mem(b.gep(b.load(self.mem), [host]), size)
         if size > 1:
             v = b.call(self.l.bswap(size * 8), [v])
@@ -486,7 +499,7 @@ class _Fn:
         row = b.mul(self.word(self.st, ip.S_STACK_REGION), self.const(ip.RG_COLS))
         for col, sign in ((ip.RG_VBASE, 1), (ip.RG_SIZE, -1), (ip.RG_HOST, 1)):
             at = b.add(row, self.const(col))
-            self.word(rg, at, b.add(self.word(rg, at), self.const(sign * delta)))
+            self.rgword(rg, at, b.add(self.rgword(rg, at), self.const(sign * delta)))
 
 
 # -- ALU semantics, by exec name (RFC 9669; the interpreter's helpers in the comments) ---
@@ -614,6 +627,19 @@ class Lifter:
                 arg.add_attribute("noalias")
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
+        self.tbaa = self._alias_classes()
+
+    def _alias_classes(self) -> dict[str, ir.MDValue]:
+        """TBAA tags that tell LLVM the four arrays never overlap (they are separate
+        numpy allocations): state words, env words, region table, host memory.  With
+        them it can keep region rows and counters in registers across program stores."""
+        m = self.module
+        root = m.add_metadata([ir.MetaDataString(m, "xsim arrays")])
+        tags = {}
+        for name in ("st", "env", "rg", "mem"):
+            node = m.add_metadata([ir.MetaDataString(m, name), root, ir.Constant(I64, 0)])
+            tags[name] = m.add_metadata([node, node, ir.Constant(I64, 0)])
+        return tags
 
     def bswap(self, bits: int) -> ir.Function:
         if bits not in self._bswaps:
