@@ -169,3 +169,15 @@ def test_maps_and_helpers_of_an_object() -> None:
 def test_the_histogram_needs_the_interpreter() -> None:
     with pytest.raises(XsimError, match="histogram"):
         Program.from_bytes(assemble("mov %r0, 0\nexit")).run(tier="jit", histogram=True)
+
+
+def test_cli_shows_llvm_and_annotated_assembly(capsys) -> None:
+    from xsim.cli import main
+    firewall = Path(__file__).resolve().parents[1] / "examples" / "nic" / "firewall.o"
+    assert main(["jit", str(firewall), "--emit", "asm"]) == 0
+    asm = capsys.readouterr().out
+    pcs = {int(line.split()[-1]) for line in asm.splitlines() if line.strip().startswith("; pc")}
+    assert 0 in pcs and len(pcs) > 10
+    assert main(["jit", str(firewall), "--emit", "llvm", "--unoptimized"]) == 0
+    ir = capsys.readouterr().out
+    assert "define i64 @\"xsim_entry\"" in ir and "fast0:" in ir and "counted0:" in ir

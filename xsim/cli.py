@@ -20,7 +20,7 @@ from .isa.asm import assemble
 from .isa.disasm import disassemble_lines
 from .runtime import DEFAULT_BUDGET, Program
 from .runtime.env import RunEnv
-from .runtime.hooks import VerifierError
+from .runtime.hooks import HOOKS, VerifierError
 from .runtime.object import load
 from .runtime.testrun import TestRunRefused, apply_maps_in, report, test_run
 from .elf.loader import load_spec
@@ -207,6 +207,27 @@ def _run_pcap(args: argparse.Namespace, obj, prog) -> int:
     return EXIT_OK
 
 
+def _cmd_jit(args: argparse.Namespace) -> int:
+    """What the JIT tier makes of a program: LLVM IR, or host assembly with eBPF pcs."""
+    from .jit import emit
+    from .jit.lift import JitUnsupported
+
+    path = Path(args.file)
+    if path.read_bytes()[:4] == ELF_MAGIC:
+        op = _pick(load(path), args.prog)
+        prog = op.hooked() if op.spec.prog_type in HOOKS and not args.raw else op.program
+    else:
+        source = read_code(path, prog=args.prog)
+        prog = Program.from_bytes(source.code, name=source.name)
+    try:
+        text = (emit.llvm_ir(prog, optimized=not args.unoptimized) if args.emit == "llvm"
+                else emit.assembly(prog))
+    except JitUnsupported as exc:
+        raise XsimError(f"program {prog.name!r} cannot be compiled: {exc}") from None
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _pick(obj, name: str | None):
     if name is not None:
         return obj.program(name)
@@ -236,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="store_true",
                    help="programs as linked, with their C source lines (BTF line info)")
     p.set_defaults(func=_cmd_disasm)
+
+    p = sub.add_parser("jit", help="show the JIT tier's code for a program: LLVM IR or "
+                       "host assembly, annotated with eBPF pcs")
+    p.add_argument("file")
+    p.add_argument("--prog", help="the program of an ELF object: function or section name")
+    p.add_argument("--emit", choices=("llvm", "asm"), default="asm")
+    p.add_argument("--unoptimized", action="store_true",
+                   help="with --emit llvm: the IR as lifted, before LLVM's optimizer")
+    p.add_argument("--raw", action="store_true",
+                   help="the program on raw memory, as `run --mem` runs it, not its hook's "
+                        "rewritten form")
+    p.set_defaults(func=_cmd_jit)
 
     p = sub.add_parser("run", help="run a program (ELF object, bytecode or .s file)")
     p.add_argument("file")

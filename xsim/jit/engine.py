@@ -52,7 +52,8 @@ def host_triple() -> str:
     return llvm.get_process_triple()
 
 
-def target_machine(triple: str | None = None) -> llvm.TargetMachine:
+def target_machine(triple: str | None = None,
+                   code_model: str = "jitdefault") -> llvm.TargetMachine:
     """An optimizing target machine: the host's CPU and features for the host triple."""
     _init()
     triple = triple or host_triple()
@@ -60,8 +61,8 @@ def target_machine(triple: str | None = None) -> llvm.TargetMachine:
     if triple == host_triple():
         return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
                                             features=llvm.get_host_cpu_features().flatten(),
-                                            opt=3, codemodel="jitdefault")
-    return target.create_target_machine(opt=3)
+                                            opt=3, codemodel=code_model)
+    return target.create_target_machine(opt=3, codemodel=code_model)
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:

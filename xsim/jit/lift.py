@@ -120,6 +120,8 @@ class _Fn:
         self.l, self.fn, self.llfn = lifter, fn, llfn
         entry = llfn.append_basic_block("entry")
         b = self.b = ir.IRBuilder(entry)
+        self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
+        self.at(fn.entry)
         self.st, self.env, self.out = llfn.args[0], llfn.args[1], llfn.args[2]
         self.depth = llfn.args[14]
         self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
@@ -138,6 +140,12 @@ class _Fn:
         b.branch(self.blocks[fn.entry])
 
     # -- small pieces ---------------------------------------------------------------------
+    def at(self, pc: int) -> None:
+        """The instructions built from here on come from ``pc`` (debug builds only)."""
+        if self.scope is not None:
+            self.b.debug_metadata = self.l.module.add_debug_info(
+                "DILocation", {"line": pc + 1, "column": 0, "scope": self.scope})
+
     def word(self, base, index, value=None, tag: str | None = None):
         """Load (or store ``value`` into) word ``index`` of an i64 array; ``st`` and ``env``
         accesses get their alias class by themselves, others say theirs in ``tag``."""
@@ -247,6 +255,7 @@ class _Fn:
             end = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else fn.end
             pcs = [pc for pc in range(start, end) if int(self.l.code[pc, 0]) < len(_N)]
             self.b.position_at_end(self.blocks[start])
+            self.at(start)
             ic0 = self.b.load(self.ic)
             fits = self.b.icmp_unsigned("<=", self.b.add(ic0, self.const(len(pcs))), self.budget)
             fast = self.llfn.append_basic_block(f"fast{start}")
@@ -255,6 +264,7 @@ class _Fn:
             nxt = end if end < fn.end else None
             for mode, bb in (("fast", fast), ("counted", counted)):
                 self.b.position_at_end(bb)
+                self.at(start)
                 if mode == "fast":
                     self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
                 ended = False
@@ -262,6 +272,7 @@ class _Fn:
                     if mode == "fast":
                         count = self.b.add(ic0, self.const(k2 + 1))
                     else:
+                        self.at(pc)
                         c = self.b.load(self.ic)
                         self.cold_exit(self.b.icmp_unsigned(">=", c, self.budget), ip.BUDGET,
                                        pc, c)
@@ -275,6 +286,7 @@ class _Fn:
 
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:
+        self.at(pc)
         e, a, bslot, c = (int(x) for x in self.l.code[pc])
         name = _N[e]
         b = self.b
@@ -612,12 +624,13 @@ class Lifter:
     """Builds the LLVM module of one program's lowered code."""
 
     def __init__(self, code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                 triple: str = "") -> None:
+                 triple: str = "", debug: bool = False) -> None:
         self.code, self.consts = code, consts
         self.module = ir.Module(name=name)
         if triple:
             self.module.triple = triple
         self.fns = functions(code)
+        self.debug = self._debug_unit(name) if debug else None
         fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
         self.llfns: dict[int, ir.Function] = {}
         for fn in self.fns:
@@ -641,6 +654,32 @@ class Lifter:
             tags[name] = m.add_metadata([node, node, ir.Constant(I64, 0)])
         return tags
 
+    def _debug_unit(self, name: str):
+        """DWARF whose line numbers are eBPF pcs + 1 (line 0 means "no line"), so that
+        native code can be annotated with the instruction it came from."""
+        m = self.module
+        file = m.add_debug_info("DIFile", {"filename": f"{name}.bpf", "directory": "."})
+        cu = m.add_debug_info("DICompileUnit", {
+            "language": ir.DIToken("DW_LANG_C99"), "file": file, "producer": "xsim jit",
+            "runtimeVersion": 0, "isOptimized": True,
+            "emissionKind": ir.DIToken("FullDebug")}, is_distinct=True)
+        m.add_named_metadata("llvm.dbg.cu", cu)
+        m.add_named_metadata("llvm.module.flags",
+                             [ir.Constant(I32, 2), "Debug Info Version", ir.Constant(I32, 3)])
+        m.add_named_metadata("llvm.module.flags",
+                             [ir.Constant(I32, 2), "Dwarf Version", ir.Constant(I32, 4)])
+        sub = m.add_debug_info("DISubroutineType", {"types": m.add_metadata([])})
+        return file, cu, sub
+
+    def subprogram(self, fn: ir.Function, line: int):
+        file, cu, sub = self.debug
+        sp = self.module.add_debug_info("DISubprogram", {
+            "name": fn.name, "file": file, "line": line, "type": sub, "scopeLine": line,
+            "unit": cu, "spFlags": ir.DIToken("DISPFlagDefinition | DISPFlagOptimized")},
+            is_distinct=True)
+        fn.set_metadata("dbg", sp)
+        return sp
+
     def bswap(self, bits: int) -> ir.Function:
         if bits not in self._bswaps:
             ty = ir.IntType(bits)
@@ -660,6 +699,9 @@ class Lifter:
         f = ir.Function(self.module, fnty, name=ENTRY)
         st, env, runs, fresh = f.args
         b = ir.IRBuilder(f.append_basic_block("entry"))
+        if self.debug:      # line 0: no eBPF pc, but a scope for what is inlined here
+            b.debug_metadata = self.module.add_debug_info(
+                "DILocation", {"line": 0, "column": 0, "scope": self.subprogram(f, 0)})
         c = lambda v: ir.Constant(I64, v)       # noqa: E731
 
         def word(base, i, value=None):
@@ -723,6 +765,7 @@ class Lifter:
 
 
 def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                triple: str = "") -> ir.Module:
-    """The LLVM module of a program's lowered code, with the entry ``xsim_entry``."""
-    return Lifter(code, consts, name, triple).build()
+                triple: str = "", debug: bool = False) -> ir.Module:
+    """The LLVM module of a program's lowered code, with the entry ``xsim_entry``;
+    ``debug`` adds line info whose lines are eBPF pcs + 1."""
+    return Lifter(code, consts, name, triple, debug).build()

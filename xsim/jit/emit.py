@@ -1,0 +1,80 @@
+"""What the JIT makes of a program, for people: LLVM IR, or host assembly with eBPF pcs.
+
+The assembly comes from the object code itself, disassembled with capstone;
+the pcs come from the DWARF line table of a debug build, whose line numbers
+are eBPF pcs + 1 (debug info does not change the generated code).
+"""
+from __future__ import annotations
+
+import io
+
+import capstone
+import llvmlite.binding as llvm
+from elftools.elf.elffile import ELFFile
+
+from ..isa import interp as ip
+from ..runtime.program import Program
+from . import engine, lift
+
+_CAPSTONE = {"x86_64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
+             "aarch64": (capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM),
+             "riscv64": (capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)}
+
+
+def llvm_ir(prog: Program, optimized: bool = True) -> str:
+    """The program's LLVM IR (blocks are named for their eBPF pcs: b12, fast12, ...)."""
+    return engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], prog.name, optimized)
+
+
+def _object(prog: Program) -> bytes:
+    """A debug build of the program's object code.  It uses the small code model (the JIT
+    itself loads large-model code): the instructions are the same but for how far calls
+    and addresses reach, and pyelftools can relocate its line table."""
+    tm = engine.target_machine(code_model="small")
+    module = lift.lift_module(prog._code, prog._st[ip.C_BASE:], prog.name, engine.host_triple(),
+                              debug=True)
+    mod = llvm.parse_assembly(str(module))
+    mod.verify()
+    engine.optimize(mod, tm)
+    return tm.emit_object(mod)
+
+
+def _pc_lines(elf: ELFFile) -> dict[int, int]:
+    """Native address (in .text) -> eBPF pc, from the line table."""
+    out: dict[int, int] = {}
+    if not elf.has_dwarf_info():
+        return out
+    dwarf = elf.get_dwarf_info()
+    for cu in dwarf.iter_CUs():
+        for entry in dwarf.line_program_for_CU(cu).get_entries():
+            state = entry.state
+            if state is not None and not state.end_sequence and state.line:
+                out[state.address] = state.line - 1
+    return out
+
+
+def assembly(prog: Program) -> str:
+    """Host assembly of every function of the program, each instruction run marked with
+    the eBPF pc it was generated for."""
+    arch = engine.host_triple().split("-")[0]
+    if arch not in _CAPSTONE:
+        raise lift.JitUnsupported(f"no disassembler for {arch}")
+    elf = ELFFile(io.BytesIO(_object(prog)))
+    # the large code model of MCJIT puts x86-64 code in .ltext
+    text = elf.get_section_by_name(".ltext") or elf.get_section_by_name(".text")
+    code, lines = text.data(), _pc_lines(elf)
+    symtab = elf.get_section_by_name(".symtab")
+    funcs = sorted((s.entry.st_value, s.entry.st_size, s.name) for s in symtab.iter_symbols()
+                   if s.entry.st_info.type == "STT_FUNC" and s.entry.st_shndx != "SHN_UNDEF"
+                   and elf.get_section(s.entry.st_shndx).name == text.name)
+    md = capstone.Cs(*_CAPSTONE[arch])
+    out = []
+    for start, size, name in funcs:
+        out.append(f"{name}:")
+        pc = None
+        for insn in md.disasm(code[start:start + size], start):
+            if insn.address in lines and lines[insn.address] != pc:
+                pc = lines[insn.address]
+                out.append(f"  ; pc {pc}")
+            out.append(f"  {insn.address:6x}:  {insn.mnemonic:8} {insn.op_str}".rstrip())
+    return "\n".join(out) + "\n"
