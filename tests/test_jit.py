@@ -3,7 +3,8 @@
 Every conformance program, every bench program and the object examples run
 on both tiers and must give the same r0, instruction counts, error (type,
 pc, address), memory, region access counts and helper calls.  The budget is
-counted per basic block yet stops at the interpreter's instruction.
+counted per basic block yet stops at the interpreter's instruction (the
+interpreter finishes the block where the budget runs out).
 """
 from __future__ import annotations
 
@@ -180,4 +181,4 @@ def test_cli_shows_llvm_and_annotated_assembly(capsys) -> None:
     assert 0 in pcs and len(pcs) > 10
     assert main(["jit", str(firewall), "--emit", "llvm", "--unoptimized"]) == 0
     ir = capsys.readouterr().out
-    assert "define i64 @\"xsim_entry\"" in ir and "fast0:" in ir and "counted0:" in ir
+    assert "define i64 @\"xsim_entry\"" in ir and "fast0:" in ir and "handoff0:" in ir

@@ -60,17 +60,17 @@ def capture(tmp_path_factory) -> Path:
 
 
 def _run(tmp_path: Path, obj_path: Path, prog: str, capture: Path, batch: bool,
-         maps_in: Path | None = None, setup=None) -> tuple:
+         maps_in: Path | None = None, setup=None, tier: str = "interp") -> tuple:
     obj = xsim.load(obj_path)
     if maps_in is not None:
         apply_maps_in(obj, json.loads(maps_in.read_text()))
     if setup is not None:
         setup(obj)
-    out = tmp_path / ("b" if batch else "s")
+    out = tmp_path / (("b" if batch else "s") + tier)
     out.mkdir(exist_ok=True)
     rec = io.StringIO()
     summary = run_pcap(obj, obj.programs[prog], capture, out=out / "o.pcap", records=rec,
-                       batch=batch)
+                       batch=batch, tier=tier)
     d = summary.to_dict(obj)
     d.pop("elapsed_s"), d.pop("pps")
     files = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
@@ -96,11 +96,12 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("tier", ["interp", "jit"])
 @pytest.mark.parametrize("obj, prog, maps_in, setup", CASES,
                          ids=[f"{c[0].stem}-{c[1]}" for c in CASES])
 def test_the_loop_gives_what_one_run_per_packet_gives(tmp_path: Path, capture: Path, obj,
-                                                      prog, maps_in, setup) -> None:
-    fast = _run(tmp_path, obj, prog, capture, True, maps_in, setup)
+                                                      prog, maps_in, setup, tier) -> None:
+    fast = _run(tmp_path, obj, prog, capture, True, maps_in, setup, tier)
     slow = _run(tmp_path, obj, prog, capture, False, maps_in, setup)
     for what, a, b in zip(("summary", "files", "records", "maps"), fast, slow):
         assert a == b, what
@@ -113,7 +114,8 @@ def test_faults_and_the_packets_after_them(tmp_path: Path, capture: Path) -> Non
     compile_c(src, tmp_path / "faulty.o")
     fast = _run(tmp_path, tmp_path / "faulty.o", "faulty", capture, True)
     slow = _run(tmp_path, tmp_path / "faulty.o", "faulty", capture, False)
-    assert fast == slow
+    jit = _run(tmp_path, tmp_path / "faulty.o", "faulty", capture, True, tier="jit")
+    assert fast == slow == jit
     summary = fast[0]
     assert summary["verdicts"]["error"] > 100
     assert summary["verdicts"]["XDP_PASS"] + summary["verdicts"]["XDP_DROP"] > 100

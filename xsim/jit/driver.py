@@ -43,6 +43,13 @@ class Native:
         self.error: XsimError | None = None
         self.target: Program | None = None
 
+    def prepare(self, budget: int, calls: dict[int, int], chain: int = 0) -> None:
+        """The words a run needs, for callers that call the entry themselves."""
+        self.calls, self.chain, self.error, self.target = calls, chain, None, None
+        self._refresh()
+        self.env[lift.ENV_BUDGET] = budget
+        self.prog._st[ip.S_BUDGET] = budget
+
     def _refresh(self) -> None:
         """Where memory and the region table are now (a helper may have moved them)."""
         space, env = self.prog.space, self.env
@@ -54,6 +61,7 @@ class Native:
     def _helper(self) -> int:
         """The Python helper the native code stopped at (its words are in ``st``)."""
         st = self.prog._st
+        self.env[lift.ENV_PY_CALLS] += 1
         try:
             error, target = self.prog._call_helper(self.calls, self.chain)
         except BaseException as exc:      # nothing may unwind through native frames
@@ -74,14 +82,30 @@ class Native:
     def call(self, runs: int, fresh: bool, budget: int, calls: dict[int, int],
              chain: int = 0) -> int:
         """Run ``runs`` runs; the status, as run_core's (HELPER when a helper failed)."""
-        self.calls, self.chain, self.error, self.target = calls, chain, None, None
-        self._refresh()
-        self.env[lift.ENV_BUDGET] = budget
-        st = self.prog._st
-        st[ip.S_BUDGET] = budget
-        status = self.entry(st.ctypes.data, self.env.ctypes.data, runs, int(fresh))
+        self.prepare(budget, calls, chain)
+        status = self.entry(self.prog._st.ctypes.data, self.env.ctypes.data, runs, int(fresh))
+        if status == lift.HANDOFF:
+            status = self._interpret()
         if status == lift.HELPER_FAILED:
             return ip.HELPER
+        return status
+
+    def _interpret(self) -> int:
+        """The rest of the run on the interpreter, from where native code handed it over
+        (the budget ends within the block at S_PC), with Python helpers served as the
+        interpreter's driver serves them."""
+        prog, space = self.prog, self.prog.space
+        status = ip.run_core(prog._code, prog._st, space.mem, space.table, prog._counts,
+                             ip.RESUME, 0, 0, False)
+        while status == ip.HELPER:
+            self.error, target = prog._call_helper(self.calls, self.chain)
+            if self.error is not None:
+                return lift.HELPER_FAILED
+            if target is not None:
+                self.target = target
+                return lift.TAIL_CALL
+            status = ip.run_core(prog._code, prog._st, space.mem, space.table, prog._counts,
+                                 ip.RESUME, 0, 0, False)
         return status
 
 

@@ -12,9 +12,9 @@ into Python helpers and checked exactly as the interpreter's:
   ``interp._translate`` does (bounds, permissions, access counters), and a
   violation stops with the same fault words (pc, address, size, kind);
 * the instruction budget is counted per basic block: a block that fits the
-  budget runs straight, one that does not runs a second copy of itself that
-  counts instruction by instruction, so a runaway stops at the interpreter's
-  count and pc;
+  budget runs straight; at one that does not, the run is handed to the
+  interpreter at the block's start (registers, call frames and counts are in
+  its own words), which stops it at the very instruction;
 * bpf-to-bpf calls are LLVM calls with their own 512-byte stack frame (the
   stack region row moves as in the interpreter) and the 8-frame limit;
 * ``bpf_map_lookup_elem`` on array, hash and LPM maps calls the
@@ -39,13 +39,15 @@ I64P, I8P = I64.as_pointer(), I8.as_pointer()
 
 # -- the env words: what the driver gives the native code, reread after each call out --
 ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
-ENV_WORDS = 8
+ENV_PY_CALLS = 8      # Python helper calls served since the driver last cleared it
+ENV_WORDS = 9
 
 # -- statuses: the interpreter's (ip.DONE ... ip.UNRESOLVED), and these of the JIT -----
 RETURNED = 0          # inside: a function returned normally
 STOP_RUN = 100        # the run ends here, r0 in st (LD_ABS out of bounds, a helper's stop)
 HELPER_FAILED = 101   # the Python helper failed: the driver holds the error
 TAIL_CALL = 102       # a helper asked for a tail call: the driver holds the target
+HANDOFF = 103         # the budget ends within a block: the interpreter goes on from st
 # what the Python helper callback returns
 CB_GO_ON, CB_FAILED, CB_TAIL_CALL, CB_STOP = 0, 1, 2, 3
 
@@ -121,6 +123,10 @@ class _Fn:
         entry = llfn.append_basic_block("entry")
         b = self.b = ir.IRBuilder(entry)
         self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
+        self._exit = None
+        if self.scope is not None:     # where code has no one pc (the shared exit)
+            self._no_pc = lifter.module.add_debug_info(
+                "DILocation", {"line": 0, "column": 0, "scope": self.scope})
         self.at(fn.entry)
         self.st, self.env, self.out = llfn.args[0], llfn.args[1], llfn.args[2]
         self.depth = llfn.args[14]
@@ -186,33 +192,64 @@ class _Fn:
     def const(self, v: int):
         return ir.Constant(I64, v & _MASK)
 
-    def exit(self, status: int, pc: int, count, extra: dict[int, ir.Value] | None = None):
-        """Stop the run: the interpreter's words for ``status`` at ``pc`` (registers too, as
-        the interpreter holds them there), then return."""
-        st = self.st
-        self.spill()
-        self.word(st, ip.S_PC, self.const(pc))
-        self.word(st, ip.S_INSNS, count)
-        self.word(st, ip.S_DEPTH, self.depth)
-        for k, v in (extra or {}).items():
-            self.word(st, k, v)
-        self.word(st, ip.S_STATUS, self.const(status))
-        self.b.ret(self.const(status))
+    def _exit_block(self):
+        """The function's one way out for a stop: phis say which (status, pc, count and the
+        fault's address, size and kind); r0 and the words go to ``st`` there."""
+        if self._exit is None:
+            bb = self.llfn.append_basic_block("exit")
+            fault = self.llfn.append_basic_block("exit_fault")
+            tail = self.llfn.append_basic_block("exit_tail")
+            saved = self.b.debug_metadata
+            with self.b.goto_block(bb):
+                self.b.debug_metadata = None if self.scope is None else self._no_pc
+                phis = [self.b.phi(I64, name=n)
+                        for n in ("status", "pc", "count", "addr", "size", "kind")]
+                status, pc, count, addr, size, kind = phis
+                st = self.st
+                # r0 is what a stopped run reports (RunResult.r0); the other registers
+                # matter only to a helper, which gets them all spilled before its call
+                self.word(st, ip.R_BASE, self.reg(0))
+                self.word(st, ip.S_PC, pc)
+                self.word(st, ip.S_INSNS, count)
+                self.word(st, ip.S_DEPTH, self.depth)
+                self.word(st, ip.S_STATUS, status)
+                self.b.cbranch(self.b.icmp_unsigned("==", status, self.const(ip.FAULT)), fault,
+                               tail)
+                self.b.position_at_end(fault)
+                for word, v in ((ip.S_FAULT_ADDR, addr), (ip.S_FAULT_SIZE, size),
+                                (ip.S_FAULT_KIND, kind)):
+                    self.word(st, word, v)
+                self.b.branch(tail)
+                self.b.position_at_end(tail)
+                self.b.ret(status)
+            self.b.debug_metadata = saved
+            self._exit = (bb, phis)
+        return self._exit
 
-    def cold_exit(self, cond, status: int, pc: int, count, extra=None) -> None:
+    def _to_exit(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
+        """Incoming values for the exit block's phis from the current block; the block."""
+        bb, phis = self._exit_block()
+        zero = self.const(0)
+        addr, size, kind = fault if fault is not None else (zero, zero, zero)
+        for phi, v in zip(phis, (self.const(status), self.const(pc), count, addr, size, kind)):
+            phi.add_incoming(v, self.b.block)
+        return bb
+
+    def exit(self, status: int, pc: int, count, fault: tuple | None = None) -> None:
+        """Stop the run with ``status`` at ``pc`` (``fault``: address, size, kind)."""
+        self.b.branch(self._to_exit(status, pc, count, fault))
+
+    def cold_exit(self, cond, status: int, pc: int, count, fault: tuple | None = None) -> None:
         """If ``cond``, stop with ``status``; go on in a new block otherwise."""
-        bad = self.llfn.append_basic_block(f"stop{pc}")
         good = self.llfn.append_basic_block(f"go{pc}")
-        self.b.cbranch(cond, bad, good).set_weights([1, 1000])
-        self.b.position_at_end(bad)
-        self.exit(status, pc, count, extra() if callable(extra) else extra)
+        bb = self._to_exit(status, pc, count, fault)
+        self.b.cbranch(cond, bb, good).set_weights([1, 1000])
         self.b.position_at_end(good)
 
     def translate(self, addr, size: int, perm: int, pc: int, count, kind: int):
         """Host pointer for ``[addr, addr+size)`` with ``perm``, or a fault exit."""
         b = self.b
-        fault = {ip.S_FAULT_ADDR: addr, ip.S_FAULT_SIZE: self.const(size),
-                 ip.S_FAULT_KIND: self.const(kind)}
+        fault = (addr, self.const(size), self.const(kind))
         rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
         self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
         rg = b.load(self.rg)
@@ -258,31 +295,27 @@ class _Fn:
             self.at(start)
             ic0 = self.b.load(self.ic)
             fits = self.b.icmp_unsigned("<=", self.b.add(ic0, self.const(len(pcs))), self.budget)
-            fast = self.llfn.append_basic_block(f"fast{start}")
-            counted = self.llfn.append_basic_block(f"counted{start}")
-            self.b.cbranch(fits, fast, counted).set_weights([1000, 1])
+            body = self.llfn.append_basic_block(f"fast{start}")
+            over = self.llfn.append_basic_block(f"handoff{start}")
+            self.b.cbranch(fits, body, over).set_weights([1000, 1])
+            # the budget runs out in this block: the interpreter takes over from its start
+            # and stops at the very instruction (registers, frames and words are its own)
+            self.b.position_at_end(over)
+            self.spill()
+            self.word(self.st, ip.S_PC, self.const(start))
+            self.word(self.st, ip.S_INSNS, ic0)
+            self.word(self.st, ip.S_DEPTH, self.depth)
+            self.b.ret(self.const(HANDOFF))
             nxt = end if end < fn.end else None
-            for mode, bb in (("fast", fast), ("counted", counted)):
-                self.b.position_at_end(bb)
-                self.at(start)
-                if mode == "fast":
-                    self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
-                ended = False
-                for k2, pc in enumerate(pcs):
-                    if mode == "fast":
-                        count = self.b.add(ic0, self.const(k2 + 1))
-                    else:
-                        self.at(pc)
-                        c = self.b.load(self.ic)
-                        self.cold_exit(self.b.icmp_unsigned(">=", c, self.budget), ip.BUDGET,
-                                       pc, c)
-                        count = self.b.add(c, self.const(1))
-                        self.b.store(count, self.ic)
-                    ended = self.insn(pc, count, nxt)
-                if not ended:
-                    if nxt is None:   # running off the end of a function: the decoder's job
-                        raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
-                    self.b.branch(self.blocks[nxt])
+            self.b.position_at_end(body)
+            self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
+            ended = False
+            for k2, pc in enumerate(pcs):
+                ended = self.insn(pc, self.b.add(ic0, self.const(k2 + 1)), nxt)
+            if not ended:
+                if nxt is None:   # running off the end of a function: the decoder's job
+                    raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
+                self.b.branch(self.blocks[nxt])
 
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:
@@ -398,8 +431,7 @@ class _Fn:
             off = b.sext(b.trunc(imm, I32), I64)
         prid = self.word(self.st, ip.S_PKT_REGION)
         self.cold_exit(b.icmp_unsigned("==", prid, self.const(0)), ip.FAULT, pc, count,
-                       {ip.S_FAULT_ADDR: off, ip.S_FAULT_SIZE: self.const(size),
-                        ip.S_FAULT_KIND: self.const(ip.ACCESS_READ)})
+                       (off, self.const(size), self.const(ip.ACCESS_READ)))
         neg = b.icmp_signed("<", off, self.const(0))
         head = self.word(self.st, ip.S_PKT_HEAD)
         net = b.add(self.word(self.st, ip.S_PKT_NET), b.sub(off, self.const(ip.SKF_NET_OFF)))
@@ -447,7 +479,9 @@ class _Fn:
             sw.add_case(ir.Constant(I64, ip.LOOKUP_SERVED), done)
             sw.add_case(ir.Constant(I64, ip.LOOKUP_FAULT), fault)
             b.position_at_end(fault)
-            self.exit(ip.FAULT, pc, count, {ip.S_FAULT_KIND: self.const(ip.ACCESS_READ)})
+            self.exit(ip.FAULT, pc, count, (self.word(st, ip.S_FAULT_ADDR),
+                                            self.word(st, ip.S_FAULT_SIZE),
+                                            self.const(ip.ACCESS_READ)))
             b.position_at_end(done)
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
@@ -482,6 +516,11 @@ class _Fn:
         self.cold_exit(b.icmp_unsigned(">=", b.add(self.depth, self.const(1)),
                                        self.const(oc.MAX_CALL_FRAMES)), ip.DEPTH, pc, count)
         self.word(self.st, ip.S_INSNS, count)
+        # the interpreter's frame words too, so that a handoff below can return here
+        f = b.add(self.const(ip.F_BASE), b.mul(self.depth, self.const(ip.F_SIZE)))
+        self.word(self.st, f, self.const(pc + 1))
+        for i in range(4):
+            self.word(self.st, b.add(f, self.const(1 + i)), self.reg(6 + i))
         self._move_stack(-FRAME)
         out = self.callee_regs
         args = [self.st, self.env, out] + [self.reg(i) for i in range(10)]
@@ -727,7 +766,7 @@ class Lifter:
         r.add_incoming(r1, loop)
         b.cbranch(b.icmp_unsigned("<", r1, rows), loop, start)
         b.position_at_end(start)
-        for w in (ip.S_TOTAL, ip.S_RUNS_DONE, ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP):
+        for w in (ip.S_TOTAL, ip.S_RUNS_DONE, ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP, ip.S_PROF):
             word(st, w, c(0))
         word(st, ip.R_BASE, c(0))
         run = f.append_basic_block("run")
@@ -750,6 +789,8 @@ class Lifter:
                    b.icmp_unsigned("==", status, c(STOP_RUN)))
         b.cbranch(ok, finished, stopped)
         b.position_at_end(stopped)
+        # a handoff: the interpreter does this run's rest, then the runs left
+        word(st, ip.S_RUNS_LEFT, b.sub(runs, word(st, ip.S_RUNS_DONE)))
         b.ret(status)
         b.position_at_end(finished)
         word(st, ip.S_TOTAL, b.add(word(st, ip.S_TOTAL), word(st, ip.S_INSNS)))

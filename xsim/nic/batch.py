@@ -24,6 +24,8 @@ from ..elf.kinds import ProgType
 from ..errors import XsimError
 from ..isa import interp as ip
 from ..isa.memops import copy_bytes, load64, store32, store64, zero_bytes
+from ..jit.call import call_entry
+from ..jit.lift import ENV_PY_CALLS, HANDOFF
 from ..runtime.program import Program
 from .pcap import ETHERNET, PacketBatch
 from .xdp import (_FRAMES, ETH_HLEN, LOOPBACK_IFINDEX, PAGE_SIZE, PTRS, PTRS_AT, SHINFO_SIZE,
@@ -43,6 +45,7 @@ NOT_RUN, RAN, FAILED = 0, 1, 2
 MAX_LINEAR = PAGE_SIZE - XDP_PACKET_HEADROOM - SHINFO_SIZE
 _MD_INGRESS = 12                    # offsetof(struct xdp_md, ingress_ifindex)
 _U32 = np.uint64(0xFFFFFFFF)
+_NO_ENV = np.zeros(1, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -74,8 +77,12 @@ def _start_packet(mem, rg, bs, data, off, n):
 
 @njit(cache=True)
 def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
-              r0, insns, fast, outcome, out, out_off, out_len):
-    """Run packets ``bs[B_NEXT]..`` until all are done or Python must act (see DONE..)."""
+              r0, insns, fast, outcome, out, out_off, out_len, native, env):
+    """Run packets ``bs[B_NEXT]..`` until all are done or Python must act (see DONE..).
+
+    ``native``: the address of the program's JIT entry (then ``env`` is its words and
+    Python helpers are served by its callback, inside the call), or 0 for the
+    interpreter."""
     n_packets = len(offset)
     while True:
         phase = bs[B_PHASE]
@@ -89,7 +96,16 @@ def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
             if not eligible[i]:
                 return SLOW
             _start_packet(mem, rg, bs, data, offset[i], length[i])
-            status = ip.run_core(code, st, mem, rg, counts, ip.FRESH, 1, bs[B_BUDGET], False)
+            if native:
+                status = call_entry(native, st, env, 1, 1)
+                if env[ENV_PY_CALLS]:
+                    env[ENV_PY_CALLS] = 0
+                    bs[B_PYTHON] = 1
+                if status == HANDOFF:     # the budget ends in a block: the interpreter's
+                    status = ip.run_core(code, st, mem, rg, counts, ip.RESUME, 0, 0, False)
+            else:
+                status = ip.run_core(code, st, mem, rg, counts, ip.FRESH, 1, bs[B_BUDGET],
+                                     False)
         elif phase == RESUME:
             status = ip.run_core(code, st, mem, rg, counts, ip.RESUME, 0, 0, False)
         else:
@@ -178,9 +194,14 @@ class Outcomes:
 class XdpBatchRunner:
     """Runs an XDP program's test runs over batches of packets in :func:`_xdp_loop`."""
 
-    def __init__(self, prog, budget: int | None = None) -> None:
+    def __init__(self, prog, budget: int | None = None, tier: str = "interp") -> None:
         self.program: Program = prog.hooked()
         self.budget = budget or 100_000_000
+        #: the JIT tier's native code, or None for the interpreter
+        self.native = None
+        if tier == "jit":
+            from ..jit.driver import native
+            self.native = native(self.program)
         space = self.program.space
         self.space = space
         start = space.by_name["packet"].vaddr
@@ -214,12 +235,16 @@ class XdpBatchRunner:
         frame = Frame()
         _FRAMES[self.space] = frame
         calls: dict[int, int] = {}
+        native = self.native
         while True:
             self._refresh()
+            if native is not None:
+                native.prepare(self.budget, calls)
             why = _xdp_loop(prog._code, prog._st, self.space.mem, self.space.table,
                             prog._counts, bs, batch.data, batch.offset, batch.caplen, eligible,
                             out.r0, out.insns, out.fast, out.outcome, out.out, out.out_off,
-                            out.out_len)
+                            out.out_len, native.code.entry if native else 0,
+                            native.env if native else _NO_ENV)
             i = int(bs[B_CUR])
             out.outpos = int(bs[B_OUTPOS])
             if why == DONE:
@@ -234,7 +259,8 @@ class XdpBatchRunner:
                     self._end_python(i, frame, calls, out)
                 continue
             if why == FAULT:
-                out.errors[i] = str(prog.error_of(int(prog._st[ip.S_STATUS])))
+                failed = native.error if native is not None else None
+                out.errors[i] = str(failed or prog.error_of(int(prog._st[ip.S_STATUS])))
                 self._end_python(i, frame, calls, out)
             elif why == PYTHON_END:
                 if frame.redirect is not None and out.r0[i] & 0xFFFFFFFF == 4:

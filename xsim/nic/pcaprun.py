@@ -171,20 +171,23 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
 def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
              out: str | Path | None = None, records: IO[str] | None = None,
              progress: Callable[[int], None] | None = None,
-             batch: bool = True) -> PcapSummary:
+             batch: bool = True, tier: str = "interp") -> PcapSummary:
     """Run ``prog`` on every packet of ``capture``; ``out`` names the pass output
     (``OUT.pcap``; ``OUT.tx.pcap`` and ``OUT.redirect-*.pcap`` beside it).
 
     XDP programs run in the compiled per-packet loop of :mod:`.batch` (``batch=False``
     runs every packet through ``test_run`` instead; both give the same answers);
-    ``progress`` is called with the number of packets done after each batch."""
+    ``progress`` is called with the number of packets done after each batch.  ``tier``
+    "jit" runs native code in that loop; "auto" does so for programs the loop runs."""
     hook = HOOKS.get(prog.spec.prog_type)
     if hook is None or not hasattr(hook, "verdict"):
         raise XsimError(f"{prog.prog_type} programs cannot run on a capture yet")
     reader = PcapReader(capture, on_error="stop")
     summary = PcapSummary()
     outputs = _Outputs(summary, Path(out) if out else None)
-    runner = XdpBatchRunner(prog) if batch and batchable(prog) else None
+    if tier == "auto":          # a capture is many runs: compile where the loop can
+        tier = "jit" if batch and batchable(prog) else "interp"
+    runner = XdpBatchRunner(prog, tier=tier) if batch and batchable(prog) else None
     t0 = time.perf_counter()
     try:
         for chunk in reader.batches(BATCH):
