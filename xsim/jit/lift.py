@@ -674,9 +674,7 @@ class Lifter:
         self.llfns: dict[int, ir.Function] = {}
         for fn in self.fns:
             f = ir.Function(self.module, fnty, name=f"bpf_fn_{fn.entry}")
-            f.linkage = "internal"
-            for arg in f.args[:2]:
-                arg.add_attribute("noalias")
+            f.linkage = "internal"     # st and env are not noalias: helpers write both
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
         self.tbaa = self._alias_classes()
