@@ -182,3 +182,44 @@ def test_cli_shows_llvm_and_annotated_assembly(capsys) -> None:
     assert main(["jit", str(firewall), "--emit", "llvm", "--unoptimized"]) == 0
     ir = capsys.readouterr().out
     assert "define i64 @\"xsim_entry\"" in ir and "fast0:" in ir and "handoff0:" in ir
+
+
+def test_the_auto_tier_compiles_repeated_runs(bench_progs) -> None:
+    source = read_code(bench_progs / "pkt_parse.bpf.o")
+    memory = (bench_progs / "pkt_parse.mem").read_bytes()
+    prog = Program.from_bytes(source.code)
+    once = prog.run(memory=memory, tier="auto")
+    assert getattr(prog, "_native", None) is None           # one run: the interpreter
+    many = prog.run(memory=memory, tier="auto", repeat=100)
+    assert prog._native is not None and (once.r0, once.insns) == (many.r0, many.insns)
+
+
+def test_xdp_test_runs_on_the_jit_tier() -> None:
+    from xsim.runtime.testrun import report, test_run
+    root = Path(__file__).resolve().parents[1] / "examples" / "nic"
+    frames = [p.data for p in __import__("xsim.nic.pcap", fromlist=["read_packets"])
+              .read_packets(root / "traffic.pcap")][:50]
+    reports = {}
+    for tier in ("interp", "jit"):
+        obj = xsim.load(root / "ipip.o")
+        out = [report(obj, obj.programs["encap"], test_run(obj.programs["encap"], data_in=f,
+                                                             tier=tier, repeat=2))
+               for f in frames]
+        for r in out:
+            r.pop("duration_ns")
+        reports[tier] = out
+    assert reports["interp"] == reports["jit"]
+
+
+def test_cli_runs_on_the_jit_tier(capsys, bench_progs) -> None:
+    import json as _json
+    from xsim.cli import main
+    args = ["run", str(bench_progs / "pkt_parse.bpf.o"), "--mem",
+            str(bench_progs / "pkt_parse.mem"), "--json", "--repeat", "3"]
+    results = []
+    for tier in ("interp", "jit", "auto"):
+        assert main(args + ["--tier", tier]) == 0
+        d = _json.loads(capsys.readouterr().out)
+        d.pop("duration_ns")
+        results.append(d)
+    assert results[0] == results[1] == results[2]

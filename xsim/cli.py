@@ -19,6 +19,7 @@ from .errors import AsmError, DecodeError, ElfError, ProgramNotFound, XsimError
 from .isa.asm import assemble
 from .isa.disasm import disassemble_lines
 from .runtime import DEFAULT_BUDGET, Program
+from .runtime.program import TIERS
 from .runtime.env import RunEnv
 from .runtime.hooks import HOOKS, VerifierError
 from .runtime.object import load
@@ -122,8 +123,6 @@ def _refused(args: argparse.Namespace, name: str | None, exc: TestRunRefused) ->
 
 
 def _run_object(args: argparse.Namespace, path: Path) -> int:
-    if args.tier != "interp":
-        raise XsimError(f"tier {args.tier!r} is not available; this build has: interp")
     net = None
     if args.net:
         from .nic.fib import NetConfig
@@ -137,7 +136,8 @@ def _run_object(args: argparse.Namespace, path: Path) -> int:
         apply_maps_in(obj, entries)
     try:
         out = test_run(prog, data_in=_read(args.data_in), ctx_in=_read(args.ctx_in),
-                       memory=_read(args.mem), repeat=args.repeat, budget=args.budget)
+                       memory=_read(args.mem), repeat=args.repeat, budget=args.budget,
+                       tier=args.tier)
     except TestRunRefused as exc:
         return _refused(args, prog.name, exc)
     if args.data_out and out.data_out is not None:
@@ -196,7 +196,7 @@ def _run_pcap(args: argparse.Namespace, obj, prog) -> int:
     try:
         with pcap_progress(enabled=not args.json) as progress:
             summary = run_pcap(obj, prog, args.pcap, out=args.out, records=records,
-                               progress=progress)
+                               progress=progress, tier=args.tier)
     finally:
         if records is not None:
             records.close()
@@ -278,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="runs on the same memory (mean time)")
     p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                    help="instructions allowed per run")
-    p.add_argument("--tier", default="interp", help="execution tier (interp)")
+    p.add_argument("--tier", choices=TIERS, default="interp",
+                   help="interp (the interpreter), jit (native code from LLVM), or auto (the "
+                        "JIT for captures and --repeat of 64 or more)")
     p.add_argument("--histogram", action="store_true", help="count instructions per class")
     p.add_argument("--data-in", help="packet data (BPF_PROG_TEST_RUN data_in)")
     p.add_argument("--data-out", help="write the data after the run here")

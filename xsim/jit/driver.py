@@ -40,6 +40,8 @@ class Native:
         self.env[lift.ENV_ST_LEN] = len(prog._st)
         self.calls: dict[int, int] = {}
         self.chain = 0
+        self._mem = self._table = None     # the arrays env points at now
+        self._st_at, self._env_at = prog._st.ctypes.data, self.env.ctypes.data
         self.error: XsimError | None = None
         self.target: Program | None = None
 
@@ -47,16 +49,20 @@ class Native:
         """The words a run needs, for callers that call the entry themselves."""
         self.calls, self.chain, self.error, self.target = calls, chain, None, None
         self._refresh()
-        self.env[lift.ENV_BUDGET] = budget
-        self.prog._st[ip.S_BUDGET] = budget
+        if self.env[lift.ENV_BUDGET] != budget:
+            self.env[lift.ENV_BUDGET] = budget
+            self.prog._st[ip.S_BUDGET] = budget
 
     def _refresh(self) -> None:
         """Where memory and the region table are now (a helper may have moved them)."""
         space, env = self.prog.space, self.env
-        env[lift.ENV_MEM] = space.mem.ctypes.data
-        env[lift.ENV_MEM_LEN] = len(space.mem)
-        env[lift.ENV_RG] = space.table.ctypes.data
-        env[lift.ENV_ROWS] = space.table.shape[0]
+        mem, table = space.mem, space.table
+        if mem is not self._mem or table is not self._table:
+            self._mem, self._table = mem, table
+            env[lift.ENV_MEM] = mem.ctypes.data
+            env[lift.ENV_MEM_LEN] = len(mem)
+            env[lift.ENV_RG] = table.ctypes.data
+            env[lift.ENV_ROWS] = table.shape[0]
 
     def _helper(self) -> int:
         """The Python helper the native code stopped at (its words are in ``st``)."""
@@ -83,7 +89,7 @@ class Native:
              chain: int = 0) -> int:
         """Run ``runs`` runs; the status, as run_core's (HELPER when a helper failed)."""
         self.prepare(budget, calls, chain)
-        status = self.entry(self.prog._st.ctypes.data, self.env.ctypes.data, runs, int(fresh))
+        status = self.entry(self._st_at, self._env_at, runs, int(fresh))
         if status == lift.HANDOFF:
             status = self._interpret()
         if status == lift.HELPER_FAILED:

@@ -31,6 +31,10 @@ def _init() -> None:
     if not _INITIALIZED:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
+        # the stop stubs set their constants off the hot path; merging them into one
+        # tail would set them up on it
+        llvm.set_option("xsim", "-enable-tail-merge=false")
+        llvm.set_option("xsim", "-sink-common-insts=false")
         _INITIALIZED = True
 
 

@@ -142,6 +142,7 @@ class _Fn:
         self.budget = self.word(self.env, ENV_BUDGET)
         b.store(self.word(self.st, ip.S_INSNS), self.ic)
         self.reload_env()
+        self._cache_init()
         self.blocks = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
         b.branch(self.blocks[fn.entry])
 
@@ -192,82 +193,107 @@ class _Fn:
     def const(self, v: int):
         return ir.Constant(I64, v & _MASK)
 
-    def _exit_block(self):
-        """The function's one way out for a stop: phis say which (status, pc, count and the
-        fault's address, size and kind); r0 and the words go to ``st`` there."""
+    def _exit_block(self) -> ir.Block:
+        """The function's one way out for a stop, after a stub has written what stopped it
+        (status, pc, count, the fault's words): the counts owed and r0 go to ``st``."""
         if self._exit is None:
             bb = self.llfn.append_basic_block("exit")
-            fault = self.llfn.append_basic_block("exit_fault")
-            tail = self.llfn.append_basic_block("exit_tail")
             saved = self.b.debug_metadata
             with self.b.goto_block(bb):
                 self.b.debug_metadata = None if self.scope is None else self._no_pc
-                phis = [self.b.phi(I64, name=n)
-                        for n in ("status", "pc", "count", "addr", "size", "kind")]
-                status, pc, count, addr, size, kind = phis
-                st = self.st
+                self.flush()
                 # r0 is what a stopped run reports (RunResult.r0); the other registers
                 # matter only to a helper, which gets them all spilled before its call
-                self.word(st, ip.R_BASE, self.reg(0))
-                self.word(st, ip.S_PC, pc)
-                self.word(st, ip.S_INSNS, count)
-                self.word(st, ip.S_DEPTH, self.depth)
-                self.word(st, ip.S_STATUS, status)
-                self.b.cbranch(self.b.icmp_unsigned("==", status, self.const(ip.FAULT)), fault,
-                               tail)
-                self.b.position_at_end(fault)
-                for word, v in ((ip.S_FAULT_ADDR, addr), (ip.S_FAULT_SIZE, size),
-                                (ip.S_FAULT_KIND, kind)):
-                    self.word(st, word, v)
-                self.b.branch(tail)
-                self.b.position_at_end(tail)
-                self.b.ret(status)
+                self.word(self.st, ip.R_BASE, self.reg(0))
+                self.word(self.st, ip.S_DEPTH, self.depth)
+                self.b.ret(self.word(self.st, ip.S_STATUS))
             self.b.debug_metadata = saved
-            self._exit = (bb, phis)
+            self._exit = bb
         return self._exit
 
-    def _to_exit(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
-        """Incoming values for the exit block's phis from the current block; the block."""
-        bb, phis = self._exit_block()
-        zero = self.const(0)
-        addr, size, kind = fault if fault is not None else (zero, zero, zero)
-        for phi, v in zip(phis, (self.const(status), self.const(pc), count, addr, size, kind)):
-            phi.add_incoming(v, self.b.block)
-        return bb
+    def _stub(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
+        """A cold block that writes the stop's words and jumps to the exit block (its
+        stores keep the constants off the hot path)."""
+        bb = self._exit_block()
+        stub = self.llfn.append_basic_block(f"stop{pc}")
+        with self.b.goto_block(stub):
+            st = self.st
+            self.word(st, ip.S_STATUS, self.const(status))
+            self.word(st, ip.S_PC, self.const(pc))
+            self.word(st, ip.S_INSNS, count)
+            if fault is not None:
+                for word, v in zip((ip.S_FAULT_ADDR, ip.S_FAULT_SIZE, ip.S_FAULT_KIND), fault):
+                    self.word(st, word, v)
+            self.b.branch(bb)
+        return stub
 
     def exit(self, status: int, pc: int, count, fault: tuple | None = None) -> None:
         """Stop the run with ``status`` at ``pc`` (``fault``: address, size, kind)."""
-        self.b.branch(self._to_exit(status, pc, count, fault))
+        self.b.branch(self._stub(status, pc, count, fault))
 
     def cold_exit(self, cond, status: int, pc: int, count, fault: tuple | None = None) -> None:
         """If ``cond``, stop with ``status``; go on in a new block otherwise."""
         good = self.llfn.append_basic_block(f"go{pc}")
-        bb = self._to_exit(status, pc, count, fault)
-        self.b.cbranch(cond, bb, good).set_weights([1, 1000])
+        self.b.cbranch(cond, self._stub(status, pc, count, fault), good).set_weights([1, 1000])
         self.b.position_at_end(good)
 
+    # -- the region cache: the row of the last region this function touched, and the
+    # access counts it owes it, in registers; flushed to the table before anything that
+    # reads the counts or moves a row (a call, a Python helper, a stop, a return) -------
+    _ENTRY = ("rid", "vbase", "size", "host", "perm", "reads", "writes")
+
+    def _cache_init(self) -> None:
+        self.cache = {k: self.b.alloca(I64, name=f"c_{k}") for k in self._ENTRY}
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """The entry names region 0 ("no region": size 0, no permissions): an access
+        through it faults, as one through row 0 does."""
+        for v in self.cache.values():
+            self.b.store(self.const(0), v)
+
+    def flush(self) -> None:
+        """Add the counts owed to the table (the entry for region 0 owes none)."""
+        b, e = self.b, self.cache
+        rg = b.load(self.rg)
+        row = b.mul(b.load(e["rid"]), self.const(ip.RG_COLS))
+        for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
+            at = b.add(row, self.const(col))
+            self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(e[k])))
+            b.store(self.const(0), e[k])
+
     def translate(self, addr, size: int, perm: int, pc: int, count, kind: int):
-        """Host pointer for ``[addr, addr+size)`` with ``perm``, or a fault exit."""
-        b = self.b
+        """Host pointer for ``[addr, addr+size)`` with ``perm``, or a fault exit: the
+        checks of interp._translate on the cached row (loaded on a miss)."""
+        b, e = self.b, self.cache
         fault = (addr, self.const(size), self.const(kind))
         rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
+        miss = self.llfn.append_basic_block(f"miss{pc}")
+        have = self.llfn.append_basic_block(f"have{pc}")
+        b.cbranch(b.icmp_unsigned("==", rid, b.load(e["rid"])), have, miss).set_weights(
+            [1000, 1])
+        b.position_at_end(miss)     # another region: the counts owed go to the table
         self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
+        self.flush()
         rg = b.load(self.rg)
         row = b.mul(rid, self.const(ip.RG_COLS))
-        vbase = self.rgword(rg, b.add(row, self.const(ip.RG_VBASE)))
-        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
-        rperm = self.rgword(rg, b.add(row, self.const(ip.RG_PERM)))
+        b.store(rid, e["rid"])
+        for k, col in (("vbase", ip.RG_VBASE), ("size", ip.RG_SIZE), ("host", ip.RG_HOST),
+                       ("perm", ip.RG_PERM)):
+            b.store(self.rgword(rg, b.add(row, self.const(col))), e[k])
+        b.branch(have)
+        b.position_at_end(have)
+        vbase, rsize = b.load(e["vbase"]), b.load(e["size"])
         off = b.sub(addr, vbase)
         bad = b.or_(b.icmp_unsigned(">", off, rsize),
                     b.icmp_unsigned("<", b.sub(rsize, off), self.const(size)))
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(rperm, self.const(perm)), self.const(perm)))
+        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(b.load(e["perm"]), self.const(perm)),
+                                         self.const(perm)))
         self.cold_exit(bad, ip.FAULT, pc, count, fault)
-        for flag, col in ((int(ip.PERM_W), ip.RG_WRITES), (int(ip.PERM_R), ip.RG_READS)):
+        for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
             if perm & flag:
-                at = b.add(row, self.const(col))
-                self.rgword(rg, at, b.add(self.rgword(rg, at), self.const(1)))
-        host = b.add(self.rgword(rg, b.add(row, self.const(ip.RG_HOST))), off)
-        return b.gep(b.load(self.mem), [host])
+                b.store(b.add(b.load(e[k]), self.const(1)), e[k])
+        return b.gep(b.load(self.mem), [b.add(b.load(e["host"]), off)])
 
     def load_mem(self, ptr, size: int):
         ty = ir.IntType(8 * size)
@@ -301,6 +327,7 @@ class _Fn:
             # the budget runs out in this block: the interpreter takes over from its start
             # and stops at the very instruction (registers, frames and words are its own)
             self.b.position_at_end(over)
+            self.flush()
             self.spill()
             self.word(self.st, ip.S_PC, self.const(start))
             self.word(self.st, ip.S_INSNS, ic0)
@@ -362,6 +389,7 @@ class _Fn:
                       else self._fell_off(pc))
             return True
         if name == "exit":
+            self.flush()
             b.store(count, self.ic)
             self.word(self.st, ip.S_INSNS, count)
             for i in range(6):
@@ -450,6 +478,7 @@ class _Fn:
         ok = self.llfn.append_basic_block(f"pkt{pc}")
         b.cbranch(out, oob, ok)
         b.position_at_end(oob)            # out of bounds: the program ends, returning 0
+        self.flush()
         self.word(self.st, ip.R_BASE, self.const(0))
         self.word(self.st, ip.S_INSNS, count)
         b.ret(self.const(STOP_RUN))
@@ -486,6 +515,7 @@ class _Fn:
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
             b.position_at_end(other)
+        self.flush()
         self.spill()
         self.word(st, ip.S_HELPER, helper)
         self.word(st, ip.S_PC, self.const(pc))
@@ -494,6 +524,7 @@ class _Fn:
         fnty = ir.FunctionType(I64, [])
         res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()), [])
         self.reload_env()
+        self.invalidate()           # a helper may move rows (a packet window, a relayout)
         b.store(self.word(st, ip.S_INSNS), self.ic)
         go = self.llfn.append_basic_block(f"helped{pc}")
         failed = self.llfn.append_basic_block(f"failed{pc}")
@@ -521,6 +552,8 @@ class _Fn:
         self.word(self.st, f, self.const(pc + 1))
         for i in range(4):
             self.word(self.st, b.add(f, self.const(1 + i)), self.reg(6 + i))
+        self.flush()
+        self.invalidate()           # the stack row moves
         self._move_stack(-FRAME)
         out = self.callee_regs
         args = [self.st, self.env, out] + [self.reg(i) for i in range(10)]

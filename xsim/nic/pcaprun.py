@@ -85,7 +85,8 @@ class _Outputs:
             w.close()
 
 
-def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcomes) -> None:
+def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcomes,
+             tier: str) -> None:
     """Packet ``i`` of ``batch`` as its own test run, into ``out``."""
     pkt = batch.packet(i)
     if pkt.linktype != ETHERNET:
@@ -95,7 +96,7 @@ def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcome
         out.errors[i] = f"captured {len(pkt.data)} of {pkt.orig_len} bytes (snaplen)"
         return
     try:
-        res = test_run(prog, data_in=pkt.data)
+        res = test_run(prog, data_in=pkt.data, tier=tier)
     except TestRunRefused as exc:
         out.errors[i] = f"the test run refuses it: {exc}"
         return
@@ -193,11 +194,11 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
         for chunk in reader.batches(BATCH):
             outcomes = Outcomes(len(chunk), int(chunk.caplen.sum()) + PAGE_SIZE)
             if runner is not None:
-                runner.run(chunk, lambda i, c=chunk, o=outcomes: _run_one(hook, prog, c, i, o),
-                           outcomes)
+                runner.run(chunk, lambda i, c=chunk, o=outcomes: _run_one(hook, prog, c, i, o,
+                                                                          tier), outcomes)
             else:
                 for i in range(len(chunk)):
-                    _run_one(hook, prog, chunk, i, outcomes)
+                    _run_one(hook, prog, chunk, i, outcomes, tier)
             _account(hook, chunk, outcomes, summary, outputs, records)
             if progress is not None:
                 progress(summary.packets)

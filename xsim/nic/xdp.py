@@ -304,7 +304,7 @@ class XdpHook:
         return rewrite(spec, insns)
 
     def test_run(self, prog, *, data_in: bytes | None, ctx_in: bytes | None, repeat: int,
-                 budget: int | None) -> TestRunOutput:
+                 budget: int | None, tier: str = "interp") -> TestRunOutput:
         data = data_in or b""
         if len(data) < ETH_HLEN:
             raise TestRunRefused(f"data_in of {len(data)} bytes is shorter than an Ethernet "
@@ -333,7 +333,9 @@ class XdpHook:
         ctx_image = XDP_MD.pack(0, 0, 0, ingress or LOOPBACK_IFINDEX, rxq, 0) + PTRS.pack(
             start + headroom + metalen, start + headroom + linear, start + headroom, start,
             PAGE_SIZE)
-        kw = {"repeat": repeat} if budget is None else {"repeat": repeat, "budget": budget}
+        kw = {"repeat": repeat, "tier": tier}
+        if budget is not None:
+            kw["budget"] = budget
         res = program.run(ctx_image, packet=bytes(buffer),
                                packet_window=(headroom, headroom + linear), **kw)
         d, end, meta = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:3]

@@ -35,8 +35,10 @@ _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.
           ip.S_STACK_HOST, ip.S_PKT_REGION]
 TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
-#: the interpreter here; the JIT tier's driver lives above this layer, in xsim.jit
-TIERS = ("interp", "jit")
+#: the interpreter here; the JIT tier's driver lives above this layer, in xsim.jit;
+#: "auto" is the JIT for runs that repeat at least AUTO_JIT_REPEAT times, else the interpreter
+TIERS = ("interp", "jit", "auto")
+AUTO_JIT_REPEAT = 64
 _MASK = (1 << 64) - 1
 
 
@@ -114,6 +116,9 @@ class Program:
         calls: dict[int, int] = {}
         printed = len(self.env.printk)
         t0 = time.perf_counter_ns()
+        if tier == "auto":
+            tier = "jit" if repeat >= AUTO_JIT_REPEAT and not histogram and self.compiles() \
+                else "interp"
         if tier == "jit":
             outcome = _jit_driver().drive(self, repeat, budget, histogram, calls)
         elif self._tail_calls:
@@ -139,6 +144,14 @@ class Program:
         if histogram:
             result.histogram = _histogram(used)
         return result
+
+    def compiles(self) -> bool:
+        """Whether the JIT tier can compile this program (compiling it if so)."""
+        try:
+            _jit_driver().native(self)
+        except XsimError:
+            return False
+        return True
 
     def prepare(self, memory: bytes | bytearray | memoryview = b"", packet: bytes | None = None,
                 packet_window: tuple[int, int] | None = None,
@@ -342,10 +355,16 @@ class Program:
 
 
 
+_JIT_DRIVER = None
+
+
 def _jit_driver():
     """xsim.jit.driver, imported on first use (llvmlite is not needed until then)."""
-    import importlib
-    return importlib.import_module("xsim.jit.driver")
+    global _JIT_DRIVER
+    if _JIT_DRIVER is None:
+        import importlib
+        _JIT_DRIVER = importlib.import_module("xsim.jit.driver")
+    return _JIT_DRIVER
 
 
 def _histogram(programs: list[Program]) -> dict[str, int]:

@@ -61,14 +61,14 @@ class TestRunOutput:
 
 
 def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes | None = None,
-             memory: bytes | None = None, repeat: int = 1, budget: int | None = None
-             ) -> TestRunOutput:
-    """Run ``prog`` the way its program type's test run does.
+             memory: bytes | None = None, repeat: int = 1, budget: int | None = None,
+             tier: str = "interp") -> TestRunOutput:
+    """Run ``prog`` the way its program type's test run does, on ``tier``.
 
     ``memory`` runs any program on raw memory (r1 = memory, r2 = its length),
     the convention of uBPF and of the bench programs, whatever its type.
     """
-    kw: dict[str, Any] = {"repeat": repeat}
+    kw: dict[str, Any] = {"repeat": repeat, "tier": tier}
     if budget is not None:
         kw["budget"] = budget
     if memory is not None:
@@ -94,7 +94,7 @@ def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes
     hook = HOOKS.get(prog.spec.prog_type)
     if hook is not None:
         return hook.test_run(prog, data_in=data_in, ctx_in=ctx_in, repeat=repeat,
-                             budget=budget)
+                             budget=budget, tier=tier)
     raise TestRunRefused(f"running {prog.prog_type} programs needs their hook's context "
                          "model, which xsim does not have yet; run it on raw memory with "
                          "--mem", _errno.ENOTSUP)
