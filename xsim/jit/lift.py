@@ -123,7 +123,7 @@ class _Fn:
         entry = llfn.append_basic_block("entry")
         b = self.b = ir.IRBuilder(entry)
         self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
-        self._exit = None
+        self._exit = self._handoff = None
         if self.scope is not None:     # where code has no one pc (the shared exit)
             self._no_pc = lifter.module.add_debug_info(
                 "DILocation", {"line": 0, "column": 0, "scope": self.scope})
@@ -210,6 +210,22 @@ class _Fn:
             self.b.debug_metadata = saved
             self._exit = bb
         return self._exit
+
+    def _handoff_block(self) -> ir.Block:
+        """Where the budget ends within a block (S_PC and S_INSNS written): everything
+        to ``st`` for the interpreter, which goes on from there."""
+        if self._handoff is None:
+            bb = self.llfn.append_basic_block("handoff")
+            saved = self.b.debug_metadata
+            with self.b.goto_block(bb):
+                self.b.debug_metadata = None if self.scope is None else self._no_pc
+                self.flush()
+                self.spill()
+                self.word(self.st, ip.S_DEPTH, self.depth)
+                self.b.ret(self.const(HANDOFF))
+            self.b.debug_metadata = saved
+            self._handoff = bb
+        return self._handoff
 
     def _stub(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
         """A cold block that writes the stop's words and jumps to the exit block (its
@@ -327,12 +343,9 @@ class _Fn:
             # the budget runs out in this block: the interpreter takes over from its start
             # and stops at the very instruction (registers, frames and words are its own)
             self.b.position_at_end(over)
-            self.flush()
-            self.spill()
             self.word(self.st, ip.S_PC, self.const(start))
             self.word(self.st, ip.S_INSNS, ic0)
-            self.word(self.st, ip.S_DEPTH, self.depth)
-            self.b.ret(self.const(HANDOFF))
+            self.b.branch(self._handoff_block())
             nxt = end if end < fn.end else None
             self.b.position_at_end(body)
             self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
