@@ -13,7 +13,7 @@ from xsim.elf.kinds import ProgType
 from xsim.elf.loader import load_spec
 from xsim.elf.spec import ObjectSpec, ProgramSpec
 from xsim.isa.asm import assemble
-from xsim.nic import skb as skbmod
+from xsim.nic import flow, sock
 from xsim.runtime import testrun
 from xsim.runtime.env import RunEnv
 from xsim.runtime.hooks import VerifierError
@@ -82,7 +82,7 @@ def test_sk_fields_ipv4() -> None:
     assert s[0] == 1 and s[1] == 0 and s[2] == 2                # a socket; AF_INET
     assert s[3] == be32(PKT[26:30]) and s[10] == be32(PKT[30:34])   # rcv_saddr, daddr
     assert s[4:8] == [0] * 4 and s[11:15] == [0] * 4            # no IPv6 addresses
-    assert s[8] == s[9] == 0 and s[15] == skbmod.TCP_CLOSE and s[16] == -1
+    assert s[8] == s[9] == 0 and s[15] == sock.TCP_CLOSE and s[16] == -1
     assert s[17:21] == [2, 2, PKT[27], int.from_bytes(PKT[28:30], "little")]
     assert s[31:35] == [7, 0xFFFF, 0xFFFFFFFF, 0]               # the u32 load: no sign
     assert s[40] == 1 and s[41:45] == [0, 0, 0, 0] and s[47:50] == [2, s[10], 1]
@@ -102,7 +102,7 @@ def test_sk_fields_without_ip(data: bytes) -> None:
     """Other ethertypes (a VLAN tag too: skb->protocol is 802.1Q) leave the socket as
     sk_alloc made it: AF_UNSPEC, no addresses."""
     s = seen(same("sk_fields", data=data, path=SK))
-    assert s[0] == 1 and s[2] == 0 and s[3:15] == [0] * 12 and s[15] == skbmod.TCP_CLOSE
+    assert s[0] == 1 and s[2] == 0 and s[3:15] == [0] * 12 and s[15] == sock.TCP_CLOSE
 
 
 def test_sk_into_the_packet() -> None:
@@ -117,7 +117,7 @@ def test_socket_filters_read_sk(data: bytes) -> None:
     r = same("sock_sk_fields", data=data, path=SK)
     s = seen(r)
     assert r["retval"] == len(data) - 14 and s[0] == 1
-    assert s[2] == {PKT: 2, V6_PKT: 10, ARP: 0}[data] and s[15] == skbmod.TCP_CLOSE
+    assert s[2] == {PKT: 2, V6_PKT: 10, ARP: 0}[data] and s[15] == sock.TCP_CLOSE
 
 
 def test_repeat_keeps_the_socket() -> None:
@@ -125,13 +125,13 @@ def test_repeat_keeps_the_socket() -> None:
 
 
 def test_sock_image_matches_the_layout() -> None:
-    img = skbmod.sock_image(PKT)
-    assert len(img) == skbmod.BPF_SOCK_SIZE
-    assert img[skbmod.SOCK_SRC_IP4:skbmod.SOCK_SRC_IP4 + 4] == PKT[26:30]
-    assert img[skbmod.SOCK_DST_IP4:skbmod.SOCK_DST_IP4 + 4] == PKT[30:34]
-    img6 = skbmod.sock_image(V6_PKT)
-    assert img6[skbmod.SOCK_SRC_IP6:skbmod.SOCK_SRC_IP6 + 16] == A6
-    assert img6[skbmod.SOCK_DST_IP6:skbmod.SOCK_DST_IP6 + 16] == B6
+    img = sock.sock_image(PKT)
+    assert len(img) == sock.BPF_SOCK_SIZE
+    assert img[sock.SOCK_SRC_IP4:sock.SOCK_SRC_IP4 + 4] == PKT[26:30]
+    assert img[sock.SOCK_DST_IP4:sock.SOCK_DST_IP4 + 4] == PKT[30:34]
+    img6 = sock.sock_image(V6_PKT)
+    assert img6[sock.SOCK_SRC_IP6:sock.SOCK_SRC_IP6 + 16] == A6
+    assert img6[sock.SOCK_DST_IP6:sock.SOCK_DST_IP6 + 16] == B6
 
 
 def test_the_bpf_sock_layout_is_the_kernels() -> None:
@@ -141,9 +141,9 @@ def test_the_bpf_sock_layout_is_the_kernels() -> None:
     from xsim.elf.btf import Kind, parse_btf
     btf = parse_btf(vmlinux.read_bytes())
     st = btf.by_name("bpf_sock", Kind.STRUCT)
-    assert st.size == skbmod.BPF_SOCK_SIZE
+    assert st.size == sock.BPF_SOCK_SIZE
     theirs = {m.name: m.byte_offset for m in st.members if m.name}
-    assert {n: theirs[n] for n in skbmod.SOCK_LAYOUT} == skbmod.SOCK_LAYOUT
+    assert {n: theirs[n] for n in sock.SOCK_LAYOUT} == sock.SOCK_LAYOUT
 
 
 def test_llc_frames_get_eth_type_trans_protocols() -> None:
@@ -298,10 +298,10 @@ def kernel_refuses(spec: ObjectSpec, message: str) -> None:
 @pytest.mark.parametrize("name", list(REFUSED))
 def test_the_verifiers_refusals(name: str, prog_type: ProgType) -> None:
     code, message = REFUSED[name]
-    helper = next((h for h in skbmod.SOCK_HELPERS if f"call {h}\n" in code), None)
+    helper = next((h for h in sock.SOCK_HELPERS if f"call {h}\n" in code), None)
     if prog_type is ProgType.SOCKET_FILTER and helper is not None:
         message = ("program of this type cannot use helper "
-                   f"{skbmod.SOCK_HELPERS[helper][0]}#{helper}")
+                   f"{sock.SOCK_HELPERS[helper][0]}#{helper}")
     spec = raw(code, prog_type)
     with pytest.raises(VerifierError) as info:
         testrun.test_run(Object(spec).programs["p"], data_in=PKT)
@@ -315,7 +315,7 @@ def test_the_verifiers_refusals(name: str, prog_type: ProgType) -> None:
 def test_what_the_verifier_accepts(name: str, prog_type: ProgType) -> None:
     code = ACCEPTED[name]
     if prog_type is ProgType.SOCKET_FILTER and any(f"call {h}\n" in code
-                                                   for h in skbmod.SOCK_HELPERS):
+                                                   for h in sock.SOCK_HELPERS):
         pytest.skip("a TC helper")
     spec = raw(code, prog_type)
     mine = testrun.test_run(Object(spec).programs["p"], data_in=PKT)
@@ -335,7 +335,7 @@ def test_every_offset_and_size(data: bytes, prog_type: ProgType) -> None:
     for off in range(-4, 84):
         for size in (1, 2, 4, 8):
             code = field(off, size)
-            ok = skbmod.sock_valid(off, size, common=True)
+            ok = sock.sock_valid(off, size, common=True)
             spec = raw(code, prog_type)
             try:
                 mine = testrun.test_run(Object(spec).programs["p"], data_in=data)
@@ -346,7 +346,7 @@ def test_every_offset_and_size(data: bytes, prog_type: ProgType) -> None:
                     kernel_refuses(spec, exc.reason)
                 continue
             assert ok, (off, size)
-            want = int.from_bytes(skbmod.sock_image(data)[off:off + size], "little")
+            want = int.from_bytes(sock.sock_image(data)[off:off + size], "little")
             assert mine.retval == want & 0xFFFFFFFF
             if k is not None:
                 assert k.kernel_test_run(spec, "p", data_in=data)["retval"] == mine.retval
@@ -495,5 +495,5 @@ def test_the_hash_comes_from_the_metadata_vlan_tag() -> None:
     """After bpf_skb_vlan_push the tag is in the skb, not the frame: the dissector reads
     it there (as the outer VLAN key)."""
     tagged = udp4(tags=((0x8100, 5),))
-    keys = skbmod.flow_dissect(udp4(), 0x8100, 14, (5, 0x0800))
-    assert keys == skbmod.flow_dissect(tagged, 0x8100, 14)
+    keys = flow.flow_dissect(udp4(), 0x8100, 14, (5, 0x0800))
+    assert keys == flow.flow_dissect(tagged, 0x8100, 14)

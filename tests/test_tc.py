@@ -345,3 +345,20 @@ def test_the_layout_is_the_kernels() -> None:
         theirs.update({n: m.byte_offset for n in names})
     assert st.size == skb.SKB_SIZE
     assert {name: theirs[name] for name in skb.LAYOUT} == skb.LAYOUT
+
+
+def test_the_jit_tier_gives_the_interpreters_results() -> None:
+    """A TC program (skb helpers changing the frame) and a socket filter (LD_ABS/LD_IND
+    from the network and MAC headers) give on tier="jit" what they give on the
+    interpreter: retval, data_out, ctx_out, and what they saw of the skb."""
+    for path, prog, ctx_in in ((BASIC, "load_store", ctx(mark=1, cb0=5)),
+                               (DATA / "sock_basic.o", "fields", ctx(mark=3, priority=4, cb0=5))):
+        out = {}
+        for tier in ("interp", "jit"):
+            obj = xsim.load(path)
+            p = obj.programs[prog]
+            r = testrun.test_run(p, data_in=PKT, ctx_in=ctx_in, tier=tier)
+            assert r.result.error is None, (prog, tier, r.result.error)
+            out[tier] = (r.retval, r.data_out, r.ctx_out, seen(report(obj, p, r)))
+        assert out["jit"] == out["interp"], prog
+        assert out["interp"][2] is not None, prog

@@ -21,59 +21,38 @@ Accesses the verifier refuses (``tc_cls_act_is_valid_access``,
 message.  Fields the kernel keeps narrower (protocol, tc_classid, ...) are loaded
 at their real width, with the verifier's narrow-load rules.
 
-``skb->sk`` (a 64-bit load; the verifier refuses any other) is the socket the test
-run gives every skb, for TC and socket filters alike: the ``sock`` region, read-only,
-holds its ``struct bpf_sock`` with the values bpf_sock_convert_ctx_access yields
-(:func:`sock_image`: AF_INET or AF_INET6 and the addresses of the frame's IP header,
-AF_UNSPEC for anything else; TCP_CLOSE; no ports; rx_queue_mapping -1), so loads
-through it need no rewriting.  What the verifier refuses about it (a dereference
-before the NULL check, writes, atomics, arithmetic, the fields
-bpf_sock_common_is_valid_access refuses) is refused with its message
-(:func:`check_sockets`), and so are those of the sockets bpf_sk_fullsock (which
-returns the same socket, type..priority readable), bpf_tcp_sock and
-bpf_get_listener_sock (both NULL here: the socket is neither TCP nor listening)
-return; socket filters may not call those three.
-
-bpf_get_hash_recalc hashes what the kernel's flow dissector takes from the frame
-(:func:`flow_dissect`: VLAN, IPv4/IPv6, tunnels, ports; fragments without ports),
-made direction-independent, with a key derived from the run environment's seed.
-The kernel keys its siphash with a secret drawn at boot, so the values are not the
-kernel's and cannot be; the equalities are (same flow, same hash, whatever the
-payload, IP id or TTL; the reverse direction the same; other flows different), and
-the hash stays on the skb until bpf_set_hash_invalid or BPF_F_INVALIDATE_HASH.
+``skb->sk`` (a 64-bit load; the verifier refuses any other) points at the socket
+the test run gives every skb, in the ``sock`` region; that socket, what the verifier
+allows through it and the helpers that take it are ``xsim.nic.sock``.
+bpf_get_hash_recalc hashes the keys ``xsim.nic.flow``'s flow dissector takes from
+the frame; the hash stays on the skb until bpf_set_hash_invalid or
+BPF_F_INVALIDATE_HASH.
 
 Not modeled: the SKF_NET_OFF / SKF_LL_OFF bases stay where the headers were, from
 ``data``, when the run started (the kernel's stay on the headers when a helper such
-as bpf_skb_change_head moves ``data`` against them).  The flow dissector's random key
-for TIPC keepalives comes from the run environment's generator, and a BPF flow
-dissector attached to the network namespace (the test machine's kernel has none)
-would replace the kernel's dissection.
+as bpf_skb_change_head moves ``data`` against them).
 """
 from __future__ import annotations
 
 import errno
-import hashlib
 import struct
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from ..elf.kinds import ProgType
 from ..elf.spec import ProgramSpec
 from ..isa import opcodes as oc
 from ..isa.insn import Insn, decode
-from ..isa.opcodes import Field
-from ..isa.verifier import ctx_accesses
 from ..runtime.helpers import HelperCall, HelperRegistry
-from ..runtime.hooks import VerifierError, register_hook
+from ..runtime.hooks import register_hook
 from ..runtime.memory import AddressSpace
 from ..runtime.testrun import TestRunOutput, TestRunRefused
 from .ctx import rewrite_context
 from .fib import fib_lookup
+from .flow import ETH_HLEN, ETH_P_IP, ETH_P_IPV6, eth_type_trans, flow_dissect, flow_hash
+from .sock import (BPF_SOCK_SIZE, SOCK_REGION, check_sockets, get_listener_sock, sk_fullsock,
+                   sock_image, tcp_sock)
 
-ETH_HLEN = 14
-ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 IPV4_MIN, IPV6_MIN = ETH_HLEN + 20, ETH_HLEN + 40
 #: NET_SKB_PAD + NET_IP_ALIGN on x86-64
 HEADROOM = 64
@@ -224,498 +203,6 @@ def _convert(insn: Insn, off: int) -> Insn:
     if field_off in NARROW_FIELDS:
         return _narrow_load(insn, off, NARROW_FIELDS[field_off])
     return insn
-
-
-# -- skb->sk: the socket the test run gives the skb ---------------------------------------
-
-#: the read-only region holding the struct bpf_sock the program reads through skb->sk
-SOCK_REGION = "sock"
-BPF_SOCK_SIZE = 80
-# struct bpf_sock field offsets
-(SOCK_BOUND_DEV_IF, SOCK_FAMILY, SOCK_TYPE, SOCK_PROTOCOL, SOCK_MARK, SOCK_PRIORITY,
- SOCK_SRC_IP4, SOCK_SRC_IP6, SOCK_SRC_PORT, SOCK_DST_PORT, SOCK_DST_IP4, SOCK_DST_IP6,
- SOCK_STATE, SOCK_RX_QUEUE_MAPPING) = 0, 4, 8, 12, 16, 20, 24, 28, 44, 48, 52, 56, 72, 76
-#: struct bpf_sock by the kernel's member names (tests check it against vmlinux BTF)
-SOCK_LAYOUT = {"bound_dev_if": SOCK_BOUND_DEV_IF, "family": SOCK_FAMILY, "type": SOCK_TYPE,
-               "protocol": SOCK_PROTOCOL, "mark": SOCK_MARK, "priority": SOCK_PRIORITY,
-               "src_ip4": SOCK_SRC_IP4, "src_ip6": SOCK_SRC_IP6, "src_port": SOCK_SRC_PORT,
-               "dst_port": SOCK_DST_PORT, "dst_ip4": SOCK_DST_IP4, "dst_ip6": SOCK_DST_IP6,
-               "state": SOCK_STATE, "rx_queue_mapping": SOCK_RX_QUEUE_MAPPING}
-AF_UNSPEC, AF_INET, AF_INET6 = 0, 2, 10
-TCP_CLOSE = 7
-#: the end of struct bpf_tcp_sock's fields (offsetofend icsk_retransmits), and its u64s
-BPF_TCP_SOCK_END, TCP_SOCK_U64S = 112, (80, 88)
-#: fields a load may read narrower, from their first byte (bpf_sock_is_valid_access)
-_SOCK_NARROW_AT = (SOCK_FAMILY, SOCK_TYPE, SOCK_PROTOCOL, SOCK_SRC_PORT, SOCK_STATE,
-                   SOCK_RX_QUEUE_MAPPING)
-#: ... and the address fields, from any byte
-_SOCK_NARROW_IN = ((SOCK_SRC_IP4, SOCK_SRC_PORT), (SOCK_DST_IP4, SOCK_STATE))
-
-
-def sock_image(frame: bytes) -> bytes:
-    """The struct bpf_sock the program reads through skb->sk, as
-    bpf_sock_convert_ctx_access produces it from the test run's socket: sk_alloc'd
-    (zeroed, AF_UNSPEC) and sock_init_data'd (TCP_CLOSE, no rx queue), then given the
-    IPv4 or IPv6 header's family and addresses (rcv_saddr = the source, daddr = the
-    destination).  Nothing binds or connects it: the ports (src_port in host order,
-    dst_port a __be16), type, protocol, mark, priority and bound_dev_if are 0, and
-    rx_queue_mapping is -1 (NO_QUEUE_MAPPING)."""
-    family, ip4, ip6 = AF_UNSPEC, bytes(8), bytes(32)
-    proto = _eth_type_trans(frame)
-    if proto == ETH_P_IP:
-        family, ip4 = AF_INET, frame[ETH_HLEN + 12:ETH_HLEN + 20]
-    elif proto == ETH_P_IPV6:
-        family, ip6 = AF_INET6, frame[ETH_HLEN + 8:ETH_HLEN + 40]
-    return (struct.pack("<6I", 0, family, 0, 0, 0, 0) + ip4[:4] + ip6[:16]
-            + struct.pack("<IHH", 0, 0, 0) + ip4[4:] + ip6[16:]
-            + struct.pack("<Ii", TCP_CLOSE, -1))
-
-
-def sock_valid(off: int, size: int, common: bool) -> bool:
-    """bpf_sock_is_valid_access (PTR_TO_SOCKET, from bpf_sk_fullsock), and
-    bpf_sock_common_is_valid_access (PTR_TO_SOCK_COMMON, skb->sk), which also refuses
-    type..priority."""
-    if common and _in(off, SOCK_TYPE, SOCK_SRC_IP4):
-        return False
-    if not 0 <= off < BPF_SOCK_SIZE or off % size:
-        return False
-    if off in _SOCK_NARROW_AT or any(_in(off, lo, hi) for lo, hi in _SOCK_NARROW_IN):
-        return size <= 4
-    if _in(off, SOCK_DST_PORT, SOCK_DST_PORT + 2):    # a __be16, or the u32 it was
-        return size == 4 or size <= 2
-    return size == 4
-
-
-def tcp_sock_valid(off: int, size: int) -> bool:
-    """bpf_tcp_sock_is_valid_access."""
-    if not 0 <= off < BPF_TCP_SOCK_END or off % size:
-        return False
-    return size == (8 if off in TCP_SOCK_U64S else 4)
-
-
-# The verifier's view of socket pointers: enough of it to refuse what it refuses.  A
-# register holds (type, id): the type as reg_type_str spells it, the id shared by the
-# copies of one pointer, which one NULL check makes non-NULL (or drops) together.
-_COMMON, _SOCK, _TCP = "sock_common", "sock", "tcp_sock"
-_OR_NULL = "_or_null"
-#: helpers that take a socket and return one or NULL: id -> (name, what they return)
-SOCK_HELPERS = {95: ("bpf_sk_fullsock", _SOCK), 96: ("bpf_tcp_sock", _TCP),
-                98: ("bpf_get_listener_sock", _SOCK)}
-_SOCK_ARG = "expected=sock_common, sock, tcp_sock, xdp_sock"
-_WIDEN_AFTER = 8
-_FP = 10
-
-
-def _sock_access(name: str, insn: Insn, kind: str, reg: int, write: bool) -> None:
-    """check_mem_access through a socket pointer of ``kind`` in register ``reg``."""
-    def refuse(reason: str) -> None:
-        raise VerifierError(name, insn.pc, reason)
-    if kind.endswith(_OR_NULL):
-        refuse(f"R{reg} invalid mem access '{kind}'")
-    if insn.op.kind is oc.Kind.ATOMIC:
-        refuse(f"BPF_ATOMIC stores into R{reg} {kind} is not allowed")
-    if write:
-        refuse(f"R{reg} cannot write into {kind}")
-    size, off = insn.op.size, insn.off
-    ok = tcp_sock_valid(off, size) if kind == _TCP else sock_valid(off, size, kind == _COMMON)
-    if not ok:
-        refuse(f"R{reg} invalid {kind} access off={off} size={size}")
-
-
-def _sock_alu(name: str, insn: Insn, regs: dict) -> None:
-    """adjust_reg_min_max_vals / adjust_ptr_min_max_vals: no arithmetic on socket
-    pointers.  A register this analysis does not follow may be a scalar or another
-    pointer; where that decides between refusing and allowing (a subtraction: pointer
-    minus pointer is allowed), nothing is refused."""
-    op = insn.op
-    if op.kind is not oc.Kind.ALU or op.operation in ("mov", "movsx", "neg"):
-        return
-    dst = regs.get(insn.dst)
-    src = regs.get(insn.src) if op.src is Field.READ else None
-    ptr = dst or src
-    if ptr is None:
-        return
-    sub = op.operation == "sub"
-
-    def refuse(reason: str) -> None:
-        raise VerifierError(name, insn.pc, reason)
-    if dst is not None and src is not None:
-        if not sub:
-            refuse(f"R{insn.dst} pointer {op.llvm} pointer prohibited")
-        return
-    if sub and (op.width == 32 or op.src is Field.READ):
-        return
-    if op.width == 32:
-        refuse(f"R{insn.dst} 32-bit pointer arithmetic prohibited")
-    suffix = ", null-check it first" if ptr[0].endswith(_OR_NULL) else ""
-    refuse(f"R{insn.dst} pointer arithmetic on {ptr[0]} prohibited{suffix}")
-
-
-def check_sockets(spec: ProgramSpec, insns: list[Insn], helpers_allowed: bool) -> None:
-    """Refuse what the verifier refuses about skb->sk and the sockets helpers return:
-    a dereference before the NULL check, a write, an atomic, arithmetic, a field the
-    access rules refuse; and, where ``helpers_allowed`` is false (socket filters), a
-    call of bpf_sk_fullsock / bpf_tcp_sock / bpf_get_listener_sock.  Reads need no
-    rewriting: the sock region holds the fields as the kernel's conversion yields
-    them.  Like :func:`xsim.isa.verifier.ctx_accesses` this follows registers, spills
-    and calls; what it cannot follow it leaves alone (it never refuses a program for
-    a pointer it lost track of)."""
-    by_pc = {i.pc: i for i in insns}
-    ctx = ctx_accesses(insns)
-    work: list[tuple[int, tuple, tuple]] = [(0, (), ())]
-    seen: dict[int, set] = {}
-    while work:
-        pc, regs_t, spills_t = work.pop()
-        visits = seen.setdefault(pc, set())
-        if (regs_t, spills_t) in visits:
-            continue
-        if len(visits) >= _WIDEN_AFTER:
-            regs_t, spills_t = (), ()
-            if (regs_t, spills_t) in visits:
-                continue
-        visits.add((regs_t, spills_t))
-        insn = by_pc.get(pc)
-        if insn is None:
-            continue
-        for nxt, regs, spills in _sock_step(spec.name, insn, dict(regs_t), dict(spills_t),
-                                            ctx, helpers_allowed):
-            work.append((nxt, tuple(sorted(regs.items())), tuple(sorted(spills.items()))))
-
-
-def _null_checked(regs: dict, spills: dict, ident: int, null: bool) -> tuple[dict, dict]:
-    """mark_ptr_or_null_regs: every copy of pointer ``ident`` is NULL (dropped) or not."""
-    def one(v):
-        return v if v[1] != ident else (None if null else (v[0][:-len(_OR_NULL)], v[1]))
-    regs = {r: w for r, v in regs.items() if (w := one(v)) is not None}
-    spills = {o: w for o, v in spills.items() if (w := one(v)) is not None}
-    return regs, spills
-
-
-def _sock_step(name: str, insn: Insn, regs: dict, spills: dict, ctx: dict,
-               helpers_allowed: bool):
-    """(next pc, registers, spills) for each way ``insn`` goes on, after its checks."""
-    op, k = insn.op, insn.op.kind
-    nxt = insn.pc + insn.slots
-    if k is oc.Kind.LDX and insn.src in regs:
-        _sock_access(name, insn, regs[insn.src][0], insn.src, False)
-    elif k in (oc.Kind.ST, oc.Kind.STX, oc.Kind.ATOMIC) and insn.dst in regs:
-        _sock_access(name, insn, regs[insn.dst][0], insn.dst, True)
-    elif k is oc.Kind.ALU:
-        _sock_alu(name, insn, regs)
-    if k is oc.Kind.EXIT:
-        return []
-    if k is oc.Kind.JA:
-        return [(insn.target, regs, spills)]
-    if k is oc.Kind.JCOND:
-        v = regs.get(insn.dst)
-        if (v is not None and op.width == 64 and op.src is not Field.READ and insn.imm == 0
-                and op.operation in ("jeq", "jne")):
-            taken_if_null = op.operation == "jeq"
-            if not v[0].endswith(_OR_NULL):          # a non-NULL pointer: one way only
-                return [(nxt if taken_if_null else insn.target, regs, spills)]
-            null = _null_checked(regs, spills, v[1], True)
-            live = _null_checked(regs, spills, v[1], False)
-            return [(insn.target, *(null if taken_if_null else live)),
-                    (nxt, *(live if taken_if_null else null))]
-        return [(nxt, regs, spills), (insn.target, regs, spills)]
-    if k is oc.Kind.CALL and op.disc_value == oc.CALL_LOCAL:   # r1-r5 go along
-        callee = {r: v for r, v in regs.items() if 1 <= r <= 5}
-        after = {r: v for r, v in regs.items() if 6 <= r <= 9}
-        return [(insn.target, callee, {}), (nxt, after, spills)]
-    if k in (oc.Kind.CALL, oc.Kind.CALLX, oc.Kind.LDPKT):
-        after = {r: v for r, v in regs.items() if 6 <= r <= 9}
-        helper = (SOCK_HELPERS.get(insn.imm)
-                  if k is oc.Kind.CALL and op.disc_value == oc.CALL_HELPER else None)
-        if helper is not None:
-            if not helpers_allowed:
-                raise VerifierError(name, insn.pc, f"program of this type cannot use "
-                                                   f"helper {helper[0]}#{insn.imm}")
-            arg = regs.get(1)
-            if arg is not None and arg[0].endswith(_OR_NULL):
-                raise VerifierError(name, insn.pc, f"R1 type={arg[0]} {_SOCK_ARG}")
-            after[0] = (helper[1] + _OR_NULL, -insn.pc - 1)   # ids of skb->sk loads: >= 0
-        return [(nxt, after, spills)]
-    if k is oc.Kind.STX and insn.dst == _FP and op.size == 8:
-        spills = dict(spills)
-        if insn.src in regs:
-            spills[insn.off] = regs[insn.src]
-        else:
-            spills.pop(insn.off, None)
-        return [(nxt, regs, spills)]
-    if k in (oc.Kind.ST, oc.Kind.STX, oc.Kind.ATOMIC) and insn.dst == _FP:
-        spills = {o: v for o, v in spills.items() if not o - 8 < insn.off < o + 8}
-    regs = dict(regs)
-    if k is oc.Kind.LDX and insn.src == _FP and op.size == 8 and insn.off in spills:
-        regs[insn.dst] = spills[insn.off]
-        return [(nxt, regs, spills)]
-    if k is oc.Kind.LDX and op.size == 8 and ctx.get(insn.pc) == SK:
-        regs[insn.dst] = (_COMMON + _OR_NULL, insn.pc)
-        return [(nxt, regs, spills)]
-    if k is oc.Kind.ALU and op.operation == "mov" and op.width == 64 and op.src is Field.READ:
-        if insn.src in regs:
-            regs[insn.dst] = regs[insn.src]
-        else:
-            regs.pop(insn.dst, None)
-        return [(nxt, regs, spills)]
-    if op.dst is Field.WRITE:
-        regs.pop(insn.dst, None)
-    if k is oc.Kind.ATOMIC and (op.src is Field.WRITE or op.operation == "cmpxchg"):
-        regs.pop(insn.src if op.src is Field.WRITE else 0, None)
-    return [(nxt, regs, spills)]
-
-
-# -- the flow hash: skb_get_hash's flow dissector and keys --------------------------------
-
-ETH_P_ARP, ETH_P_8021Q, ETH_P_8021AD, ETH_P_PPP_SES = 0x0806, 0x8100, 0x88A8, 0x8864
-ETH_P_MPLS_UC, ETH_P_MPLS_MC, ETH_P_TIPC, ETH_P_BATMAN, ETH_P_TEB = (
-    0x8847, 0x8848, 0x88CA, 0x4305, 0x6558)
-IPPROTO_HOPOPTS, IPPROTO_IPIP, IPPROTO_ROUTING, IPPROTO_FRAGMENT = 0, 4, 43, 44
-IPPROTO_GRE, IPPROTO_DSTOPTS, IPPROTO_IPV6, IPPROTO_MPLS = 47, 60, 41, 137
-#: proto_ports_offset: where the 32 bits the dissector takes as ports start (ESP, AH:
-#: the SPI)
-PORTS_OFFSET = {6: 0, 17: 0, 33: 0, 50: 0, 132: 0, 136: 0, 51: 4}
-MAX_FLOW_DISSECT_HDRS = 15
-GRE_CSUM, GRE_ROUTING, GRE_KEY, GRE_SEQ, GRE_ACK, GRE_VERSION = (
-    0x8000, 0x4000, 0x2000, 0x1000, 0x0080, 0x0007)
-GRE_PROTO_PPP, PPP_IP, PPP_IPV6, PPP_MPLS_UC, PPP_MPLS_MC = 0x880B, 0x21, 0x57, 0x281, 0x283
-TIPC_KEEPALIVE_MASK = 0x0E080000
-BATADV_COMPAT_VERSION, BATADV_UNICAST = 15, 0x40
-#: __skb_flow_dissect's flow_dissect_ret values
-_GOOD, _BAD, _AGAIN, _IP_AGAIN, _CONTINUE = (
-    "out good", "out bad", "proto again", "ipproto again", "continue")
-
-
-@dataclass
-class FlowKeys:
-    """The struct flow_keys members skb_get_hash hashes (flow_keys_dissector's keys);
-    byte strings are as on the wire, numbers in host order."""
-
-    n_proto: int = 0
-    ip_proto: int = 0
-    flow_label: int = 0
-    #: the outer VLAN tag: (vlan_id, vlan_priority, vlan_tpid, vlan_eth_type), or None
-    vlan: tuple[int, int, int, int] | None = None
-    keyid: bytes = bytes(4)
-    ports: bytes = bytes(4)
-    #: "v4" (8 bytes: source, destination), "v6" (32), "tipc" (4), or None
-    addr_type: str | None = None
-    addrs: bytes = b""
-    is_fragment: bool = False
-
-    def consistentify(self) -> None:
-        """__flow_hash_consistentify: both directions of a flow get the same keys.  The
-        addresses are ordered (IPv4 as little-endian u32s, IPv6 by memcmp), and the ports
-        on their own (as little-endian u16s), so A:1 -> B:2 and A:2 -> B:1 hash alike."""
-        if self.addr_type not in ("v4", "v6"):
-            return
-        half = len(self.addrs) // 2
-        src, dst = self.addrs[:half], self.addrs[half:]
-        if (int.from_bytes(dst, "little") < int.from_bytes(src, "little")
-                if self.addr_type == "v4" else dst < src):
-            self.addrs = dst + src
-        sport, dport = self.ports[:2], self.ports[2:]
-        if int.from_bytes(dport, "little") < int.from_bytes(sport, "little"):
-            self.ports = dport + sport
-
-    def hashed_bytes(self) -> bytes:
-        """struct flow_keys from its ``basic`` member on, as far as the addresses go
-        (flow_keys_hash_start / flow_keys_hash_length)."""
-        vid, prio, tpid, eth_type = self.vlan or (0, 0, 0, 0)
-        return (struct.pack(">HBx", self.n_proto, self.ip_proto)
-                + struct.pack("<IH", self.flow_label, vid | prio << 13)
-                + struct.pack(">HHxx", tpid, eth_type) + bytes(8)       # vlan, cvlan
-                + self.keyid + self.ports + bytes(4) + self.addrs)      # icmp: not a key
-
-
-class _Frame:
-    """__skb_header_pointer over the linear data: None past its end."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def get(self, off: int, n: int) -> bytes | None:
-        return self.data[off:off + n] if 0 <= off and off + n <= len(self.data) else None
-
-
-def _dissect_gre(f: _Frame, keys: FlowKeys, proto: int, nhoff: int) -> tuple[str, int, int]:
-    """__skb_flow_dissect_gre: (result, proto, nhoff); the GRE key is a flow key."""
-    hdr = f.get(nhoff, 4)
-    if hdr is None:
-        return _BAD, proto, nhoff
-    flags, inner = struct.unpack(">HH", hdr)
-    version = flags & GRE_VERSION
-    if flags & GRE_ROUTING or version > 1:
-        return _GOOD, proto, nhoff
-    proto = inner
-    if version and not (proto == GRE_PROTO_PPP and flags & GRE_KEY):
-        return _GOOD, proto, nhoff
-    off = 4 + (4 if flags & GRE_CSUM else 0)
-    if flags & GRE_KEY:
-        keyid = f.get(nhoff + off, 4)
-        if keyid is None:
-            return _BAD, proto, nhoff
-        keys.keyid = keyid if version == 0 else bytes(2) + keyid[2:]
-        off += 4
-    if flags & GRE_SEQ:
-        off += 4
-    if version == 0:
-        if proto == ETH_P_TEB:
-            eth = f.get(nhoff + off, ETH_HLEN)
-            if eth is None:
-                return _BAD, proto, nhoff
-            proto = int.from_bytes(eth[12:14], "big")
-            off += ETH_HLEN
-    else:                                       # PPTP: a PPP header follows
-        off += 4 if flags & GRE_ACK else 0
-        ppp = f.get(nhoff + off, 4)
-        if ppp is None:
-            return _BAD, proto, nhoff
-        proto = {PPP_IP: ETH_P_IP, PPP_IPV6: ETH_P_IPV6}.get(
-            int.from_bytes(ppp[2:4], "big"), proto)
-        off += 4
-    return _AGAIN, proto, nhoff + off
-
-
-def flow_dissect(data: bytes, proto: int, nhoff: int,
-                 vlan_meta: tuple[int, int] | None = None,
-                 rand: Callable[[], int] | None = None) -> FlowKeys:
-    """__skb_flow_dissect with flow_keys_dissector and FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL
-    (what skb_get_hash asks for), over ``data`` from the skb's data, the network header
-    at ``nhoff``: ``proto`` is skb->protocol, or skb->vlan_proto when the skb carries
-    a tag in its metadata, ``vlan_meta`` = (its TCI, skb->protocol).  VLAN tags (the
-    outer one is a key), PPPoE, IPv4, IPv6 and its extension headers (a non-zero flow label ends
-    the walk: the label is the key, not the ports), GRE (its key is a key), IP-in-IP,
-    batman-adv; then ports (TCP, UDP, UDP-Lite, DCCP, SCTP; ESP's and AH's SPI), except
-    in fragments (first or not, so every fragment of a datagram hashes alike).  Frames
-    it cannot read on keep what was dissected until then; other ethertypes (ARP, MPLS,
-    FCoE, LLC, ...) are their protocol alone."""
-    f, keys = _Frame(data), FlowKeys()
-    rand = rand or (lambda: 0)
-    ip_proto, headers, vlans = 0, 0, 0
-    while True:                                          # proto_again
-        result = _CONTINUE
-        if proto == ETH_P_IP:
-            iph = f.get(nhoff, 20)
-            if iph is None or iph[0] & 0xF < 5:
-                break
-            nhoff += (iph[0] & 0xF) * 4
-            ip_proto = iph[9]
-            keys.addr_type, keys.addrs = "v4", iph[12:20]
-            if int.from_bytes(iph[6:8], "big") & 0x3FFF:     # MF or an offset
-                keys.is_fragment = True
-                break
-        elif proto == ETH_P_IPV6:
-            iph = f.get(nhoff, 40)
-            if iph is None:
-                break
-            ip_proto = iph[6]
-            nhoff += 40
-            keys.addr_type, keys.addrs = "v6", iph[8:40]
-            label = int.from_bytes(iph[0:4], "big") & 0xFFFFF
-            if label:
-                keys.flow_label = label
-                break
-        elif proto in (ETH_P_8021Q, ETH_P_8021AD):
-            tpid = proto
-            if vlans == 0 and vlan_meta is not None:
-                tci, proto = vlan_meta
-            else:
-                tag = f.get(nhoff, 4)
-                if tag is None:
-                    break
-                tci, proto = struct.unpack(">HH", tag)
-                nhoff += 4
-            if vlans == 0:
-                keys.vlan = (tci & 0xFFF, tci >> 13, tpid, proto)
-            vlans += 1
-            result = _AGAIN
-        elif proto == ETH_P_PPP_SES:
-            hdr = f.get(nhoff, 8)
-            if hdr is None or hdr[0] != 0x11 or hdr[1] != 0:    # version 1, type 1, code 0
-                break
-            ppp = int.from_bytes(hdr[6:8], "big")
-            if ppp & 0x100:                     # a compressed protocol field
-                ppp, nhoff = ppp >> 8, nhoff + 7
-            else:
-                nhoff += 8
-            proto = {PPP_IP: ETH_P_IP, PPP_IPV6: ETH_P_IPV6, PPP_MPLS_UC: ETH_P_MPLS_UC,
-                     PPP_MPLS_MC: ETH_P_MPLS_MC}.get(ppp, proto)
-            if proto == ETH_P_PPP_SES:
-                break
-            result = _AGAIN
-        elif proto == ETH_P_TIPC:
-            hdr = f.get(nhoff, 16)
-            if hdr is not None:                 # the source node (keepalives: random)
-                w0 = int.from_bytes(hdr[:4], "big")
-                keep = w0 & TIPC_KEEPALIVE_MASK == TIPC_KEEPALIVE_MASK
-                keys.addr_type = "tipc"
-                keys.addrs = struct.pack("<I", rand()) if keep else hdr[12:16]
-            break
-        elif proto == ETH_P_BATMAN:
-            hdr = f.get(nhoff, 24)
-            if hdr is None or hdr[1] != BATADV_COMPAT_VERSION or hdr[0] != BATADV_UNICAST:
-                break
-            proto = int.from_bytes(hdr[22:24], "big")
-            nhoff += 24
-            result = _AGAIN
-        else:                   # MPLS, ARP, FCoE, ...: no key of theirs is hashed
-            break
-        if result == _AGAIN:
-            headers += 1
-            if headers <= MAX_FLOW_DISSECT_HDRS:
-                continue
-            break
-        again = True
-        while again:                                     # ip_proto_again
-            again, result = False, _CONTINUE
-            if ip_proto == IPPROTO_GRE:
-                result, proto, nhoff = _dissect_gre(f, keys, proto, nhoff)
-            elif ip_proto in (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS) \
-                    and proto == ETH_P_IPV6:
-                opt = f.get(nhoff, 2)
-                if opt is None:
-                    result = _BAD
-                else:
-                    ip_proto, nhoff, result = opt[0], nhoff + (opt[1] + 1) * 8, _IP_AGAIN
-            elif ip_proto == IPPROTO_FRAGMENT and proto == ETH_P_IPV6:
-                frag = f.get(nhoff, 8)
-                if frag is None:
-                    result = _BAD
-                else:
-                    keys.is_fragment = True
-                    ip_proto, nhoff, result = frag[0], nhoff + 8, _GOOD
-            elif ip_proto in (IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_MPLS):
-                proto = {IPPROTO_IPIP: ETH_P_IP, IPPROTO_IPV6: ETH_P_IPV6}.get(
-                    ip_proto, ETH_P_MPLS_UC)
-                result = _AGAIN
-            if not keys.is_fragment:
-                at = PORTS_OFFSET.get(ip_proto)
-                ports = f.get(nhoff + at, 4) if at is not None else None
-                keys.ports = ports if ports is not None else bytes(4)
-            if result in (_AGAIN, _IP_AGAIN):
-                headers += 1
-                if headers > MAX_FLOW_DISSECT_HDRS:
-                    result = _GOOD
-            again = result == _IP_AGAIN
-        if result != _AGAIN:
-            break
-    keys.n_proto, keys.ip_proto = proto, ip_proto
-    return keys
-
-
-@lru_cache(maxsize=64)
-def _hash_key(seed: object) -> bytes:
-    """The flow hash's key: the kernel draws its siphash key at boot; xsim derives one
-    from the run environment's seed, so runs with one seed agree."""
-    return hashlib.blake2b(f"xsim flow hash {seed!r}".encode(), digest_size=16).digest()
-
-
-def flow_hash(keys: FlowKeys, seed: object = 0) -> int:
-    """__flow_hash_from_keys: the keys made direction-independent, then a keyed hash of
-    them (blake2b here, siphash in the kernel), 0 made 1."""
-    keys.consistentify()
-    h = hashlib.blake2b(keys.hashed_bytes(), digest_size=4, key=_hash_key(seed)).digest()
-    return int.from_bytes(h, "little") or 1
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -980,28 +467,6 @@ def _be16(field_value: int) -> int:
     return int.from_bytes((field_value & 0xFFFF).to_bytes(2, "little"), "big")
 
 
-def _sock_arg(call: HelperCall) -> int:
-    """The socket a helper was given, if it is the test run's (the sock region); else 0."""
-    region = call.space.by_name.get(SOCK_REGION)
-    return call.args[0] if region is not None and call.args[0] == region.vaddr else 0
-
-
-def _sk_fullsock(call: HelperCall) -> int:
-    """bpf_sk_fullsock(sk): the test run's socket is a full one (TCP_CLOSE is neither
-    TIME_WAIT nor NEW_SYN_RECV), so the same pointer, now PTR_TO_SOCKET."""
-    return _sock_arg(call)
-
-
-def _tcp_sock(call: HelperCall) -> int:
-    """bpf_tcp_sock(sk): NULL; the test run's socket's protocol is 0, not TCP."""
-    return 0
-
-
-def _get_listener_sock(call: HelperCall) -> int:
-    """bpf_get_listener_sock(sk): NULL; the test run's socket is not listening."""
-    return 0
-
-
 def _min_len(call: HelperCall) -> int:
     """__bpf_skb_min_len: the frame may not lose its MAC header (no transport header is
     set in the test run)."""
@@ -1180,9 +645,9 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
     registry.kernel("set_hash")(_set_hash)
     registry.kernel("get_hash_recalc")(_get_hash_recalc)
     registry.kernel("set_hash_invalid")(_set_hash_invalid)
-    registry.kernel("sk_fullsock")(_sk_fullsock)
-    registry.kernel("tcp_sock")(_tcp_sock)
-    registry.kernel("get_listener_sock")(_get_listener_sock)
+    registry.kernel("sk_fullsock")(sk_fullsock)
+    registry.kernel("tcp_sock")(tcp_sock)
+    registry.kernel("get_listener_sock")(get_listener_sock)
     registry.kernel("skb_change_tail")(_change_tail)
     registry.kernel("skb_change_head")(_change_head)
     registry.kernel("skb_vlan_push")(_vlan_push)
@@ -1196,18 +661,6 @@ def add_socket_filter_helpers(registry: HelperRegistry) -> None:
 
 
 # -- the test run -----------------------------------------------------------------------
-
-ETH_P_802_3, ETH_P_802_2 = 0x0001, 0x0004
-
-
-def _eth_type_trans(frame: bytes) -> int:
-    """eth_type_trans's skb->protocol (host order): the ethertype; for an 802.3 length
-    field, ETH_P_802_3 (raw IPX: the payload starts 0xFFFF) or ETH_P_802_2 (LLC)."""
-    proto = int.from_bytes(frame[12:14], "big")
-    if proto >= 0x600:
-        return proto
-    return ETH_P_802_3 if frame[14:16] == b"\xff\xff" else ETH_P_802_2
-
 
 def _pkt_type(dest: bytes) -> int:
     """eth_type_trans on loopback (address and broadcast address all zeros)."""
@@ -1264,11 +717,11 @@ class SkbHook:
     def rewrite(self, spec: ProgramSpec, insns: list[Insn]) -> list[Insn]:
         out = rewrite_context(spec, insns, tc_valid if self.l2 else sk_filter_valid,
                               POINTER_FIELDS, _convert)
-        check_sockets(spec, insns, helpers_allowed=self.l2)
+        check_sockets(spec, insns, helpers_allowed=self.l2, sk_field=SK)
         return out
 
     def test_run(self, prog, *, data_in: bytes | None, ctx_in: bytes | None, repeat: int,
-                 budget: int | None) -> TestRunOutput:
+                 budget: int | None, tier: str = "interp") -> TestRunOutput:
         data = data_in or b""
         if len(data) < ETH_HLEN:
             raise TestRunRefused(f"data_in of {len(data)} bytes is shorter than an Ethernet "
@@ -1286,7 +739,7 @@ class SkbHook:
         end_off = HEADROOM + len(data)
         struct.pack_into("<2I", skb, LEN, end_off - start_off, _pkt_type(data[:6]))
         struct.pack_into("<I", skb, PROTOCOL,
-                         int.from_bytes(_eth_type_trans(data).to_bytes(2, "big"), "little"))
+                         int.from_bytes(eth_type_trans(data).to_bytes(2, "big"), "little"))
         buffer = bytearray(HEADROOM + len(data) + SHINFO_SIZE)
         buffer[HEADROOM:end_off] = data
         program = prog.hooked()
@@ -1303,7 +756,7 @@ class SkbHook:
         # header and the buffer's head, from the window's start
         headers = (ETH_HLEN, 0, -start_off) if self.l2 else (0, -ETH_HLEN, -start_off)
         res = program.run(image, packet=bytes(buffer), packet_window=(start_off, end_off),
-                          packet_headers=headers, **kw)
+                          packet_headers=headers, tier=tier, **kw)
         d, end = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:2]
         after = space.bytes_of("packet")
         data_out = after[d - base:end - base]
