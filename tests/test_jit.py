@@ -167,9 +167,15 @@ def test_maps_and_helpers_of_an_object() -> None:
     assert maps_a == {n: m.items() for n, m in obj.maps.items()}
 
 
-def test_the_histogram_needs_the_interpreter() -> None:
-    with pytest.raises(XsimError, match="histogram"):
-        Program.from_bytes(assemble("mov %r0, 0\nexit")).run(tier="jit", histogram=True)
+@pytest.mark.parametrize("budget", [10**6, 25])
+def test_the_histogram(bench_progs, budget: int) -> None:
+    """A profiling build counts what the interpreter counts, also when the budget ends."""
+    for name in ("stack_sieve", "checksum_1500"):
+        source = read_code(bench_progs / f"{name}.bpf.o")
+        memory = (bench_progs / f"{name}.mem").read_bytes()
+        got = both(Program.from_bytes(source.code), memory=memory, repeat=2, histogram=True,
+                   budget=budget)
+        assert sum(got["histogram"].values()) == got["insns_total"]
 
 
 def test_cli_shows_llvm_and_annotated_assembly(capsys) -> None:

@@ -25,10 +25,11 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int64)
 class Native:
     """A Program's native code and the words it runs with."""
 
-    def __init__(self, prog: Program) -> None:
+    def __init__(self, prog: Program, profile: bool = False) -> None:
         self.prog = prog
         try:
-            self.code = engine.compile_program(prog._code, prog._st[ip.C_BASE:], prog.name)
+            self.code = engine.compile_program(prog._code, prog._st[ip.C_BASE:], prog.name,
+                                               profile)
         except lift.JitUnsupported as exc:
             raise XsimError(f"program {prog.name!r} cannot run on the jit tier: {exc}; "
                             "tier 'interp' runs it") from None
@@ -38,6 +39,7 @@ class Native:
         self.env[lift.ENV_HELPER] = ctypes.cast(self.callback, ctypes.c_void_p).value
         self.env[lift.ENV_LOOKUP] = engine.LOOKUP_ADDRESS
         self.env[lift.ENV_ST_LEN] = len(prog._st)
+        self.env[lift.ENV_COUNTS] = prog._counts.ctypes.data
         self.calls: dict[int, int] = {}
         self.chain = 0
         self._mem = self._table = None     # the arrays env points at now
@@ -115,23 +117,24 @@ class Native:
         return status
 
 
-def native(prog: Program) -> Native:
-    """The Program's native code, compiled on first use."""
-    n = getattr(prog, "_native", None)
+def native(prog: Program, profile: bool = False) -> Native:
+    """The Program's native code (a profiling build with ``profile``), compiled on first
+    use."""
+    attr = "_native_profile" if profile else "_native"
+    n = getattr(prog, attr, None)
     if n is None:
-        n = prog._native = Native(prog)
+        n = Native(prog, profile)
+        setattr(prog, attr, n)
     return n
 
 
 def drive(prog: Program, repeat: int, budget: int, histogram: bool,
           calls: dict[int, int]) -> tuple:
-    """``Program.run``'s outcome tuple, from native code."""
-    if histogram:
-        raise XsimError("the instruction histogram is counted by the interpreter: run with "
-                        "tier 'interp' for it")
+    """``Program.run``'s outcome tuple, from native code (a profiling build for the
+    instruction histogram)."""
     if prog._tail_calls:
-        return _drive_each(prog, repeat, budget, calls)
-    n = native(prog)
+        return _drive_each(prog, repeat, budget, calls, histogram)
+    n = native(prog, histogram)
     status = n.call(repeat, True, budget, calls)
     st = prog._st
     words = st[:ip.R_BASE + 1].tolist()
@@ -141,14 +144,15 @@ def drive(prog: Program, repeat: int, budget: int, histogram: bool,
             words[ip.S_FAST_LOOKUPS])
 
 
-def _drive_each(prog: Program, repeat: int, budget: int, calls: dict[int, int]) -> tuple:
+def _drive_each(prog: Program, repeat: int, budget: int, calls: dict[int, int],
+                histogram: bool) -> tuple:
     """One run at a time, following tail calls, as Program._drive_each."""
     used = [prog]
     total = insns = runs = 0
     cur, status, error = prog, ip.DONE, None
     for run in range(repeat):
         cur, chain, insns = prog, 0, 0
-        n = native(cur)
+        n = native(cur, histogram)
         status = n.call(1, run == 0, budget, calls, chain)
         while status == lift.TAIL_CALL:
             target = n.target
@@ -159,7 +163,9 @@ def _drive_each(prog: Program, repeat: int, budget: int, calls: dict[int, int]) 
             if cur not in used:
                 used.append(cur)
                 cur._st[ip.S_FAST_LOOKUPS] = 0
-            n = native(cur)
+                if histogram:
+                    cur._counts[:] = 0
+            n = native(cur, histogram)
             status = n.call(1, False, max(budget - insns, 1), calls, chain)
         error = n.error
         insns += int(cur._st[ip.S_INSNS])

@@ -110,10 +110,13 @@ class NativeCode:
     from_cache: bool
 
 
-def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog") -> NativeCode:
-    """Native code for the host of a lowered program (lift.JitUnsupported if it cannot)."""
+def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
+                    profile: bool = False) -> NativeCode:
+    """Native code for the host of a lowered program (lift.JitUnsupported if it cannot);
+    ``profile``: a build that counts executions per pc."""
     tm = target_machine()
     cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
+    cpu += " profile" if profile else ""
     key = cache_key(code, consts, host_triple(), cpu)
     cache = _cache_dir()
     path = cache / f"{key}.o" if cache is not None else None
@@ -121,7 +124,7 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog") ->
     obj = path.read_bytes() if path is not None and path.exists() else None
     compile_s, hit = 0.0, obj is not None
     if obj is None:
-        ir_module = lift.lift_module(code, consts, name, host_triple())
+        ir_module = lift.lift_module(code, consts, name, host_triple(), profile=profile)
         mod = llvm.parse_assembly(str(ir_module))
         mod.verify()
         optimize(mod, tm)

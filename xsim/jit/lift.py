@@ -40,7 +40,8 @@ I64P, I8P = I64.as_pointer(), I8.as_pointer()
 # -- the env words: what the driver gives the native code, reread after each call out --
 ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
 ENV_PY_CALLS = 8      # Python helper calls served since the driver last cleared it
-ENV_WORDS = 9
+ENV_COUNTS = 9        # a profiling build's per-pc execution counts (the Program's counts)
+ENV_WORDS = 10
 
 # -- statuses: the interpreter's (ip.DONE ... ip.UNRESOLVED), and these of the JIT -----
 RETURNED = 0          # inside: a function returned normally
@@ -360,6 +361,10 @@ class _Fn:
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:
         self.at(pc)
+        if self.l.profile:          # the interpreter's histogram: count it before it runs
+            counts = self.b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
+            self.word(counts, pc, self.b.add(self.word(counts, pc, tag="mem"), self.const(1)),
+                      tag="mem")
         e, a, bslot, c = (int(x) for x in self.l.code[pc])
         name = _N[e]
         b = self.b
@@ -709,8 +714,10 @@ class Lifter:
     """Builds the LLVM module of one program's lowered code."""
 
     def __init__(self, code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                 triple: str = "", debug: bool = False) -> None:
+                 triple: str = "", debug: bool = False, profile: bool = False) -> None:
         self.code, self.consts = code, consts
+        #: count executions per pc (the instruction histogram), as run_core's ``prof``
+        self.profile = profile
         self.module = ir.Module(name=name)
         if triple:
             self.module.triple = triple
@@ -810,8 +817,9 @@ class Lifter:
         r.add_incoming(r1, loop)
         b.cbranch(b.icmp_unsigned("<", r1, rows), loop, start)
         b.position_at_end(start)
-        for w in (ip.S_TOTAL, ip.S_RUNS_DONE, ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP, ip.S_PROF):
+        for w in (ip.S_TOTAL, ip.S_RUNS_DONE, ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP):
             word(st, w, c(0))
+        word(st, ip.S_PROF, c(int(self.profile)))     # the interpreter counts after a handoff
         word(st, ip.R_BASE, c(0))
         run = f.append_basic_block("run")
         b.branch(run)
@@ -850,7 +858,8 @@ class Lifter:
 
 
 def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                triple: str = "", debug: bool = False) -> ir.Module:
+                triple: str = "", debug: bool = False, profile: bool = False) -> ir.Module:
     """The LLVM module of a program's lowered code, with the entry ``xsim_entry``;
-    ``debug`` adds line info whose lines are eBPF pcs + 1."""
-    return Lifter(code, consts, name, triple, debug).build()
+    ``debug`` adds line info whose lines are eBPF pcs + 1, ``profile`` counts
+    executions per pc."""
+    return Lifter(code, consts, name, triple, debug, profile).build()
