@@ -257,11 +257,26 @@ class _Fn:
     # -- the region cache: the row of the last region this function touched, and the
     # access counts it owes it, in registers; flushed to the table before anything that
     # reads the counts or moves a row (a call, a Python helper, a stop, a return) -------
-    _ENTRY = ("rid", "vbase", "size", "host", "perm", "reads", "writes")
+    #: the sizes are the region's size for the accesses its permissions allow (reads,
+    #: writes, both: atomics) and 0 for the others, so one compare checks both
+    _ENTRY = ("rid", "vbase", "host", "size_r", "size_w", "size_rw", "reads", "writes")
+    _SIZE_OF = {int(ip.PERM_R): "size_r", int(ip.PERM_W): "size_w",
+                int(ip.PERM_R | ip.PERM_W): "size_rw"}
 
     def _cache_init(self) -> None:
-        self.cache = {k: self.b.alloca(I64, name=f"c_{k}") for k in self._ENTRY}
+        b = self.b
+        self.cache = {k: b.alloca(I64, name=f"c_{k}") for k in self._ENTRY}
         self.invalidate()
+        # the stack's row, fixed while this function runs (a callee moves it and moves it
+        # back): host = stack_host + address, and the counts owed to it
+        row = b.mul(self.word(self.st, ip.S_STACK_REGION), self.const(ip.RG_COLS))
+        rg = b.load(self.rg)
+        self.stack_row = row
+        self.stack_host = b.sub(self.rgword(rg, b.add(row, self.const(ip.RG_HOST))),
+                                self.rgword(rg, b.add(row, self.const(ip.RG_VBASE))))
+        self.stack = {k: b.alloca(I64, name=f"s_{k}") for k in ("reads", "writes")}
+        for v in self.stack.values():
+            b.store(self.const(0), v)
 
     def invalidate(self) -> None:
         """The entry names region 0 ("no region": size 0, no permissions): an access
@@ -273,44 +288,72 @@ class _Fn:
         """Add the counts owed to the table (the entry for region 0 owes none)."""
         b, e = self.b, self.cache
         rg = b.load(self.rg)
-        row = b.mul(b.load(e["rid"]), self.const(ip.RG_COLS))
-        for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
-            at = b.add(row, self.const(col))
-            self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(e[k])))
-            b.store(self.const(0), e[k])
+        for row, owed in ((b.mul(b.load(e["rid"]), self.const(ip.RG_COLS)), e),
+                          (self.stack_row, self.stack)):
+            for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
+                at = b.add(row, self.const(col))
+                self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(owed[k])))
+                b.store(self.const(0), owed[k])
 
-    def translate(self, addr, size: int, perm: int, pc: int, count, kind: int):
+    def translate(self, addr, size: int, perm: int, pc: int, count, kind: int,
+                  base: tuple[int, int] | None = None):
         """Host pointer for ``[addr, addr+size)`` with ``perm``, or a fault exit: the
-        checks of interp._translate on the cached row (loaded on a miss)."""
+        checks of interp._translate on the cached row (loaded on a miss).
+
+        ``base``: (register, offset) the address came from.  r10 plus an offset inside
+        [-512, 0) needs no check: r10 is read-only and the stack region always covers
+        exactly [r10 - 512, r10) of the running function, readable and writable."""
         b, e = self.b, self.cache
+        if base is not None and base[0] == 10:
+            off = base[1] - (1 << 64) if base[1] >> 63 else base[1]
+            if -FRAME <= off and off + size <= 0:
+                for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
+                    if perm & flag:
+                        b.store(b.add(b.load(self.stack[k]), self.const(1)), self.stack[k])
+                return b.gep(b.load(self.mem), [b.add(self.stack_host, addr)])
         fault = (addr, self.const(size), self.const(kind))
-        rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
+        which = self._SIZE_OF[perm]
+
+        def out_of(entry_size, off):
+            """interp._translate's refusal, as one compare: ``off`` is not in
+            [0, entry_size - size] (never true of an entry too small for ``size``)."""
+            fits = b.icmp_unsigned(">=", entry_size, self.const(size))
+            limit = b.select(fits, b.add(b.sub(entry_size, self.const(size)), self.const(1)),
+                             self.const(0))
+            return b.icmp_unsigned(">=", off, limit)
+
+        slow = self.llfn.append_basic_block(f"slow{pc}")
         miss = self.llfn.append_basic_block(f"miss{pc}")
         have = self.llfn.append_basic_block(f"have{pc}")
-        b.cbranch(b.icmp_unsigned("==", rid, b.load(e["rid"])), have, miss).set_weights(
-            [1000, 1])
+        b.cbranch(out_of(b.load(e[which]), b.sub(addr, b.load(e["vbase"]))), slow,
+                  have).set_weights([1, 1000])
+        # outside the cached row: the same region (a fault), or another one (a miss)
+        b.position_at_end(slow)
+        rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
+        b.cbranch(b.icmp_unsigned("==", rid, b.load(e["rid"])), self._stub(
+            ip.FAULT, pc, count, fault), miss)
         b.position_at_end(miss)     # another region: the counts owed go to the table
         self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
         self.flush()
         rg = b.load(self.rg)
         row = b.mul(rid, self.const(ip.RG_COLS))
         b.store(rid, e["rid"])
-        for k, col in (("vbase", ip.RG_VBASE), ("size", ip.RG_SIZE), ("host", ip.RG_HOST),
-                       ("perm", ip.RG_PERM)):
+        for k, col in (("vbase", ip.RG_VBASE), ("host", ip.RG_HOST)):
             b.store(self.rgword(rg, b.add(row, self.const(col))), e[k])
+        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
+        rperm = self.rgword(rg, b.add(row, self.const(ip.RG_PERM)))
+        for need, k in self._SIZE_OF.items():
+            ok = b.icmp_unsigned("==", b.and_(rperm, self.const(need)), self.const(need))
+            b.store(b.select(ok, rsize, self.const(0)), e[k])
+        self.cold_exit(out_of(b.load(e[which]), b.sub(addr, b.load(e["vbase"]))), ip.FAULT, pc,
+                       count, fault)
         b.branch(have)
         b.position_at_end(have)
-        vbase, rsize = b.load(e["vbase"]), b.load(e["size"])
-        off = b.sub(addr, vbase)
-        bad = b.or_(b.icmp_unsigned(">", off, rsize),
-                    b.icmp_unsigned("<", b.sub(rsize, off), self.const(size)))
-        bad = b.or_(bad, b.icmp_unsigned("!=", b.and_(b.load(e["perm"]), self.const(perm)),
-                                         self.const(perm)))
-        self.cold_exit(bad, ip.FAULT, pc, count, fault)
         for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
             if perm & flag:
                 b.store(b.add(b.load(e[k]), self.const(1)), e[k])
-        return b.gep(b.load(self.mem), [b.add(b.load(e["host"]), off)])
+        return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
+                                             b.sub(addr, b.load(e["vbase"])))])
 
     def load_mem(self, ptr, size: int):
         ty = ir.IntType(8 * size)
@@ -382,14 +425,16 @@ class _Fn:
         if name in _LOADS:
             size, signed = _LOADS[name]
             addr = b.add(self.operand(bslot), self.const(c))
-            ptr = self.translate(addr, size, int(ip.PERM_R), pc, count, ip.ACCESS_READ)
+            ptr = self.translate(addr, size, int(ip.PERM_R), pc, count, ip.ACCESS_READ,
+                                 (bslot - ip.R_BASE, c))
             v = self.load_mem(ptr, size)
             self.set_reg(a - ip.R_BASE, (b.sext if signed else b.zext)(v, I64) if size < 8 else v)
             return False
         if name in _STORES:
             size = _STORES[name]
             addr = b.add(self.reg(a - ip.R_BASE), self.const(c))
-            ptr = self.translate(addr, size, int(ip.PERM_W), pc, count, ip.ACCESS_WRITE)
+            ptr = self.translate(addr, size, int(ip.PERM_W), pc, count, ip.ACCESS_WRITE,
+                                 (a - ip.R_BASE, c))
             self.store_mem(ptr, size, self.operand(bslot))
             return False
         if name.startswith("atomic_"):
@@ -440,7 +485,7 @@ class _Fn:
         op = name[len("atomic_"):-2]
         addr = b.add(self.reg(a - ip.R_BASE), self.const(c))
         ptr = self.translate(addr, size, int(ip.PERM_R | ip.PERM_W), pc, count,
-                             ip.ACCESS_ATOMIC)
+                             ip.ACCESS_ATOMIC, (a - ip.R_BASE, c))
         old = self.load_mem(ptr, size)
         old64 = b.zext(old, I64) if size == 4 else old
         src = bslot - ip.R_BASE
