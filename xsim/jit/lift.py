@@ -11,10 +11,11 @@ into Python helpers and checked exactly as the interpreter's:
 * every load, store and atomic goes through the region table as
   ``interp._translate`` does (bounds, permissions, access counters), and a
   violation stops with the same fault words (pc, address, size, kind);
-* the instruction budget is counted per basic block: a block that fits the
-  budget runs straight; at one that does not, the run is handed to the
-  interpreter at the block's start (registers, call frames and counts are in
-  its own words), which stops it at the very instruction;
+* the instruction budget is checked at checkpoints (a function's entry, the
+  targets of backward jumps, the blocks after calls) for the longest path to
+  the next one: where that does not fit, the run is handed to the
+  interpreter (registers, call frames and counts are in its own words), which
+  stops it at the very instruction;
 * bpf-to-bpf calls are LLVM calls with their own 512-byte stack frame (the
   stack region row moves as in the interpreter) and the 8-frame limit;
 * ``bpf_map_lookup_elem`` on array, hash and LPM maps calls the
@@ -372,26 +373,67 @@ class _Fn:
             self.word(self.st, ip.R_BASE + i, self.reg(i))
 
     # -- blocks -----------------------------------------------------------------------------
+    def _budget_plan(self) -> dict[int, int]:
+        """Where the budget is checked, and for how much: checkpoint block -> the most
+        instructions any path from it runs before the next checkpoint or an exit.
+
+        Checkpoints are the function's entry, every block a jump reaches backwards (so
+        every cycle has one) and every block after a call (a callee, a helper's
+        callback, runs instructions of its own).  Between checkpoints control only
+        moves forward, so the longest path is a sum over a DAG; a checkpoint whose
+        path does not fit hands the run to the interpreter, which stops at the very
+        instruction."""
+        fn, code = self.fn, self.l.code
+        blocks = []
+        for k, start in enumerate(fn.leaders):
+            end = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else fn.end
+            pcs = [pc for pc in range(start, end) if int(code[pc, 0]) < len(_N)]
+            blocks.append((start, end, pcs))
+        checkpoints = {fn.entry}
+        succs: dict[int, list[int]] = {}
+        for start, end, pcs in blocks:
+            last = _N[int(code[pcs[-1], 0])]
+            out = []
+            if last in ("ja",) or last in _JCONDS:
+                out.append(int(code[pcs[-1], 3]))
+            if last not in ("ja", "exit", "call_kfunc", "lddw_unresolved") and end < fn.end:
+                out.append(end)
+                if last in ("call_helper", "call_local", "callx"):
+                    checkpoints.add(end)
+            for t in out:
+                if t <= start:
+                    checkpoints.add(t)
+            succs[start] = out
+        longest: dict[int, int] = {}
+        for start, _end, pcs in reversed(blocks):
+            tail = [longest[t] for t in succs[start] if t > start and t not in checkpoints]
+            longest[start] = len(pcs) + max(tail, default=0)
+        return {cp: longest[cp] for cp in checkpoints}
+
     def lift(self) -> None:
         fn = self.fn
+        plan = self._budget_plan()
         for k, start in enumerate(fn.leaders):
             end = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else fn.end
             pcs = [pc for pc in range(start, end) if int(self.l.code[pc, 0]) < len(_N)]
             self.b.position_at_end(self.blocks[start])
             self.at(start)
             ic0 = self.b.load(self.ic)
-            fits = self.b.icmp_unsigned("<=", self.b.add(ic0, self.const(len(pcs))), self.budget)
-            body = self.llfn.append_basic_block(f"fast{start}")
-            over = self.llfn.append_basic_block(f"handoff{start}")
-            self.b.cbranch(fits, body, over).set_weights([1000, 1])
-            # the budget runs out in this block: the interpreter takes over from its start
-            # and stops at the very instruction (registers, frames and words are its own)
-            self.b.position_at_end(over)
-            self.word(self.st, ip.S_PC, self.const(start))
-            self.word(self.st, ip.S_INSNS, ic0)
-            self.b.branch(self._handoff_block())
+            if start in plan:
+                fits = self.b.icmp_unsigned("<=", self.b.add(ic0, self.const(plan[start])),
+                                            self.budget)
+                body = self.llfn.append_basic_block(f"fast{start}")
+                over = self.llfn.append_basic_block(f"handoff{start}")
+                self.b.cbranch(fits, body, over).set_weights([1000, 1])
+                # the budget may run out before the next checkpoint: the interpreter takes
+                # over from here and stops at the very instruction (registers, frames and
+                # words are its own)
+                self.b.position_at_end(over)
+                self.word(self.st, ip.S_PC, self.const(start))
+                self.word(self.st, ip.S_INSNS, ic0)
+                self.b.branch(self._handoff_block())
+                self.b.position_at_end(body)
             nxt = end if end < fn.end else None
-            self.b.position_at_end(body)
             self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
             ended = False
             for k2, pc in enumerate(pcs):
