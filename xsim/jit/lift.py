@@ -285,12 +285,15 @@ class _Fn:
         for v in self.cache.values():
             self.b.store(self.const(0), v)
 
-    def flush(self) -> None:
-        """Add the counts owed to the table (the entry for region 0 owes none)."""
+    def flush(self, stack: bool = True) -> None:
+        """Add the counts owed to the table (the entry for region 0 owes none); those of
+        the stack too unless ``stack`` is false (a miss changes only the entry)."""
         b, e = self.b, self.cache
         rg = b.load(self.rg)
-        for row, owed in ((b.mul(b.load(e["rid"]), self.const(ip.RG_COLS)), e),
-                          (self.stack_row, self.stack)):
+        owing = [(b.mul(b.load(e["rid"]), self.const(ip.RG_COLS)), e)]
+        if stack:
+            owing.append((self.stack_row, self.stack))
+        for row, owed in owing:
             for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
                 at = b.add(row, self.const(col))
                 self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(owed[k])))
@@ -335,7 +338,7 @@ class _Fn:
             ip.FAULT, pc, count, fault), miss)
         b.position_at_end(miss)     # another region: the counts owed go to the table
         self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
-        self.flush()
+        self.flush(stack=False)
         rg = b.load(self.rg)
         row = b.mul(rid, self.const(ip.RG_COLS))
         b.store(rid, e["rid"])
