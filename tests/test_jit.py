@@ -229,3 +229,18 @@ def test_cli_runs_on_the_jit_tier(capsys, bench_progs) -> None:
         d.pop("duration_ns")
         results.append(d)
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("prog", ["chain", "again"])
+def test_tail_calls_on_the_jit_tier(prog: str) -> None:
+    """A chain through a prog array and a program that tail-calls itself to the limit."""
+    tail = Path(__file__).parent / "data" / "diff" / "tail.o"
+    ctx = (7).to_bytes(8, "little")
+    seen = []
+    for tier in ("interp", "jit"):
+        obj = xsim.load(tail)
+        res = outcome(obj.programs[prog].run(ctx, tier=tier, repeat=2))
+        seen.append((res, {n: m.items() for n, m in obj.maps.items()
+                           if m.type.value != "prog_array"}))
+    assert seen[0] == seen[1]
+    assert seen[0][0]["error"] is None

@@ -155,16 +155,9 @@ def _drive_each(prog: Program, repeat: int, budget: int, calls: dict[int, int],
         n = native(cur, histogram)
         status = n.call(1, run == 0, budget, calls, chain)
         while status == lift.TAIL_CALL:
-            target = n.target
             chain += 1
             insns += int(cur._st[ip.S_INSNS])
-            target.adopt_setup(cur)
-            cur = target
-            if cur not in used:
-                used.append(cur)
-                cur._st[ip.S_FAST_LOOKUPS] = 0
-                if histogram:
-                    cur._counts[:] = 0
+            cur = cur.tail_call_to(n.target, used, histogram)
             n = native(cur, histogram)
             status = n.call(1, False, max(budget - insns, 1), calls, chain)
         error = n.error

@@ -176,11 +176,18 @@ class Program:
             st[ip.S_STACK_HOST] = self._stack.host + self._stack.capacity - oc.STACK_FRAME_SIZE
             st[ip.S_PKT_REGION] = self._packet.index if packet is not None else 0
 
-    def adopt_setup(self, caller: Program) -> None:
-        """Take the run's set-up words from ``caller`` (a tail call goes on in this program
-        on the caller's inputs: the same context, packet and stack)."""
-        self._st[_SETUP] = caller._st[_SETUP]
-        self._setup = caller._setup
+    def tail_call_to(self, target: Program, used: list[Program], histogram: bool) -> Program:
+        """Go on in ``target`` after this program's tail call, on this run's inputs (the
+        same context, packet and stack): its set-up words from here, and its counters
+        zeroed when the run first enters it (``used`` lists the programs entered)."""
+        target._st[_SETUP] = self._st[_SETUP]
+        target._setup = self._setup
+        if target not in used:
+            used.append(target)
+            target._st[ip.S_FAST_LOOKUPS] = 0
+            if histogram:
+                target._counts[:] = 0
+        return target
 
     def error_of(self, status: int) -> XsimError:
         """The error for a status the loop stopped with (not DONE or HELPER), with the C
@@ -232,13 +239,7 @@ class Program:
                     continue
                 chain += 1
                 insns += int(cur._st[ip.S_INSNS])
-                target.adopt_setup(cur)
-                cur = target
-                if cur not in used:
-                    used.append(cur)
-                    cur._st[ip.S_FAST_LOOKUPS] = 0
-                    if histogram:
-                        cur._counts[:] = 0
+                cur = cur.tail_call_to(target, used, histogram)
                 status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
                                   ip.FRESH_KEEP_COUNTS, 1, max(budget - insns, 1), histogram)
             insns += int(cur._st[ip.S_INSNS])
