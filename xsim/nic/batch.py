@@ -32,9 +32,9 @@ from .xdp import (_FRAMES, ETH_HLEN, LOOPBACK_IFINDEX, PAGE_SIZE, PTRS, PTRS_AT,
                   XDP_MD, XDP_PACKET_HEADROOM, Frame)
 
 # -- the batch state words (``bs``, int64) ----------------------------------------------
-(B_NEXT, B_CUR, B_PHASE, B_OUTPOS, B_PYTHON, B_DIRTY, B_PREV_LEN,
- B_PKT_HOST, B_PKT_VADDR, B_PKT_ROW, B_CTX_HOST, B_BUDGET) = range(12)
-B_WORDS = 12
+(B_NEXT, B_CUR, B_PHASE, B_OUTPOS, B_PYTHON, B_DIRTY,
+ B_PKT_HOST, B_PKT_VADDR, B_PKT_ROW, B_CTX_HOST, B_BUDGET) = range(11)
+B_WORDS = 11
 # phases: start the next packet, resume the current one after a helper, record its output
 START, RESUME, RECORD = 0, 1, 2
 # why the loop returned
@@ -53,26 +53,28 @@ def _start_packet(mem, rg, bs, data, off, n):
     """The page, the window and the context of a fresh test run on ``data[off:off+n]``."""
     h = bs[B_PKT_HOST]
     head = XDP_PACKET_HEADROOM
-    if bs[B_DIRTY]:
-        zero_bytes(mem, h, PAGE_SIZE)
-        bs[B_DIRTY] = 0
-    elif bs[B_PREV_LEN] > n:
-        zero_bytes(mem, h + head + n, bs[B_PREV_LEN] - n)
-    bs[B_PREV_LEN] = n
-    copy_bytes(mem, h + head, data, off, n)
     v = np.uint64(bs[B_PKT_VADDR])
+    c = bs[B_CTX_HOST]
+    if bs[B_DIRTY]:
+        # Python helpers ran (they may write outside the window and the context's
+        # pointers): a zeroed page and the whole context, as a fresh test run has them
+        zero_bytes(mem, h, PAGE_SIZE)
+        zero_bytes(mem, c, PTRS_AT)
+        store32(mem, np.uint64(c + _MD_INGRESS), np.uint64(LOOPBACK_IFINDEX))
+        store64(mem, np.uint64(c + PTRS_AT + 24), v)
+        store32(mem, np.uint64(c + PTRS_AT + 32), np.uint64(PAGE_SIZE))
+        bs[B_DIRTY] = 0
+    # Otherwise the page past the window keeps the last frame's bytes: nothing reads
+    # them (loads stop at data_end, a growing adjust_tail zeroes what it adds), and the
+    # program cannot write the context, only its pointers move.
+    copy_bytes(mem, h + head, data, off, n)
     row = bs[B_PKT_ROW]
     rg[row, ip.RG_VBASE] = v + np.uint64(head)
     rg[row, ip.RG_SIZE] = np.uint64(n)
     rg[row, ip.RG_HOST] = np.uint64(h + head)
-    c = bs[B_CTX_HOST]
-    zero_bytes(mem, c, PTRS_AT)
-    store32(mem, np.uint64(c + _MD_INGRESS), np.uint64(LOOPBACK_IFINDEX))
     store64(mem, np.uint64(c + PTRS_AT), v + np.uint64(head))
     store64(mem, np.uint64(c + PTRS_AT + 8), v + np.uint64(head + n))
     store64(mem, np.uint64(c + PTRS_AT + 16), v + np.uint64(head))
-    store64(mem, np.uint64(c + PTRS_AT + 24), v)
-    store32(mem, np.uint64(c + PTRS_AT + 32), np.uint64(PAGE_SIZE))
 
 
 @njit(cache=True)

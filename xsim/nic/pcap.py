@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO, Literal
@@ -506,6 +507,9 @@ class PcapWriter:
 
     The header goes out on opening, so even a run that writes no packet leaves a
     valid capture.  ``count`` is the packets written, ``bytes`` their captured bytes.
+    A batch (:meth:`write_batch`) is written by a thread of the writer's own while
+    the caller goes on (one batch at a time, in order); the next write, and
+    ``close``, wait for it and raise what it met.
     """
 
     def __init__(self, path: str | os.PathLike[str], linktype: int = ETHERNET,
@@ -521,6 +525,17 @@ class PcapWriter:
             raise PcapError(f"cannot create the file: {exc.strerror or exc}", self.path) from None
         magic = 0xA1B23C4D if nanoseconds else 0xA1B2C3D4
         self._f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def _settle(self) -> None:
+        """Wait for the batch being written; its error, as a PcapError."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                pending.result()
+            except OSError as exc:
+                raise PcapError(f"cannot write: {exc.strerror or exc}", self.path) from None
 
     def write(self, data: bytes | bytearray | memoryview, timestamp_ns: int = 0,
               orig_len: int | None = None) -> None:
@@ -539,6 +554,7 @@ class PcapWriter:
                             "(0 to 2**32 seconds)", self.path, self.count, where)
         sec, ns = divmod(timestamp_ns, 1_000_000_000)
         frac = ns if self.nanoseconds else ns // 1000
+        self._settle()
         self._f.write(self._record(sec, frac, len(data), orig) + data)
         self.count += 1
         self.bytes += len(data)
@@ -558,12 +574,21 @@ class PcapWriter:
         if int(timestamp_ns.min()) < 0 or int(timestamp_ns.max()) >= (1 << 32) * 1_000_000_000:
             raise PcapError("a timestamp does not fit a pcap record (0 to 2**32 seconds)",
                             self.path, self.count, where)
-        self._f.write(_pack_records(data, offset, length, timestamp_ns, self.nanoseconds))
+        records = _pack_records(data, offset, length, timestamp_ns, self.nanoseconds)
+        self._settle()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="pcap-writer")
+        self._pending = self._thread.submit(self._f.write, records)
         self.count += len(offset)
         self.bytes += int(length.sum())
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._settle()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+            self._f.close()
 
     def __enter__(self) -> PcapWriter:
         return self
