@@ -227,6 +227,8 @@ def test_cli_runs_on_the_jit_tier(capsys, bench_progs) -> None:
         assert main(args + ["--tier", tier]) == 0
         d = _json.loads(capsys.readouterr().out)
         d.pop("duration_ns")
+        jit = d.pop("jit", None)
+        assert (jit is None) == (tier != "jit")          # auto: 3 runs are interpreted
         results.append(d)
     assert results[0] == results[1] == results[2]
 

@@ -95,11 +95,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     prog = Program.from_bytes(source.code, name=source.name)
     res = prog.run(memory=memory, packet=packet, repeat=args.repeat, tier=args.tier,
                    budget=args.budget, histogram=args.histogram)
+    jit = _jit_report(prog)
     if args.json:
-        print(json.dumps({"program": source.name, **res.to_dict()}))
+        print(json.dumps({"program": source.name, **res.to_dict(),
+                          **({"jit": jit} if jit else {})}))
     else:
         print(res.summary())
+        _print_jit(jit)
     return EXIT_OK if res.ok else EXIT_PROGRAM_ERROR
+
+
+def _jit_report(*programs: Program) -> dict | None:
+    """What compiling the run's native code cost, if it ran on the JIT tier."""
+    for prog in programs:
+        for attr in ("_native", "_native_profile"):
+            native = getattr(prog, attr, None)
+            if native is not None:
+                code = native.code
+                return {"compile_ms": round(code.compile_s * 1e3, 3),
+                        "load_ms": round(code.load_s * 1e3, 3), "from_cache": code.from_cache}
+    return None
+
+
+def _print_jit(jit: dict | None) -> None:
+    if jit is None:
+        return
+    if jit["from_cache"]:
+        print(f"jit = loaded from the disk cache in {jit['load_ms']:.1f} ms")
+    else:
+        print(f"jit = compiled in {jit['compile_ms']:.1f} ms, loaded in {jit['load_ms']:.1f} ms")
 
 
 def _read(path: str | None) -> bytes | None:
@@ -144,12 +168,14 @@ def _run_object(args: argparse.Namespace, path: Path) -> int:
         Path(args.data_out).write_bytes(out.data_out)
     if args.ctx_out and out.ctx_out is not None:
         Path(args.ctx_out).write_bytes(out.ctx_out)
+    jit = _jit_report(prog.program, *([prog._hooked] if prog._hooked else []))
     if args.json:
-        print(json.dumps(report(obj, prog, out)))
+        print(json.dumps({**report(obj, prog, out), **({"jit": jit} if jit else {})}))
     else:
         for line in out.printk:
             print(f"printk: {line}")
         print(out.result.summary())
+        _print_jit(jit)
     return EXIT_OK if out.result.ok else EXIT_PROGRAM_ERROR
 
 
