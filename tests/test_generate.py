@@ -11,6 +11,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xsim.conformance import HELPERS
 from xsim.crosscheck import CLAIMED_EXECS, compare, generate, minimize, random_memory
@@ -291,3 +293,16 @@ def test_interp_and_jit_agree_on_generated_programs():
                            + report(small, c.memory, diff))
         pytest.fail(f"interp and jit differ on {len(bad)} of {len(results)} generated programs "
                     f"(seeds {[r.seed for r in bad]}); minimized:\n\n" + "\n\n".join(reports))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=10**6, max_value=2**32))
+def test_hypothesis_drawn_programs_agree(seed: int) -> None:
+    """Seeds drawn by hypothesis (outside the fixed campaign's range): the same check,
+    with hypothesis's own shrinking of the seed on top of the program minimizer."""
+    c = case(seed)
+    diff = compare(c.code, c.memory, budget=c.budget, repeat=c.repeat)
+    if diff is not None:
+        small, d = shrink_difference(c.code, c.memory, budget=c.budget, repeat=c.repeat,
+                                     max_tests=400)
+        pytest.fail(f"seed {seed}:\n" + report(small, c.memory, d))
