@@ -640,7 +640,7 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
     registry.kernel("l4_csum_replace")(_l4_csum_replace)
     registry.kernel("skb_pull_data")(_pull_data)
     registry.kernel("redirect")(_redirect)
-    registry.kernel("fib_lookup")(fib_lookup)
+    registry.kernel("fib_lookup")(lambda call: fib_lookup(call, _Skb(call).len))
     registry.kernel("clone_redirect")(_clone_redirect)
     registry.kernel("set_hash")(_set_hash)
     registry.kernel("get_hash_recalc")(_get_hash_recalc)
