@@ -76,6 +76,7 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     about 10% of it (lifted code has no inlining, vectorizing or unrolling to gain)."""
     pb = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=2))
     pm = llvm.create_new_module_pass_manager()
+    pm.add_always_inliner_pass()     # the main function into the run loop
     pm.add_sroa_pass()
     pm.add_simplify_cfg_pass()
     pm.add_instruction_combine_pass()

@@ -814,10 +814,14 @@ class Lifter:
         self.fns = functions(code)
         self.debug = self._debug_unit(name) if debug else None
         fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
+        called_at_0 = any(int(e) < len(_N) and _N[int(e)] == "call_local" and int(t) == 0
+                          for e, t in zip(code[:, 0], code[:, 3]))
         self.llfns: dict[int, ir.Function] = {}
         for fn in self.fns:
             f = ir.Function(self.module, fnty, name=f"bpf_fn_{fn.entry}")
             f.linkage = "internal"     # st and env are not noalias: helpers write both
+            if fn.entry == 0 and not called_at_0:   # only the entry calls it: inline it
+                f.attributes.add("alwaysinline")
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
         self.tbaa = self._alias_classes()
