@@ -319,12 +319,10 @@ class _Fn:
         which = self._SIZE_OF[perm]
 
         def out_of(entry_size, off):
-            """interp._translate's refusal, as one compare: ``off`` is not in
-            [0, entry_size - size] (never true of an entry too small for ``size``)."""
-            fits = b.icmp_unsigned(">=", entry_size, self.const(size))
-            limit = b.select(fits, b.add(b.sub(entry_size, self.const(size)), self.const(1)),
-                             self.const(0))
-            return b.icmp_unsigned(">=", off, limit)
+            """interp._translate's refusal: ``[off, off + size)`` is not inside
+            ``[0, entry_size)`` (an ``off`` below the row wraps, and so is caught)."""
+            end = b.add(off, self.const(size))
+            return b.or_(b.icmp_unsigned("<", end, off), b.icmp_unsigned(">", end, entry_size))
 
         slow = self.llfn.append_basic_block(f"slow{pc}")
         miss = self.llfn.append_basic_block(f"miss{pc}")
