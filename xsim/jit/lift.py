@@ -126,6 +126,8 @@ class _Fn:
         b = self.b = ir.IRBuilder(entry)
         self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
         self._exit = self._handoff = None
+        #: the base register whose accesses its block's group check covered (or None)
+        self.unchecked: int | None = None
         if self.scope is not None:     # where code has no one pc (the shared exit)
             self._no_pc = lifter.module.add_debug_info(
                 "DILocation", {"line": 0, "column": 0, "scope": self.scope})
@@ -315,6 +317,13 @@ class _Fn:
                     if perm & flag:
                         b.store(b.add(b.load(self.stack[k]), self.const(1)), self.stack[k])
                 return b.gep(b.load(self.mem), [b.add(self.stack_host, addr)])
+        if base is not None and self.unchecked is not None and base[0] == self.unchecked:
+            # checked with its block's group: the entry is its region's row
+            for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
+                if perm & flag:
+                    b.store(b.add(b.load(e[k]), self.const(1)), e[k])
+            return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
+                                                 b.sub(addr, b.load(e["vbase"])))])
         fault = (addr, self.const(size), self.const(kind))
         which = self._SIZE_OF[perm]
 
@@ -336,17 +345,7 @@ class _Fn:
             ip.FAULT, pc, count, fault), miss)
         b.position_at_end(miss)     # another region: the counts owed go to the table
         self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
-        self.flush(stack=False)
-        rg = b.load(self.rg)
-        row = b.mul(rid, self.const(ip.RG_COLS))
-        b.store(rid, e["rid"])
-        for k, col in (("vbase", ip.RG_VBASE), ("host", ip.RG_HOST)):
-            b.store(self.rgword(rg, b.add(row, self.const(col))), e[k])
-        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
-        rperm = self.rgword(rg, b.add(row, self.const(ip.RG_PERM)))
-        for need, k in self._SIZE_OF.items():
-            ok = b.icmp_unsigned("==", b.and_(rperm, self.const(need)), self.const(need))
-            b.store(b.select(ok, rsize, self.const(0)), e[k])
+        self._load_entry(rid)
         self.cold_exit(out_of(b.load(e[which]), b.sub(addr, b.load(e["vbase"]))), ip.FAULT, pc,
                        count, fault)
         b.branch(have)
@@ -436,13 +435,123 @@ class _Fn:
                 self.b.position_at_end(body)
             nxt = end if end < fn.end else None
             self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
-            ended = False
-            for k2, pc in enumerate(pcs):
-                ended = self.insn(pc, self.b.add(ic0, self.const(k2 + 1)), nxt)
-            if not ended:
-                if nxt is None:   # running off the end of a function: the decoder's job
-                    raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
-                self.b.branch(self.blocks[nxt])
+            group = self._group(pcs)
+            first = pcs.index(group[0]) if group else 0
+            for k2, pc in enumerate(pcs[:first]):
+                self.insn(pc, self.b.add(ic0, self.const(k2 + 1)), nxt)
+            if group:
+                fast = self.llfn.append_basic_block(f"grouped{group[0]}")
+                slow = self.llfn.append_basic_block(f"checked{group[0]}")
+                self._probe(group, fast, slow)
+                tails = ((fast, group[1]), (slow, None))
+            else:
+                tails = ((self.b.block, None),)
+            for bb, unchecked in tails:
+                self.b.position_at_end(bb)
+                self.unchecked = unchecked
+                ended = False
+                for k2 in range(first, len(pcs)):
+                    ended = self.insn(pcs[k2], self.b.add(ic0, self.const(k2 + 1)), nxt)
+                self.unchecked = None
+                if not ended:
+                    if nxt is None:   # running off the end of a function: the decoder's job
+                        raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
+                    self.b.branch(self.blocks[nxt])
+
+    # -- one check for a block's accesses -----------------------------------------------------
+    def _access(self, pc: int):
+        """(base register, signed offset, size, permission) of the access at ``pc`` that
+        goes through the region table, or None (no access, or a frame access)."""
+        e, a, bslot, c = (int(x) for x in self.l.code[pc])
+        name = _N[e]
+        off = c - (1 << 64) if c >> 63 else c
+        if name in _LOADS:
+            base, size, perm = bslot - ip.R_BASE, _LOADS[name][0], int(ip.PERM_R)
+        elif name in _STORES:
+            base, size, perm = a - ip.R_BASE, _STORES[name], int(ip.PERM_W)
+        elif name.startswith("atomic_"):
+            base, size = a - ip.R_BASE, 4 if name.endswith("32") else 8
+            perm = int(ip.PERM_R | ip.PERM_W)
+        else:
+            return None
+        if base == 10 and -FRAME <= off and off + size <= 0:
+            return None
+        return base, off, size, perm
+
+    def _written(self, pc: int) -> set[int]:
+        """The registers the instruction at ``pc`` writes (within a block)."""
+        e, a, bslot, c = (int(x) for x in self.l.code[pc])
+        name = _N[e]
+        if name in _ALU or name in _END or name in _LOADS or name == "lddw":
+            return {a - ip.R_BASE}
+        if name in _PKT:
+            return {0}
+        if name.startswith("atomic_"):
+            op = name[len("atomic_"):-2]
+            return {0} if op == "cmpxchg" else (
+                {bslot - ip.R_BASE} if op.startswith("fetch_") or op == "xchg" else set())
+        return set()
+
+    def _group(self, pcs: list[int]):
+        """``(first pc, base register, lowest offset, span, permission)`` when every
+        region access of the block from its first one on goes through one base register
+        that nothing writes in between (two at least): one check of the span they cover
+        then stands for all of theirs.  None otherwise."""
+        accesses = [(pc, acc) for pc in pcs if (acc := self._access(pc)) is not None]
+        if len(accesses) < 2 or len({acc[0] for _, acc in accesses}) != 1:
+            return None
+        base = accesses[0][1][0]
+        first, last = accesses[0][0], accesses[-1][0]
+        if any(base in self._written(pc) for pc in pcs if first <= pc < last):
+            return None
+        lo = min(acc[1] for _, acc in accesses)
+        hi = max(acc[1] + acc[2] for _, acc in accesses)
+        perm = 0
+        for _, acc in accesses:
+            perm |= acc[3]
+        return first, base, lo, hi - lo, perm
+
+    def _probe(self, group, fast: ir.Block, slow: ir.Block) -> None:
+        """Go to ``fast`` if the span the group covers is inside one region row with its
+        permissions (then that row is the cache entry), to ``slow`` (every access
+        checked on its own, as without the group) otherwise."""
+        b, e = self.b, self.cache
+        _pc, base, lo, span, perm = group
+        addr = b.add(self.reg(base), self.const(lo))
+        which = self._SIZE_OF[perm]
+
+        def inside():
+            off = b.sub(addr, b.load(e["vbase"]))
+            end = b.add(off, self.const(span))
+            return b.and_(b.icmp_unsigned(">=", end, off),
+                          b.icmp_unsigned("<=", end, b.load(e[which])))
+        other = self.llfn.append_basic_block(f"probe{_pc}")
+        b.cbranch(inside(), fast, other).set_weights([1000, 1])
+        b.position_at_end(other)
+        rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
+        reload = self.llfn.append_basic_block(f"probemiss{_pc}")
+        b.cbranch(b.icmp_unsigned("==", rid, b.load(e["rid"])), slow, reload)
+        b.position_at_end(reload)
+        valid = self.llfn.append_basic_block(f"probeload{_pc}")
+        b.cbranch(b.icmp_unsigned("<", rid, b.load(self.rows)), valid, slow)
+        b.position_at_end(valid)
+        self._load_entry(rid)
+        b.cbranch(inside(), fast, slow)
+
+    def _load_entry(self, rid) -> None:
+        """The cache entry becomes region ``rid``'s row (its counts owed flushed first)."""
+        b, e = self.b, self.cache
+        self.flush(stack=False)
+        rg = b.load(self.rg)
+        row = b.mul(rid, self.const(ip.RG_COLS))
+        b.store(rid, e["rid"])
+        for k, col in (("vbase", ip.RG_VBASE), ("host", ip.RG_HOST)):
+            b.store(self.rgword(rg, b.add(row, self.const(col))), e[k])
+        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
+        rperm = self.rgword(rg, b.add(row, self.const(ip.RG_PERM)))
+        for need, k in self._SIZE_OF.items():
+            ok = b.icmp_unsigned("==", b.and_(rperm, self.const(need)), self.const(need))
+            b.store(b.select(ok, rsize, self.const(0)), e[k])
 
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:
