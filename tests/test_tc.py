@@ -362,3 +362,18 @@ def test_the_jit_tier_gives_the_interpreters_results() -> None:
             out[tier] = (r.retval, r.data_out, r.ctx_out, seen(report(obj, p, r)))
         assert out["jit"] == out["interp"], prog
         assert out["interp"][2] is not None, prog
+
+
+@pytest.mark.parametrize("prog", ["change_tail", "change_tail_flags", "change_head", "vlans",
+                                  "adjust_room"])
+def test_frame_resizing_helpers_on_the_jit_tier(prog: str) -> None:
+    """Helpers that grow the packet region (the address space relays out under the
+    native code) give what the interpreter gives."""
+    out = {}
+    for tier in ("interp", "jit"):
+        obj = xsim.load(DATA / "tc_resize.o")
+        p = obj.programs[prog]
+        r = testrun.test_run(p, data_in=PKT + bytes(200), tier=tier, repeat=2)
+        out[tier] = (r.retval, r.data_out, r.ctx_out, str(r.result.error),
+                     {n: m.items() for n, m in obj.maps.items()})
+    assert out["jit"] == out["interp"]

@@ -270,16 +270,22 @@ class _Fn:
         b = self.b
         self.cache = {k: b.alloca(I64, name=f"c_{k}") for k in self._ENTRY}
         self.invalidate()
-        # the stack's row, fixed while this function runs (a callee moves it and moves it
-        # back): host = stack_host + address, and the counts owed to it
-        row = b.mul(self.word(self.st, ip.S_STACK_REGION), self.const(ip.RG_COLS))
-        rg = b.load(self.rg)
-        self.stack_row = row
-        self.stack_host = b.sub(self.rgword(rg, b.add(row, self.const(ip.RG_HOST))),
-                                self.rgword(rg, b.add(row, self.const(ip.RG_VBASE))))
+        # the stack's row: the same while this function runs (a callee moves it and moves
+        # it back), but its host bytes move when a helper grows the address space, so
+        # host = stack_host + address is read again after every call out
+        self.stack_row = b.mul(self.word(self.st, ip.S_STACK_REGION), self.const(ip.RG_COLS))
+        self._stack_host = b.alloca(I64, name="stack_host")
+        self.load_stack_host()
         self.stack = {k: b.alloca(I64, name=f"s_{k}") for k in ("reads", "writes")}
         for v in self.stack.values():
             b.store(self.const(0), v)
+
+    def load_stack_host(self) -> None:
+        b = self.b
+        rg = b.load(self.rg)
+        b.store(b.sub(self.rgword(rg, b.add(self.stack_row, self.const(ip.RG_HOST))),
+                      self.rgword(rg, b.add(self.stack_row, self.const(ip.RG_VBASE)))),
+                self._stack_host)
 
     def invalidate(self) -> None:
         """The entry names region 0 ("no region": size 0, no permissions): an access
@@ -316,7 +322,7 @@ class _Fn:
                 for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
                     if perm & flag:
                         b.store(b.add(b.load(self.stack[k]), self.const(1)), self.stack[k])
-                return b.gep(b.load(self.mem), [b.add(self.stack_host, addr)])
+                return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
         if base is not None and self.unchecked is not None and base[0] == self.unchecked:
             # checked with its block's group: the entry is its region's row
             for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
@@ -740,6 +746,7 @@ class _Fn:
         res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()), [])
         self.reload_env()
         self.invalidate()           # a helper may move rows (a packet window, a relayout)
+        self.load_stack_host()
         b.store(self.word(st, ip.S_INSNS), self.ic)
         go = self.llfn.append_basic_block(f"helped{pc}")
         failed = self.llfn.append_basic_block(f"failed{pc}")
@@ -777,6 +784,7 @@ class _Fn:
         self.reload_env()
         self.cold_exit_status(status)
         self._move_stack(FRAME)
+        self.load_stack_host()
         for i in range(6):
             self.set_reg(i, self.word(out, i))
         b.store(self.word(self.st, ip.S_INSNS), self.ic)
