@@ -187,7 +187,7 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
     summary = PcapSummary()
     outputs = _Outputs(summary, Path(out) if out else None)
     if tier == "auto":          # a capture is many runs: compile where the loop can
-        tier = "jit" if batch and batchable(prog) else "interp"
+        tier = "jit" if batch and batchable(prog) and prog.hooked().compiles() else "interp"
     runner = XdpBatchRunner(prog, tier=tier) if batch and batchable(prog) else None
     t0 = time.perf_counter()
     try:

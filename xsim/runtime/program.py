@@ -39,6 +39,9 @@ run_core = ip.run_core
 #: "auto" is the JIT for runs that repeat at least AUTO_JIT_REPEAT times, else the interpreter
 TIERS = ("interp", "jit", "auto")
 AUTO_JIT_REPEAT = 64
+#: "auto" compiles programs of at most this many slots (BPF_MAXINSNS): compile time grows
+#: with size, and a larger program would wait seconds for its first run
+AUTO_JIT_MAX_SLOTS = 4096
 _MASK = (1 << 64) - 1
 
 
@@ -148,7 +151,10 @@ class Program:
         return result
 
     def compiles(self) -> bool:
-        """Whether the JIT tier can compile this program (compiling it if so)."""
+        """Whether the "auto" tier compiles this program (compiling it if so): not too
+        large, and nothing in it the JIT cannot lift."""
+        if self.n_slots > AUTO_JIT_MAX_SLOTS:
+            return False
         try:
             _jit_driver().native(self)
         except XsimError:
