@@ -246,3 +246,27 @@ def test_tail_calls_on_the_jit_tier(prog: str) -> None:
                            if m.type.value != "prog_array"}))
     assert seen[0] == seen[1]
     assert seen[0][0]["error"] is None
+
+
+@pytest.mark.parametrize("example, prog", [("tc_marker.o", "tc_marker"),
+                                           ("dns_filter.o", "dns_filter")])
+def test_tc_and_socket_examples_over_their_capture(tmp_path: Path, example: str,
+                                                    prog: str) -> None:
+    """The examples the capture loop does not run: one test run per packet, each tier."""
+    import io
+    from xsim.nic.pcaprun import run_pcap
+    from xsim.runtime.testrun import dump_map
+    root = Path(__file__).resolve().parents[1] / "examples" / "nic"
+    seen = []
+    for tier in ("interp", "jit"):
+        obj = xsim.load(root / example)
+        rec = io.StringIO()
+        name = next(iter(obj.programs)) if prog not in obj.programs else prog
+        s = run_pcap(obj, obj.programs[name], root / "traffic.pcap",
+                     out=tmp_path / f"{tier}.pcap", records=rec, tier=tier)
+        d = s.to_dict(obj)
+        d.pop("elapsed_s"), d.pop("pps")
+        files = {p.name.replace(tier, "T"): p.read_bytes() for p in tmp_path.glob(f"{tier}*")}
+        seen.append((d, rec.getvalue(), files, {n: dump_map(m) for n, m in obj.maps.items()}))
+    assert seen[0] == seen[1]
+    assert seen[0][0]["packets"] == 1000
