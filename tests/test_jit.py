@@ -16,7 +16,6 @@ import xsim
 from conftest import conformance_dir
 from xsim.conformance import HELPERS, run_jit
 from xsim.conformance.datafile import read_data_file
-from xsim.errors import XsimError
 from xsim.isa import opcodes as oc
 from xsim.isa.asm import assemble
 from xsim.jit import lift

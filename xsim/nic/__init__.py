@@ -1,4 +1,4 @@
-"""Networking hooks: XDP (``xsim.nic.xdp``), with TC and socket filters to come.
+"""Networking hooks: XDP (``xsim.nic.xdp``), TC and socket filters (``xsim.nic.skb``).
 
 Importing the package registers its hooks with the runtime, so that
 ``xsim.load`` rewrites these programs' context accesses and ``test_run``
