@@ -35,7 +35,8 @@ from llvmlite import ir
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
-I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
+from .semantics import ALU, END, I8, I32, I64, jcond
+
 I64P, I8P = I64.as_pointer(), I8.as_pointer()
 
 # -- the env words: what the driver gives the native code, reread after each call out --
@@ -488,7 +489,7 @@ class _Fn:
         """The registers the instruction at ``pc`` writes (within a block)."""
         e, a, bslot, c = (int(x) for x in self.l.code[pc])
         name = _N[e]
-        if name in _ALU or name in _END or name in _LOADS or name == "lddw":
+        if name in ALU or name in END or name in _LOADS or name == "lddw":
             return {a - ip.R_BASE}
         if name in _PKT:
             return {0}
@@ -569,13 +570,13 @@ class _Fn:
         e, a, bslot, c = (int(x) for x in self.l.code[pc])
         name = _N[e]
         b = self.b
-        if name in _ALU:
+        if name in ALU:
             dst = a - ip.R_BASE
-            self.set_reg(dst, _ALU[name](self, self.reg(dst), self.operand(bslot)))
+            self.set_reg(dst, ALU[name](self, self.reg(dst), self.operand(bslot)))
             return False
-        if name in _END:
+        if name in END:
             dst = a - ip.R_BASE
-            self.set_reg(dst, _END[name](self, self.reg(dst)))
+            self.set_reg(dst, END[name](self, self.reg(dst)))
             return False
         if name == "lddw":
             self.set_reg(a - ip.R_BASE, self.operand(bslot))
@@ -605,7 +606,7 @@ class _Fn:
             b.branch(self.blocks[c])
             return True
         if name in _JCONDS:
-            taken = _jcond(self, name, self.reg(a - ip.R_BASE), self.operand(bslot))
+            taken = jcond(self, name, self.reg(a - ip.R_BASE), self.operand(bslot))
             b.cbranch(taken, self.blocks[c], self.blocks[nxt] if nxt is not None
                       else self._fell_off(pc))
             return True
@@ -809,109 +810,8 @@ class _Fn:
             self.rgword(rg, at, b.add(self.rgword(rg, at), self.const(sign * delta)))
 
 
-# -- ALU semantics, by exec name (RFC 9669; the interpreter's helpers in the comments) ---
-
-def _m32(f, v):
-    return f.b.and_(v, f.const(0xFFFFFFFF))
-
-
-def _divmod(f, x, y, signed: bool, mod: bool, width: int):
-    """Division by zero gives 0, modulo by zero the dividend; INT_MIN / -1 wraps."""
-    b = f.b
-    ty = ir.IntType(width)
-    x, y = b.trunc(x, ty) if width < 64 else x, b.trunc(y, ty) if width < 64 else y
-    zero = ir.Constant(ty, 0)
-    is_zero = b.icmp_unsigned("==", y, zero)
-    safe = b.select(is_zero, ir.Constant(ty, 1), y)
-    if signed:
-        minus1 = b.icmp_signed("==", safe, ir.Constant(ty, -1))
-        safe = b.select(minus1, ir.Constant(ty, 1), safe)
-        q = b.srem(x, safe) if mod else b.sdiv(x, safe)
-        q = b.select(minus1, zero if mod else b.neg(x), q)
-    else:
-        q = b.urem(x, safe) if mod else b.udiv(x, safe)
-    q = b.select(is_zero, x if mod else zero, q)
-    return b.zext(q, I64) if width < 64 else q
-
-
-def _shift(f, kind: str, x, y, width: int):
-    b = f.b
-    ty = ir.IntType(width)
-    xx = b.trunc(x, ty) if width < 64 else x
-    yy = b.and_(b.trunc(y, ty) if width < 64 else y, ir.Constant(ty, width - 1))
-    r = {"lsh": b.shl, "rsh": b.lshr, "arsh": b.ashr}[kind](xx, yy)
-    return b.zext(r, I64) if width < 64 else r
-
-
-def _sx(f, v, bits: int, width: int):
-    r = f.b.sext(f.b.trunc(v, ir.IntType(bits)), I64)
-    return _m32(f, r) if width == 32 else r
-
-
-def _alu_table() -> dict:
-    t = {}
-    for w in (64, 32):
-        def fix(fn, w=w):
-            return (lambda f, x, y: _m32(f, fn(f, x, y))) if w == 32 else fn
-        t[f"add{w}"] = fix(lambda f, x, y: f.b.add(x, y))
-        t[f"sub{w}"] = fix(lambda f, x, y: f.b.sub(x, y))
-        t[f"mul{w}"] = fix(lambda f, x, y: f.b.mul(x, y))
-        t[f"or{w}"] = fix(lambda f, x, y: f.b.or_(x, y))
-        t[f"and{w}"] = fix(lambda f, x, y: f.b.and_(x, y))
-        t[f"xor{w}"] = fix(lambda f, x, y: f.b.xor(x, y))
-        t[f"mov{w}"] = fix(lambda f, x, y: y)
-        t[f"neg{w}"] = fix(lambda f, x, y: f.b.neg(x))
-        for k in ("lsh", "rsh", "arsh"):
-            t[f"{k}{w}"] = (lambda f, x, y, k=k, w=w: _shift(f, k, x, y, w))
-        t[f"div{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, False, False, w)
-        t[f"mod{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, False, True, w)
-        t[f"sdiv{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, True, False, w)
-        t[f"smod{w}"] = lambda f, x, y, w=w: _divmod(f, x, y, True, True, w)
-        for bits in (8, 16, 32):
-            if not (w == 32 and bits == 32):
-                t[f"movsx{bits}_{w}"] = lambda f, x, y, bits=bits, w=w: _sx(f, y, bits, w)
-    return t
-
-
-_ALU = _alu_table()
-
-
-def _end_table() -> dict:
-    t = {}
-    for bits in (16, 32, 64):
-        mask = (1 << bits) - 1
-        t[f"le{bits}"] = (lambda f, x, mask=mask: f.b.and_(x, f.const(mask))) if bits < 64 \
-            else (lambda f, x: x)
-        t[f"be{bits}"] = lambda f, x, bits=bits: _bswap(f, x, bits)
-    return t
-
-
-def _bswap(f, x, bits: int):
-    b = f.b
-    v = b.trunc(x, ir.IntType(bits)) if bits < 64 else x
-    v = b.call(f.l.bswap(bits), [v])
-    return b.zext(v, I64) if bits < 64 else v
-
-
-_END = _end_table()
-
-
-def _jcond(f, name: str, x, y):
-    b = f.b
-    cond, width = name[:-2], int(name[-2:])
-    if width == 32:
-        x, y = b.trunc(x, I32), b.trunc(y, I32)
-    if cond == "jset":
-        return b.icmp_unsigned("!=", b.and_(x, y), ir.Constant(x.type, 0))
-    ops = {"jeq": ("==", False), "jne": ("!=", False), "jgt": (">", False),
-           "jge": (">=", False), "jlt": ("<", False), "jle": ("<=", False),
-           "jsgt": (">", True), "jsge": (">=", True), "jslt": ("<", True), "jsle": ("<=", True)}
-    op, signed = ops[cond]
-    return (b.icmp_signed if signed else b.icmp_unsigned)(op, x, y)
-
-
 #: every exec name of the opcode table and how the lifter handles it (the test checks)
-HANDLED = (set(_ALU) | set(_END) | set(_LOADS) | set(_STORES) | set(_PKT) | _ENDS
+HANDLED = (set(ALU) | set(END) | set(_LOADS) | set(_STORES) | set(_PKT) | _ENDS
            | {"lddw"} | {n for n in _N if n.startswith("atomic_")})
 
 
