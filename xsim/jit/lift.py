@@ -126,7 +126,7 @@ class _Fn:
         entry = llfn.append_basic_block("entry")
         b = self.b = ir.IRBuilder(entry)
         self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
-        self._exit = self._handoff = None
+        self._exit = self._handoff = self._python = None
         #: the base register whose accesses its block's group check covered (or None)
         self.unchecked: int | None = None
         if self.scope is not None:     # where code has no one pc (the shared exit)
@@ -144,6 +144,8 @@ class _Fn:
         self.rows = b.alloca(I64, name="rows")
         #: where a callee leaves r0..r5
         self.callee_regs = b.alloca(I64, 6, name="callee_regs")
+        #: which call site the Python-helper block goes back to
+        self.py_site = b.alloca(I64, name="py_site")
         self.budget = self.word(self.env, ENV_BUDGET)
         b.store(self.word(self.st, ip.S_INSNS), self.ic)
         self.reload_env()
@@ -737,33 +739,59 @@ class _Fn:
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
             b.position_at_end(other)
-        self.flush()
-        self.spill()
+        # the words of this call, then the function's one block that calls Python; it
+        # comes back to ``after`` (everything after a call is read from st and allocas)
         self.word(st, ip.S_HELPER, helper)
         self.word(st, ip.S_PC, self.const(pc))
         self.word(st, ip.S_INSNS, count)
-        self.word(st, ip.S_DEPTH, self.depth)
-        fnty = ir.FunctionType(I64, [])
-        res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()), [])
-        self.reload_env()
-        self.invalidate()           # a helper may move rows (a packet window, a relayout)
-        self.load_stack_host()
-        b.store(self.word(st, ip.S_INSNS), self.ic)
-        go = self.llfn.append_basic_block(f"helped{pc}")
-        failed = self.llfn.append_basic_block(f"failed{pc}")
-        tail = self.llfn.append_basic_block(f"tail{pc}")
-        stop = self.llfn.append_basic_block(f"stopped{pc}")
-        sw = b.switch(res, failed)
-        sw.add_case(ir.Constant(I64, CB_GO_ON), go)
-        sw.add_case(ir.Constant(I64, CB_TAIL_CALL), tail)
-        sw.add_case(ir.Constant(I64, CB_STOP), stop)
-        for bb, status in ((failed, HELPER_FAILED), (tail, TAIL_CALL), (stop, STOP_RUN)):
-            b.position_at_end(bb)
-            b.ret(self.const(status))
-        b.position_at_end(go)
-        self.set_reg(0, self.word(st, ip.R_BASE))
-        b.branch(after)
+        block, switch = self._python_block()
+        site = len(switch.cases)
+        b.store(self.const(site), self.py_site)
+        switch.add_case(ir.Constant(I64, site), after)
+        b.branch(block)
         b.position_at_end(after)
+
+    def _python_block(self):
+        """The function's call of a Python helper (its words written by the call site):
+        counts owed to the table, registers to st, the callback; then a stop, or a
+        switch on ``py_site`` back to the site."""
+        if self._python is None:
+            b, st = self.b, self.st
+            bb = self.llfn.append_basic_block("python_helper")
+            saved = b.debug_metadata
+            with b.goto_block(bb):
+                b.debug_metadata = None if self.scope is None else self._no_pc
+                self.flush()
+                self.spill()
+                self.word(st, ip.S_DEPTH, self.depth)
+                fnty = ir.FunctionType(I64, [])
+                res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()),
+                             [])
+                self.reload_env()
+                self.invalidate()       # a helper may move rows (a packet window, a relayout)
+                self.load_stack_host()
+                b.store(self.word(st, ip.S_INSNS), self.ic)
+                go = self.llfn.append_basic_block("helped")
+                failed = self.llfn.append_basic_block("helper_failed")
+                tail = self.llfn.append_basic_block("tail_call")
+                stop = self.llfn.append_basic_block("helper_stopped")
+                sw = b.switch(res, failed)
+                sw.add_case(ir.Constant(I64, CB_GO_ON), go)
+                sw.add_case(ir.Constant(I64, CB_TAIL_CALL), tail)
+                sw.add_case(ir.Constant(I64, CB_STOP), stop)
+                for blk, status in ((failed, HELPER_FAILED), (tail, TAIL_CALL),
+                                    (stop, STOP_RUN)):
+                    b.position_at_end(blk)
+                    b.ret(self.const(status))
+                b.position_at_end(go)
+                self.set_reg(0, self.word(st, ip.R_BASE))
+                unreachable = self.llfn.append_basic_block("python_nowhere")
+                back = b.switch(b.load(self.py_site), unreachable)
+                b.position_at_end(unreachable)
+                b.unreachable()
+            b.debug_metadata = saved
+            self._python = (bb, back)
+        return self._python
 
     def local_call(self, target: int, pc: int, count) -> None:
         b = self.b
