@@ -269,3 +269,19 @@ def test_tc_and_socket_examples_over_their_capture(tmp_path: Path, example: str,
         seen.append((d, rec.getvalue(), files, {n: dump_map(m) for n, m in obj.maps.items()}))
     assert seen[0] == seen[1]
     assert seen[0][0]["packets"] == 1000
+
+
+def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path) -> None:
+    """LLVM compiles in a forked child: an abort there is an error here, and the auto
+    tier falls back to the interpreter."""
+    import os as _os
+    from xsim.jit import engine
+    if not hasattr(_os, "fork"):
+        pytest.skip("no fork on this OS: compiling happens in-process")
+    monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(engine, "_object_code", lambda *a: _os.abort())
+    prog = Program.from_bytes(assemble("mov %r0, 7\nexit"))
+    with pytest.raises(engine.CompilerCrashed, match="signal 6"):
+        prog.run(tier="jit")
+    res = prog.run(tier="auto", repeat=100)
+    assert res.r0 == 7 and getattr(prog, "_native", None) is None

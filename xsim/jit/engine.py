@@ -9,6 +9,7 @@ cache path is the path every run takes.  ``XSIM_CACHE_DIR`` moves the cache;
 """
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import importlib.metadata
 import os
@@ -20,6 +21,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import carray, cfunc, types
 
+from ..errors import XsimError
 from ..isa import interp as ip
 from . import lift
 
@@ -71,7 +73,7 @@ def target_machine(triple: str | None = None,
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     """A short pipeline for lifted code: registers out of memory (SROA), folding,
-    constant propagation, value numbering, jump threading, loop strength reduction.
+    constant propagation, jump threading, loop strength reduction.
     It compiles in about half the time of LLVM's O3 and runs the bench programs within
     about 10% of it (lifted code has no inlining, vectorizing or unrolling to gain)."""
     pb = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=2))
@@ -81,7 +83,7 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     pm.add_simplify_cfg_pass()
     pm.add_instruction_combine_pass()
     pm.add_sccp_pass()
-    pm.add_new_gvn_pass()
+    # no NewGVN: on the phi webs of shared blocks it can fail an assertion (an abort)
     pm.add_jump_threading_pass()
     pm.add_aggressive_dce_pass()
     pm.add_instruction_combine_pass()
@@ -144,11 +146,7 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
     obj = path.read_bytes() if path is not None and path.exists() else None
     compile_s, hit = 0.0, obj is not None
     if obj is None:
-        ir_module = lift.lift_module(code, consts, name, host_triple(), profile=profile)
-        mod = llvm.parse_assembly(str(ir_module))
-        mod.verify()
-        optimize(mod, tm)
-        obj = tm.emit_object(mod)
+        obj = _isolated(lambda: _object_code(code, consts, name, profile, tm))
         compile_s = time.perf_counter() - t0
         if path is not None:
             try:
@@ -164,6 +162,61 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
     engine.finalize_object()
     entry = engine.get_function_address(lift.ENTRY)
     return NativeCode(engine, entry, compile_s, time.perf_counter() - t1, hit)
+
+
+class CompilerCrashed(XsimError):
+    """LLVM died compiling a program (an assertion or a signal in the compiler)."""
+
+
+def _object_code(code: np.ndarray, consts: np.ndarray, name: str, profile: bool,
+                 tm: llvm.TargetMachine) -> bytes:
+    ir_module = lift.lift_module(code, consts, name, host_triple(), profile=profile)
+    mod = llvm.parse_assembly(str(ir_module))
+    mod.verify()
+    optimize(mod, tm)
+    return tm.emit_object(mod)
+
+
+def _isolated(make) -> bytes:
+    """``make()`` in a forked child where the OS has fork: an LLVM assertion or crash
+    on some program then takes down the child, not the host process (and becomes a
+    CompilerCrashed).  JitUnsupported comes back as itself."""
+    if not hasattr(os, "fork") or os.environ.get("XSIM_JIT_FORK", "1") == "0":
+        return make()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                  # the child: compile, send, leave
+        faulthandler.disable()                    # a crash here is reported by the parent
+        try:
+            try:
+                payload = b"O" + make()
+            except lift.JitUnsupported as exc:
+                payload = b"U" + str(exc).encode()
+            except BaseException as exc:         # noqa: BLE001 - reported to the parent
+                payload = b"E" + f"{type(exc).__name__}: {exc}".encode()
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(write, view):]
+        finally:
+            os._exit(0)
+    os.close(write)
+    chunks = []
+    with os.fdopen(read, "rb") as f:
+        while chunk := f.read(1 << 20):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if not data or os.WIFSIGNALED(status):
+        why = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exit status {os.WEXITSTATUS(status)}")
+        raise CompilerCrashed(f"LLVM crashed compiling this program ({why}); tier 'interp' "
+                              "runs it")
+    kind, body = data[:1], data[1:]
+    if kind == b"U":
+        raise lift.JitUnsupported(body.decode())
+    if kind == b"E":
+        raise XsimError(f"compiling the program failed: {body.decode()}")
+    return body
 
 
 def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
