@@ -518,6 +518,16 @@ def _u16(p: bytearray, off: int) -> int:
     return struct.unpack_from("<H", p, off)[0]
 
 
+def _direct_table(p: bytearray, flags: int) -> int:
+    """The table BPF_FIB_LOOKUP_DIRECT looks in: main, or with BPF_FIB_LOOKUP_TBID the
+    one ``params->tbid`` names (0 meaning main), a field the kernel then zeroes."""
+    if not flags & LOOKUP_TBID:
+        return RT_TABLE_MAIN
+    tbid = struct.unpack_from("<I", p, _TBID)[0] or RT_TABLE_MAIN
+    struct.pack_into("<I", p, _TBID, 0)
+    return tbid
+
+
 def _ipv4(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, int]:
     """bpf_ipv4_fib_lookup: (return code, the MTU for bpf_fib_set_fwd_params)."""
     ifindex = struct.unpack_from("<I", p, _IFINDEX)[0]
@@ -529,10 +539,7 @@ def _ipv4(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, i
     oif = ifindex if flags & LOOKUP_OUTPUT else 0
     dst = ipaddress.IPv4Address(bytes(p[_DST:_DST + 4]))
     if flags & LOOKUP_DIRECT:
-        tbid = RT_TABLE_MAIN
-        if flags & LOOKUP_TBID:
-            tbid = struct.unpack_from("<I", p, _TBID)[0] or RT_TABLE_MAIN
-            struct.pack_into("<I", p, _TBID, 0)
+        tbid = _direct_table(p, flags)
         if tbid not in t.v4:
             return NOT_FWDED, 0
         route = _lookup4(t.v4[tbid], dst, oif)
@@ -587,10 +594,7 @@ def _ipv6(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, i
     if not dev.forwards(6):
         return FWD_DISABLED, 0
     if flags & LOOKUP_DIRECT:
-        tbid = RT_TABLE_MAIN
-        if flags & LOOKUP_TBID:
-            tbid = struct.unpack_from("<I", p, _TBID)[0] or RT_TABLE_MAIN
-            struct.pack_into("<I", p, _TBID, 0)
+        tbid = _direct_table(p, flags)
         if tbid not in t.v6:
             return NOT_FWDED, 0
         route = _lookup6(t.v6[tbid], dst, ifindex)
