@@ -285,3 +285,48 @@ def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path)
         prog.run(tier="jit")
     res = prog.run(tier="auto", repeat=100)
     assert res.r0 == 7 and getattr(prog, "_native", None) is None
+
+
+@pytest.mark.parametrize("prog, ctx", [("loop_prog", (10, 100)), ("loop_prog", (10, 4)),
+                                       ("loop_prog", (0, 0))])
+def test_helpers_that_call_back_into_the_program(prog: str, ctx: tuple) -> None:
+    """bpf_loop from native code: its callback runs on the interpreter, on the same
+    registers, frames and counts, and the run goes on natively after it."""
+    import struct
+    path = Path(__file__).parent / "data" / "loader" / "callbacks.o"
+    got = []
+    for tier in ("interp", "jit"):
+        obj = xsim.load(path)
+        got.append(outcome(obj.programs[prog].run(struct.pack("<II", *ctx), tier=tier,
+                                                   repeat=2)))
+    assert got[0] == got[1] and got[0]["error"] is None
+
+
+def test_a_callback_writes_the_native_callers_stack() -> None:
+    """The callback (run by the interpreter) writes the native caller's frame through
+    its ctx pointer; the caller reads it back after bpf_loop."""
+    from xsim import HelperRegistry
+    from xsim.runtime.callback_helpers import register_callback_helpers
+    helpers = HelperRegistry()
+    register_callback_helpers(helpers)
+    code = assemble("""
+        stdw [%r10-8], 0
+        mov %r1, 3
+        lddw %r2, func cb
+        mov %r3, %r10
+        add %r3, -8
+        mov %r4, 0
+        call 181
+        ldxdw %r1, [%r10-8]
+        mul %r1, 10
+        add %r0, %r1
+        exit
+        cb:
+        ldxdw %r3, [%r2+0]
+        add %r3, %r1
+        stxdw [%r2+0], %r3
+        mov %r0, 0
+        exit
+        """, syntax="ubpf")
+    got = both(Program.from_bytes(code, helpers=helpers), repeat=2)
+    assert got["error"] is None and got["r0"] == 3 + (0 + 1 + 2) * 10
