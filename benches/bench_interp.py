@@ -113,14 +113,23 @@ def call_cost_us(progs: Path, calls: int = 20000) -> float:
     return (time.perf_counter() - t0) / calls * 1e6
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_setup(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]:
+    """The options every bench-program bench takes, and where the programs are (None,
+    said on stderr, when they are not there)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="also print one JSON line")
     ap.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
     args = ap.parse_args(argv)
     progs = shared_dir() / "bench-progs"
     if not progs.is_dir():
         print(f"bench programs not found in {progs} (set XSIM_SHARED_DIR)", file=sys.stderr)
+        return args, None
+    return args, progs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, progs = bench_setup(__doc__, argv)
+    if progs is None:
         return 2
     native = native_ns(progs, args.seconds)
     rows = {}

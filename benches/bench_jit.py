@@ -10,7 +10,6 @@ loaded from its disk cache) and the cost of one Python-level ``run()``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import xsim
 from xsim.elf import read_programs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_interp import PROGRAMS, native_ns, shared_dir  # noqa: E402
+from bench_interp import PROGRAMS, bench_setup, native_ns  # noqa: E402
 
 #: ns per run / gcc -O2 ns, issue 7: uBPF's x86-64 JIT and the kernel's JIT
 UBPF_JIT = {"alu_loop": 1.05, "pkt_parse": 1.82, "checksum_1500": 1.63, "stack_sieve": 2.21}
@@ -65,13 +64,8 @@ def call_cost_us(progs: Path, calls: int = 20000) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="also print one JSON line")
-    ap.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
-    args = ap.parse_args(argv)
-    progs = shared_dir() / "bench-progs"
-    if not progs.is_dir():
-        print(f"bench programs not found in {progs} (set XSIM_SHARED_DIR)", file=sys.stderr)
+    args, progs = bench_setup(__doc__, argv)
+    if progs is None:
         return 2
     native = native_ns(progs, args.seconds)
     rows = {}

@@ -309,24 +309,7 @@ def test_a_callback_writes_the_native_callers_stack() -> None:
     from xsim.runtime.callback_helpers import register_callback_helpers
     helpers = HelperRegistry()
     register_callback_helpers(helpers)
-    code = assemble("""
-        stdw [%r10-8], 0
-        mov %r1, 3
-        lddw %r2, func cb
-        mov %r3, %r10
-        add %r3, -8
-        mov %r4, 0
-        call 181
-        ldxdw %r1, [%r10-8]
-        mul %r1, 10
-        add %r0, %r1
-        exit
-        cb:
-        ldxdw %r3, [%r2+0]
-        add %r3, %r1
-        stxdw [%r2+0], %r3
-        mov %r0, 0
-        exit
-        """, syntax="ubpf")
+    from test_callbacks import _loop_program
+    code = _loop_program("ldxdw %r3, [%r2+0]\nadd %r3, %r1\nstxdw [%r2+0], %r3\nmov %r0, 0\nexit")
     got = both(Program.from_bytes(code, helpers=helpers), repeat=2)
     assert got["error"] is None and got["r0"] == 3 + (0 + 1 + 2) * 10

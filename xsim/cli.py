@@ -95,7 +95,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     prog = Program.from_bytes(source.code, name=source.name)
     res = prog.run(memory=memory, packet=packet, repeat=args.repeat, tier=args.tier,
                    budget=args.budget, histogram=args.histogram)
-    jit = _jit_report(prog)
+    jit = _jit_report(args.tier, prog)
     if args.json:
         print(json.dumps({"program": source.name, **res.to_dict(),
                           **({"jit": jit} if jit else {})}))
@@ -105,16 +105,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if res.ok else EXIT_PROGRAM_ERROR
 
 
-def _jit_report(*programs: Program) -> dict | None:
+def _jit_report(tier: str, *programs: Program) -> dict | None:
     """What compiling the run's native code cost, if it ran on the JIT tier."""
-    for prog in programs:
-        for attr in ("_native", "_native_profile"):
-            native = getattr(prog, attr, None)
-            if native is not None:
-                code = native.code
-                return {"compile_ms": round(code.compile_s * 1e3, 3),
-                        "load_ms": round(code.load_s * 1e3, 3), "from_cache": code.from_cache}
-    return None
+    if tier == "interp":
+        return None
+    from .jit.driver import compile_report
+    return compile_report(*programs)
 
 
 def _print_jit(jit: dict | None) -> None:
@@ -168,7 +164,7 @@ def _run_object(args: argparse.Namespace, path: Path) -> int:
         Path(args.data_out).write_bytes(out.data_out)
     if args.ctx_out and out.ctx_out is not None:
         Path(args.ctx_out).write_bytes(out.ctx_out)
-    jit = _jit_report(prog.program, *([prog._hooked] if prog._hooked else []))
+    jit = _jit_report(args.tier, prog.program, *([prog._hooked] if prog._hooked else []))
     if args.json:
         print(json.dumps({**report(obj, prog, out), **({"jit": jit} if jit else {})}))
     else:

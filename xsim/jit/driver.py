@@ -1,10 +1,10 @@
 """Running a Program on its native code: the JIT tier behind ``Program.run(tier="jit")``.
 
 The native code runs on the Program's own state arrays, so this driver does
-what the interpreter's driver does (``Program._drive`` / ``_drive_each``)
-with the native entry in place of ``run_core``: all ``repeat`` runs inside
-native code, Python helpers served through one ctypes callback, tail calls
-followed from program to program, and the same outcome tuple.
+what the interpreter's driver (``Program._drive``) does with the native entry
+in place of ``run_core``: all ``repeat`` runs inside native code, Python
+helpers served through one ctypes callback, and the same outcome tuple.  Tail
+calls go through ``Program._drive_each`` with this tier's segment.
 """
 from __future__ import annotations
 
@@ -105,16 +105,10 @@ class Native:
         prog, space = self.prog, self.prog.space
         status = ip.run_core(prog._code, prog._st, space.mem, space.table, prog._counts,
                              ip.RESUME, 0, 0, False)
-        while status == ip.HELPER:
-            self.error, target = prog._call_helper(self.calls, self.chain)
-            if self.error is not None:
-                return lift.HELPER_FAILED
-            if target is not None:
-                self.target = target
-                return lift.TAIL_CALL
-            status = ip.run_core(prog._code, prog._st, space.mem, space.table, prog._counts,
-                                 ip.RESUME, 0, 0, False)
-        return status
+        status, self.error, self.target = prog.serve_helpers(status, self.calls, self.chain)
+        if self.error is not None:
+            return lift.HELPER_FAILED
+        return lift.TAIL_CALL if self.target is not None else status
 
 
 def native(prog: Program, profile: bool = False) -> Native:
@@ -128,12 +122,25 @@ def native(prog: Program, profile: bool = False) -> Native:
     return n
 
 
+def compile_report(*programs: Program) -> dict | None:
+    """What making the native code of the first of ``programs`` that has any cost:
+    compile and load time, and whether it came from the disk cache."""
+    for prog in programs:
+        for attr in ("_native", "_native_profile"):
+            n = getattr(prog, attr, None)
+            if n is not None:
+                return {"compile_ms": round(n.code.compile_s * 1e3, 3),
+                        "load_ms": round(n.code.load_s * 1e3, 3),
+                        "from_cache": n.code.from_cache}
+    return None
+
+
 def drive(prog: Program, repeat: int, budget: int, histogram: bool,
           calls: dict[int, int]) -> tuple:
     """``Program.run``'s outcome tuple, from native code (a profiling build for the
     instruction histogram)."""
     if prog._tail_calls:
-        return _drive_each(prog, repeat, budget, calls, histogram)
+        return prog._drive_each(repeat, budget, histogram, calls, _segment)
     n = native(prog, histogram)
     status = n.call(repeat, True, budget, calls)
     st = prog._st
@@ -144,27 +151,11 @@ def drive(prog: Program, repeat: int, budget: int, histogram: bool,
             words[ip.S_FAST_LOOKUPS])
 
 
-def _drive_each(prog: Program, repeat: int, budget: int, calls: dict[int, int],
-                histogram: bool) -> tuple:
-    """One run at a time, following tail calls, as Program._drive_each."""
-    used = [prog]
-    total = insns = runs = 0
-    cur, status, error = prog, ip.DONE, None
-    for run in range(repeat):
-        cur, chain, insns = prog, 0, 0
-        n = native(cur, histogram)
-        status = n.call(1, run == 0, budget, calls, chain)
-        while status == lift.TAIL_CALL:
-            chain += 1
-            insns += int(cur._st[ip.S_INSNS])
-            cur = cur.tail_call_to(n.target, used, histogram)
-            n = native(cur, histogram)
-            status = n.call(1, False, max(budget - insns, 1), calls, chain)
-        error = n.error
-        insns += int(cur._st[ip.S_INSNS])
-        total += insns
-        if status != ip.DONE or error is not None:
-            break
-        runs += 1
-    fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
-    return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), fast
+def _segment(prog: Program, fresh: bool, budget: int, chain: int, histogram: bool,
+             calls: dict[int, int]) -> tuple:
+    """Program._segment on native code: one program of a tail-call chain."""
+    n = native(prog, histogram)
+    status = n.call(1, fresh, budget, calls, chain)
+    if status == lift.TAIL_CALL:
+        return status, None, n.target
+    return status, n.error, None

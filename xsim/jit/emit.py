@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 
 import capstone
-import llvmlite.binding as llvm
 from elftools.elf.elffile import ELFFile
 
 from ..isa import interp as ip
@@ -31,12 +30,8 @@ def _object(prog: Program) -> bytes:
     itself loads large-model code): the instructions are the same but for how far calls
     and addresses reach, and pyelftools can relocate its line table."""
     tm = engine.target_machine(code_model="small")
-    module = lift.lift_module(prog._code, prog._st[ip.C_BASE:], prog.name, engine.host_triple(),
-                              debug=True)
-    mod = llvm.parse_assembly(str(module))
-    mod.verify()
-    engine.optimize(mod, tm)
-    return tm.emit_object(mod)
+    return tm.emit_object(engine.optimized_module(prog._code, prog._st[ip.C_BASE:], prog.name,
+                                                  tm, debug=True))
 
 
 def _pc_lines(elf: ELFFile) -> dict[int, int]:

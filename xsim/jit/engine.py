@@ -167,13 +167,19 @@ class CompilerCrashed(XsimError):
     """LLVM died compiling a program (an assertion or a signal in the compiler)."""
 
 
-def _object_code(code: np.ndarray, consts: np.ndarray, name: str, profile: bool,
-                 tm: llvm.TargetMachine) -> bytes:
-    ir_module = lift.lift_module(code, consts, name, host_triple(), profile=profile)
+def optimized_module(code: np.ndarray, consts: np.ndarray, name: str,
+                     tm: llvm.TargetMachine, **lift_options) -> llvm.ModuleRef:
+    """A lowered program lifted (``lift_module``'s options), checked and optimized."""
+    ir_module = lift.lift_module(code, consts, name, host_triple(), **lift_options)
     mod = llvm.parse_assembly(str(ir_module))
     mod.verify()
     optimize(mod, tm)
-    return tm.emit_object(mod)
+    return mod
+
+
+def _object_code(code: np.ndarray, consts: np.ndarray, name: str, profile: bool,
+                 tm: llvm.TargetMachine) -> bytes:
+    return tm.emit_object(optimized_module(code, consts, name, tm, profile=profile))
 
 
 def _isolated(make) -> bytes:
@@ -221,9 +227,6 @@ def _isolated(make) -> bytes:
 def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
             optimized: bool = False) -> str:
     """The program's LLVM IR, as lifted or after optimization."""
-    module = lift.lift_module(code, consts, name, host_triple())
     if not optimized:
-        return str(module)
-    mod = llvm.parse_assembly(str(module))
-    optimize(mod, target_machine())
-    return str(mod)
+        return str(lift.lift_module(code, consts, name, host_triple()))
+    return str(optimized_module(code, consts, name, target_machine()))

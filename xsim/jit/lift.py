@@ -126,7 +126,7 @@ class _Fn:
         entry = llfn.append_basic_block("entry")
         b = self.b = ir.IRBuilder(entry)
         self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
-        self._exit = self._handoff = self._python = None
+        self._shared_blocks: dict[str, tuple] = {}
         #: the base register whose accesses its block's group check covered (or None)
         self.unchecked: int | None = None
         if self.scope is not None:     # where code has no one pc (the shared exit)
@@ -200,39 +200,41 @@ class _Fn:
     def const(self, v: int):
         return ir.Constant(I64, v & _MASK)
 
-    def _exit_block(self) -> ir.Block:
-        """The function's one way out for a stop, after a stub has written what stopped it
-        (status, pc, count, the fault's words): the counts owed and r0 go to ``st``."""
-        if self._exit is None:
-            bb = self.llfn.append_basic_block("exit")
+    def _shared(self, name: str, build):
+        """A block built once per function, that code from many places jumps to (it has no
+        pc of its own in the debug info); ``build`` emits its body and returns what the
+        callers need besides the block.  (block, that) is returned."""
+        if name not in self._shared_blocks:
+            bb = self.llfn.append_basic_block(name)
             saved = self.b.debug_metadata
             with self.b.goto_block(bb):
                 self.b.debug_metadata = None if self.scope is None else self._no_pc
-                self.flush()
-                # r0 is what a stopped run reports (RunResult.r0); the other registers
-                # matter only to a helper, which gets them all spilled before its call
-                self.word(self.st, ip.R_BASE, self.reg(0))
-                self.word(self.st, ip.S_DEPTH, self.depth)
-                self.b.ret(self.word(self.st, ip.S_STATUS))
+                extra = build()
             self.b.debug_metadata = saved
-            self._exit = bb
-        return self._exit
+            self._shared_blocks[name] = (bb, extra)
+        return self._shared_blocks[name]
+
+    def _exit_block(self) -> ir.Block:
+        """The function's one way out for a stop, after a stub has written what stopped it
+        (status, pc, count, the fault's words): the counts owed and r0 go to ``st``."""
+        def build():
+            self.flush()
+            # r0 is what a stopped run reports (RunResult.r0); the other registers
+            # matter only to a helper, which gets them all spilled before its call
+            self.word(self.st, ip.R_BASE, self.reg(0))
+            self.word(self.st, ip.S_DEPTH, self.depth)
+            self.b.ret(self.word(self.st, ip.S_STATUS))
+        return self._shared("exit", build)[0]
 
     def _handoff_block(self) -> ir.Block:
         """Where the budget ends within a block (S_PC and S_INSNS written): everything
         to ``st`` for the interpreter, which goes on from there."""
-        if self._handoff is None:
-            bb = self.llfn.append_basic_block("handoff")
-            saved = self.b.debug_metadata
-            with self.b.goto_block(bb):
-                self.b.debug_metadata = None if self.scope is None else self._no_pc
-                self.flush()
-                self.spill()
-                self.word(self.st, ip.S_DEPTH, self.depth)
-                self.b.ret(self.const(HANDOFF))
-            self.b.debug_metadata = saved
-            self._handoff = bb
-        return self._handoff
+        def build():
+            self.flush()
+            self.spill()
+            self.word(self.st, ip.S_DEPTH, self.depth)
+            self.b.ret(self.const(HANDOFF))
+        return self._shared("handoff", build)[0]
 
     def _stub(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
         """A cold block that writes the stop's words and jumps to the exit block (its
@@ -754,44 +756,37 @@ class _Fn:
     def _python_block(self):
         """The function's call of a Python helper (its words written by the call site):
         counts owed to the table, registers to st, the callback; then a stop, or a
-        switch on ``py_site`` back to the site."""
-        if self._python is None:
+        switch on ``py_site`` back to the site.  (block, that switch) is returned."""
+        def build():
             b, st = self.b, self.st
-            bb = self.llfn.append_basic_block("python_helper")
-            saved = b.debug_metadata
-            with b.goto_block(bb):
-                b.debug_metadata = None if self.scope is None else self._no_pc
-                self.flush()
-                self.spill()
-                self.word(st, ip.S_DEPTH, self.depth)
-                fnty = ir.FunctionType(I64, [])
-                res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()),
-                             [])
-                self.reload_env()
-                self.invalidate()       # a helper may move rows (a packet window, a relayout)
-                self.load_stack_host()
-                b.store(self.word(st, ip.S_INSNS), self.ic)
-                go = self.llfn.append_basic_block("helped")
-                failed = self.llfn.append_basic_block("helper_failed")
-                tail = self.llfn.append_basic_block("tail_call")
-                stop = self.llfn.append_basic_block("helper_stopped")
-                sw = b.switch(res, failed)
-                sw.add_case(ir.Constant(I64, CB_GO_ON), go)
-                sw.add_case(ir.Constant(I64, CB_TAIL_CALL), tail)
-                sw.add_case(ir.Constant(I64, CB_STOP), stop)
-                for blk, status in ((failed, HELPER_FAILED), (tail, TAIL_CALL),
-                                    (stop, STOP_RUN)):
-                    b.position_at_end(blk)
-                    b.ret(self.const(status))
-                b.position_at_end(go)
-                self.set_reg(0, self.word(st, ip.R_BASE))
-                unreachable = self.llfn.append_basic_block("python_nowhere")
-                back = b.switch(b.load(self.py_site), unreachable)
-                b.position_at_end(unreachable)
-                b.unreachable()
-            b.debug_metadata = saved
-            self._python = (bb, back)
-        return self._python
+            self.flush()
+            self.spill()
+            self.word(st, ip.S_DEPTH, self.depth)
+            fnty = ir.FunctionType(I64, [])
+            res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()), [])
+            self.reload_env()
+            self.invalidate()       # a helper may move rows (a packet window, a relayout)
+            self.load_stack_host()
+            b.store(self.word(st, ip.S_INSNS), self.ic)
+            go = self.llfn.append_basic_block("helped")
+            failed = self.llfn.append_basic_block("helper_failed")
+            tail = self.llfn.append_basic_block("tail_call")
+            stop = self.llfn.append_basic_block("helper_stopped")
+            sw = b.switch(res, failed)
+            sw.add_case(ir.Constant(I64, CB_GO_ON), go)
+            sw.add_case(ir.Constant(I64, CB_TAIL_CALL), tail)
+            sw.add_case(ir.Constant(I64, CB_STOP), stop)
+            for blk, status in ((failed, HELPER_FAILED), (tail, TAIL_CALL), (stop, STOP_RUN)):
+                b.position_at_end(blk)
+                b.ret(self.const(status))
+            b.position_at_end(go)
+            self.set_reg(0, self.word(st, ip.R_BASE))
+            unreachable = self.llfn.append_basic_block("python_nowhere")
+            back = b.switch(b.load(self.py_site), unreachable)
+            b.position_at_end(unreachable)
+            b.unreachable()
+            return back
+        return self._shared("python_helper", build)
 
     def local_call(self, target: int, pc: int, count) -> None:
         b = self.b

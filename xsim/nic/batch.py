@@ -26,7 +26,7 @@ from ..isa import interp as ip
 from ..isa.memops import copy_bytes, load64, store32, store64, zero_bytes
 from ..jit.call import call_entry
 from ..jit.lift import ENV_PY_CALLS, HANDOFF
-from ..runtime.program import Program
+from ..runtime.program import DEFAULT_BUDGET, Program
 from .pcap import ETHERNET, PacketBatch
 from .xdp import (_FRAMES, ETH_HLEN, LOOPBACK_IFINDEX, PAGE_SIZE, PTRS, PTRS_AT, SHINFO_SIZE,
                   XDP_MD, XDP_PACKET_HEADROOM, Frame)
@@ -198,7 +198,7 @@ class XdpBatchRunner:
 
     def __init__(self, prog, budget: int | None = None, tier: str = "interp") -> None:
         self.program: Program = prog.hooked()
-        self.budget = budget or 100_000_000
+        self.budget = DEFAULT_BUDGET if budget is None else budget
         #: the JIT tier's native code, or None for the interpreter
         self.native = None
         if tier == "jit":

@@ -518,6 +518,14 @@ def _u16(p: bytearray, off: int) -> int:
     return struct.unpack_from("<H", p, off)[0]
 
 
+def _ingress_refusal(t: _Tables, ifindex: int, family: int) -> int | None:
+    """-ENODEV for no such device, FWD_DISABLED where it does not forward ``family``."""
+    dev = t.devices.get(ifindex)
+    if dev is None:
+        return -errno.ENODEV
+    return None if dev.forwards(family) else FWD_DISABLED
+
+
 def _direct_table(p: bytearray, flags: int) -> int:
     """The table BPF_FIB_LOOKUP_DIRECT looks in: main, or with BPF_FIB_LOOKUP_TBID the
     one ``params->tbid`` names (0 meaning main), a field the kernel then zeroes."""
@@ -531,11 +539,9 @@ def _direct_table(p: bytearray, flags: int) -> int:
 def _ipv4(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, int]:
     """bpf_ipv4_fib_lookup: (return code, the MTU for bpf_fib_set_fwd_params)."""
     ifindex = struct.unpack_from("<I", p, _IFINDEX)[0]
-    dev = t.devices.get(ifindex)
-    if dev is None:
-        return -errno.ENODEV, 0
-    if not dev.forwards(4):
-        return FWD_DISABLED, 0
+    refused = _ingress_refusal(t, ifindex, 4)
+    if refused is not None:
+        return refused, 0
     oif = ifindex if flags & LOOKUP_OUTPUT else 0
     dst = ipaddress.IPv4Address(bytes(p[_DST:_DST + 4]))
     if flags & LOOKUP_DIRECT:
@@ -588,11 +594,9 @@ def _ipv6(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, i
     if any(a.is_multicast or a.is_link_local or a.is_loopback for a in (dst, src)):
         return NOT_FWDED, 0                            # rt6_need_strict
     ifindex = struct.unpack_from("<I", p, _IFINDEX)[0]
-    dev = t.devices.get(ifindex)
-    if dev is None:
-        return -errno.ENODEV, 0
-    if not dev.forwards(6):
-        return FWD_DISABLED, 0
+    refused = _ingress_refusal(t, ifindex, 6)
+    if refused is not None:
+        return refused, 0
     if flags & LOOKUP_DIRECT:
         tbid = _direct_table(p, flags)
         if tbid not in t.v6:

@@ -751,12 +751,11 @@ class SkbHook:
         _STATES[space] = (SkbState() if self.l2 else SkbState(net_off=0, mac_off=-ETH_HLEN))
         base = space.by_name["packet"].vaddr
         image = bytes(skb) + PTRS.pack(base + start_off, base + end_off, base + start_off)
-        kw = {"repeat": repeat} if budget is None else {"repeat": repeat, "budget": budget}
         # LD_ABS/LD_IND's SKF_NET_OFF / SKF_LL_OFF offsets: the network header, the MAC
         # header and the buffer's head, from the window's start
         headers = (ETH_HLEN, 0, -start_off) if self.l2 else (0, -ETH_HLEN, -start_off)
         res = program.run(image, packet=bytes(buffer), packet_window=(start_off, end_off),
-                          packet_headers=headers, tier=tier, **kw)
+                          packet_headers=headers, tier=tier, repeat=repeat, budget=budget)
         d, end = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:2]
         after = space.bytes_of("packet")
         data_out = after[d - base:end - base]

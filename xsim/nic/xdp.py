@@ -333,11 +333,9 @@ class XdpHook:
         ctx_image = XDP_MD.pack(0, 0, 0, ingress or LOOPBACK_IFINDEX, rxq, 0) + PTRS.pack(
             start + headroom + metalen, start + headroom + linear, start + headroom, start,
             PAGE_SIZE)
-        kw = {"repeat": repeat, "tier": tier}
-        if budget is not None:
-            kw["budget"] = budget
         res = program.run(ctx_image, packet=bytes(buffer),
-                               packet_window=(headroom, headroom + linear), **kw)
+                          packet_window=(headroom, headroom + linear), repeat=repeat,
+                          tier=tier, budget=budget)
         d, end, meta = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:3]
         after = space.bytes_of("packet")
         data_out = after[meta - start:end - start] + b"".join(bytes(f) for f in frame.frags)

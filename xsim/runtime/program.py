@@ -28,7 +28,7 @@ DEFAULT_BUDGET = 100_000_000
 # the state words run() reads on every call, bound once (module attribute lookups add up)
 _R0, _INSNS, _TOTAL, _RUNS_DONE, _FAST = (ip.R_BASE, ip.S_INSNS, ip.S_TOTAL, ip.S_RUNS_DONE,
                                           ip.S_FAST_LOOKUPS)
-_DONE, _HELPER, _FRESH, _LOOKUP = ip.DONE, ip.HELPER, ip.FRESH, ip.MAP_LOOKUP_ELEM
+_DONE, _FRESH, _LOOKUP = ip.DONE, ip.FRESH, ip.MAP_LOOKUP_ELEM
 _COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
 #: the state words prepare() sets from the input's shape
 _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.S_INIT_R2,
@@ -93,7 +93,7 @@ class Program:
         return b"".join(i.encode() for i in self.insns)
 
     def run(self, memory: bytes | bytearray | memoryview = b"", *, packet: bytes | None = None,
-            repeat: int = 1, tier: str = "interp", budget: int = DEFAULT_BUDGET,
+            repeat: int = 1, tier: str = "interp", budget: int | None = DEFAULT_BUDGET,
             histogram: bool = False, packet_window: tuple[int, int] | None = None,
             packet_headers: tuple[int, int, int] = (0, 0, 0)) -> RunResult:
         """Run ``repeat`` times on the same memory (r1 = memory, r2 = its length).
@@ -110,6 +110,7 @@ class Program:
         if tier not in TIERS:
             raise XsimError(f"tier {tier!r} is not available; this build has: "
                             f"{', '.join(TIERS)}")
+        budget = DEFAULT_BUDGET if budget is None else budget      # None: the default
         if repeat < 1 or budget < 1:
             raise XsimError(f"repeat and budget must be at least 1 (got {repeat}, {budget})")
         space = self.space
@@ -212,44 +213,33 @@ class Program:
         code, counts = self._code, self._counts
         status = run_core(code, st, space.mem, space.table, counts, _FRESH, repeat, budget,
                           histogram)
-        error = None
-        while status == _HELPER:
-            error, _ = self._call_helper(calls, 0)
-            if error is not None:
-                break
-            # a helper may have grown a region: fetch the arrays again
-            status = run_core(code, st, space.mem, space.table, counts, ip.RESUME, 0, 0, False)
+        status, error, _ = self.serve_helpers(status, calls, 0)
         words = st[:_R0 + 1].tolist()
         insns = words[_INSNS]
         total = words[_TOTAL] + (0 if status == _DONE else insns)
         return (self, status, error, insns, total, words[_RUNS_DONE], [self], words[_R0],
                 words[_FAST])
 
-    def _drive_each(self, repeat: int, budget: int, histogram: bool,
-                    calls: dict[int, int]) -> tuple:
-        """One run at a time, following tail calls from program to program."""
-        space = self.space
+    def _drive_each(self, repeat: int, budget: int, histogram: bool, calls: dict[int, int],
+                    segment=None) -> tuple:
+        """One run at a time, following tail calls from program to program.
+
+        ``segment(prog, fresh, budget, chain, histogram, calls) -> (status, error, tail
+        call target)`` runs one program of the chain from its start (with its counters
+        zeroed when ``fresh``); the interpreter's by default, the JIT tier gives its own."""
+        segment = segment or Program._segment
         used = [self]
         total = insns = runs = 0
         cur, status, error = self, ip.DONE, None
         for run in range(repeat):
             cur, chain, insns = self, 0, 0
-            status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
-                              ip.FRESH if run == 0 else ip.FRESH_KEEP_COUNTS, 1, budget,
-                              histogram)
-            while status == ip.HELPER:
-                error, target = cur._call_helper(calls, chain)
-                if error is not None:
-                    break
-                if target is None:
-                    status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
-                                      ip.RESUME, 0, 0, False)
-                    continue
+            status, error, target = segment(cur, run == 0, budget, chain, histogram, calls)
+            while target is not None:
                 chain += 1
                 insns += int(cur._st[ip.S_INSNS])
                 cur = cur.tail_call_to(target, used, histogram)
-                status = run_core(cur._code, cur._st, space.mem, space.table, cur._counts,
-                                  ip.FRESH_KEEP_COUNTS, 1, max(budget - insns, 1), histogram)
+                status, error, target = segment(cur, False, max(budget - insns, 1), chain,
+                                                histogram, calls)
             insns += int(cur._st[ip.S_INSNS])
             total += insns
             if status != ip.DONE or error is not None:
@@ -257,6 +247,29 @@ class Program:
             runs += 1
         fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
         return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), fast
+
+    def _segment(self, fresh: bool, budget: int, chain: int, histogram: bool,
+                 calls: dict[int, int]) -> tuple[int, XsimError | None, Program | None]:
+        """One program of a tail-call chain on the interpreter, Python helpers served,
+        until it ends, fails or tail-calls."""
+        space = self.space
+        status = run_core(self._code, self._st, space.mem, space.table, self._counts,
+                          ip.FRESH if fresh else ip.FRESH_KEEP_COUNTS, 1, budget, histogram)
+        return self.serve_helpers(status, calls, chain)
+
+    def serve_helpers(self, status: int, calls: dict[int, int],
+                      chain: int) -> tuple[int, XsimError | None, Program | None]:
+        """While the loop stops for a Python helper: serve it and resume.  Ends with the
+        loop's status, or a helper's error, or a tail call's target."""
+        space = self.space
+        while status == ip.HELPER:
+            error, target = self._call_helper(calls, chain)
+            if error is not None or target is not None:
+                return status, error, target
+            # a helper may have grown a region: fetch the arrays again
+            status = run_core(self._code, self._st, space.mem, space.table, self._counts,
+                              ip.RESUME, 0, 0, False)
+        return status, None, None
 
     def _call_helper(self, calls: dict[int, int],
                      chain: int) -> tuple[XsimError | None, Program | None]:
@@ -316,14 +329,11 @@ class Program:
         table[stack, ip.RG_HOST] -= frame
         status = run_core(self._code, st, self.space.mem, self.space.table, self._counts,
                           ip.RESUME, 0, 0, False)
-        while status == ip.HELPER:
-            error, target = self._call_helper(calls, 0)
-            if error is not None:
-                raise error
-            if target is not None:
-                raise HelperError(pc, helper_id, "a callback may not tail call")
-            status = run_core(self._code, st, self.space.mem, self.space.table, self._counts,
-                              ip.RESUME, 0, 0, False)
+        status, error, target = self.serve_helpers(status, calls, 0)
+        if error is not None:
+            raise error
+        if target is not None:
+            raise HelperError(pc, helper_id, "a callback may not tail call")
         if status != ip.DONE:
             raise self._explain(status)
         r0, insns, fast = int(st[ip.R_BASE]), int(st[ip.S_INSNS]), int(st[ip.S_FAST_LOOKUPS])

@@ -68,9 +68,7 @@ def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes
     ``memory`` runs any program on raw memory (r1 = memory, r2 = its length),
     the convention of uBPF and of the bench programs, whatever its type.
     """
-    kw: dict[str, Any] = {"repeat": repeat, "tier": tier}
-    if budget is not None:
-        kw["budget"] = budget
+    kw: dict[str, Any] = {"repeat": repeat, "tier": tier, "budget": budget}
     if memory is not None:
         if data_in is not None or ctx_in is not None:
             raise TestRunRefused("--mem runs on raw memory and takes no data or ctx")
