@@ -27,14 +27,16 @@ compiles for aarch64 and riscv64.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from llvmlite import ir
 
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
+from . import cfg, loops
+from .guard import guard
+from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
+                  functions)
 from .semantics import ALU, END, I8, I32, I64, jcond
 
 I64P, I8P = I64.as_pointer(), I8.as_pointer()
@@ -55,67 +57,7 @@ HANDOFF = 103         # the budget ends within a block: the interpreter goes on 
 CB_GO_ON, CB_FAILED, CB_TAIL_CALL, CB_STOP = 0, 1, 2, 3
 
 ENTRY = "xsim_entry"
-FRAME = oc.STACK_FRAME_SIZE
 _MASK = (1 << 64) - 1
-_N = oc.EXEC_NAMES
-#: exec names that end a basic block
-_ENDS = {"ja", "exit", "call_helper", "call_local", "call_kfunc", "callx",
-         "lddw_unresolved"} | {f"{c}{w}" for c in oc.JMP_CONDS for w in ("64", "32")}
-_LOADS = {"ldx1": (1, False), "ldx2": (2, False), "ldx4": (4, False), "ldx8": (8, False),
-          "ldxs1": (1, True), "ldxs2": (2, True), "ldxs4": (4, True)}
-_STORES = {"st1": 1, "st2": 2, "st4": 4, "st8": 8}
-_PKT = {"ldabs1": (1, False), "ldabs2": (2, False), "ldabs4": (4, False),
-        "ldind1": (1, True), "ldind2": (2, True), "ldind4": (4, True)}
-
-
-class JitUnsupported(Exception):
-    """A program this lifter cannot compile (the interpreter still runs it)."""
-
-
-@dataclass
-class Function:
-    entry: int
-    end: int            # one past its last slot
-    leaders: list[int]
-
-
-def functions(code: np.ndarray) -> list[Function]:
-    """The eBPF functions of lowered ``code``: pc 0 and every bpf-to-bpf call or
-    function-pointer target, each with its basic block leaders."""
-    n = len(code)
-    entries = {0}
-    for pc in range(n):
-        e = int(code[pc, 0])
-        if e < len(_N) and _N[e] == "call_local":
-            entries.add(int(code[pc, 3]))
-    starts = sorted(entries)
-    out = []
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else n
-        leaders = {start}
-        pc = start
-        while pc < end:
-            e = int(code[pc, 0])
-            if e >= len(_N):        # the second slot of an lddw
-                pc += 1
-                continue
-            name = _N[e]
-            step = 2 if name in ("lddw", "lddw_unresolved") else 1
-            if name in _ENDS:
-                if name == "ja" or name in _JCONDS:
-                    target = int(code[pc, 3])
-                    if not start <= target < end:
-                        raise JitUnsupported(f"pc {pc}: a jump to {target} leaves its function "
-                                             f"[{start}, {end})")
-                    leaders.add(target)
-                if pc + step < end:
-                    leaders.add(pc + step)
-            pc += step
-        out.append(Function(start, end, sorted(leaders)))
-    return out
-
-
-_JCONDS = {f"{c}{w}" for c in oc.JMP_CONDS for w in ("64", "32")}
 
 
 class _Fn:
@@ -129,6 +71,9 @@ class _Fn:
         self._shared_blocks: dict[str, tuple] = {}
         #: the base register whose accesses its block's group check covered (or None)
         self.unchecked: int | None = None
+        #: while a versioned loop's unchecked copy is built: (loop, rows, counts)
+        self.fast: tuple | None = None
+        self.route: dict[int, ir.Block] = {}
         if self.scope is not None:     # where code has no one pc (the shared exit)
             self._no_pc = lifter.module.add_debug_info(
                 "DILocation", {"line": 0, "column": 0, "scope": self.scope})
@@ -150,6 +95,7 @@ class _Fn:
         b.store(self.word(self.st, ip.S_INSNS), self.ic)
         self.reload_env()
         self._cache_init()
+        self.cfg = cfg.blocks(fn, lifter.code)
         self.blocks = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
         b.branch(self.blocks[fn.entry])
 
@@ -328,6 +274,13 @@ class _Fn:
                     if perm & flag:
                         b.store(b.add(b.load(self.stack[k]), self.const(1)), self.stack[k])
                 return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
+        if self.fast is not None:       # proven on the loop's entry
+            lp, rows, counts = self.fast
+            g = lp.group_of[pc]
+            for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
+                if perm & flag:
+                    b.store(b.add(b.load(counts[g][k]), self.const(1)), counts[g][k])
+            return b.gep(b.load(self.mem), [b.add(rows[g][1], addr)])
         if base is not None and self.unchecked is not None and base[0] == self.unchecked:
             # checked with its block's group: the entry is its region's row
             for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
@@ -395,107 +348,135 @@ class _Fn:
         path does not fit hands the run to the interpreter, which stops at the very
         instruction."""
         fn, code = self.fn, self.l.code
-        blocks = []
-        for k, start in enumerate(fn.leaders):
-            end = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else fn.end
-            pcs = [pc for pc in range(start, end) if int(code[pc, 0]) < len(_N)]
-            blocks.append((start, end, pcs))
         checkpoints = {fn.entry}
-        succs: dict[int, list[int]] = {}
-        for start, end, pcs in blocks:
-            last = _N[int(code[pcs[-1], 0])]
-            out = []
-            if last in ("ja",) or last in _JCONDS:
-                out.append(int(code[pcs[-1], 3]))
-            if last not in ("ja", "exit", "call_kfunc", "lddw_unresolved") and end < fn.end:
-                out.append(end)
-                if last in ("call_helper", "call_local", "callx"):
-                    checkpoints.add(end)
-            for t in out:
-                if t <= start:
-                    checkpoints.add(t)
-            succs[start] = out
+        for start, blk in self.cfg.items():
+            if NAMES[int(code[blk.pcs[-1], 0])] in cfg.CALLS and blk.succs:
+                checkpoints.add(blk.succs[-1])
+            checkpoints.update(t for t in blk.succs if t <= start)
         longest: dict[int, int] = {}
-        for start, _end, pcs in reversed(blocks):
-            tail = [longest[t] for t in succs[start] if t > start and t not in checkpoints]
-            longest[start] = len(pcs) + max(tail, default=0)
+        for start in reversed(fn.leaders):
+            blk = self.cfg[start]
+            tail = [longest[t] for t in blk.succs if t > start and t not in checkpoints]
+            longest[start] = len(blk.pcs) + max(tail, default=0)
         return {cp: longest[cp] for cp in checkpoints}
 
     def lift(self) -> None:
         fn = self.fn
         plan = self._budget_plan()
-        for k, start in enumerate(fn.leaders):
-            end = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else fn.end
-            pcs = [pc for pc in range(start, end) if int(self.l.code[pc, 0]) < len(_N)]
-            self.b.position_at_end(self.blocks[start])
-            self.at(start)
-            ic0 = self.b.load(self.ic)
-            if start in plan:
-                fits = self.b.icmp_unsigned("<=", self.b.add(ic0, self.const(plan[start])),
-                                            self.budget)
-                body = self.llfn.append_basic_block(f"fast{start}")
-                over = self.llfn.append_basic_block(f"handoff{start}")
-                self.b.cbranch(fits, body, over).set_weights([1000, 1])
-                # the budget may run out before the next checkpoint: the interpreter takes
-                # over from here and stops at the very instruction (registers, frames and
-                # words are its own)
-                self.b.position_at_end(over)
-                self.word(self.st, ip.S_PC, self.const(start))
-                self.word(self.st, ip.S_INSNS, ic0)
-                self.b.branch(self._handoff_block())
-                self.b.position_at_end(body)
-            nxt = end if end < fn.end else None
-            self.b.store(self.b.add(ic0, self.const(len(pcs))), self.ic)
-            group = self._group(pcs)
-            first = pcs.index(group[0]) if group else 0
-            for k2, pc in enumerate(pcs[:first]):
-                self.insn(pc, self.b.add(ic0, self.const(k2 + 1)), nxt)
-            if group:
-                fast = self.llfn.append_basic_block(f"grouped{group[0]}")
-                slow = self.llfn.append_basic_block(f"checked{group[0]}")
-                self._probe(group, fast, slow)
-                tails = ((fast, group[1]), (slow, None))
-            else:
-                tails = ((self.b.block, None),)
-            for bb, unchecked in tails:
-                self.b.position_at_end(bb)
-                self.unchecked = unchecked
-                ended = False
-                for k2 in range(first, len(pcs)):
-                    ended = self.insn(pcs[k2], self.b.add(ic0, self.const(k2 + 1)), nxt)
-                self.unchecked = None
-                if not ended:
-                    if nxt is None:   # running off the end of a function: the decoder's job
-                        raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
-                    self.b.branch(self.blocks[nxt])
+        found = loops.find(fn, self.l.code, self.l.consts, self.cfg, set(plan))
+        #: the checked copy of each versioned loop's header (its b{pc} block is the guard)
+        self.checked_head = {lp.header: self.llfn.append_basic_block(f"loop{lp.header}")
+                             for lp in found}
+        inside = {pc: lp.header for lp in found for pc in lp.blocks}
+        for start in fn.leaders:
+            h = inside.get(start)
+            # the checked copy of a loop goes round its own header, not through the guard
+            self.route = {} if h is None else {h: self.checked_head[h]}
+            self._block(start, self.checked_head.get(start, self.blocks[start]),
+                        plan.get(start))
+        for lp in found:
+            self._version(lp, plan[lp.header])
+        self.route = {}
+
+    def target(self, pc: int) -> ir.Block:
+        """The block a jump to ``pc`` goes to from the code being built."""
+        return self.route.get(pc, self.blocks[pc])
+
+    def _block(self, start: int, bb: ir.Block, budget: int | None) -> None:
+        """Build the block at ``start`` into ``bb``, checking first that ``budget`` more
+        instructions fit (a checkpoint's)."""
+        blk, b = self.cfg[start], self.b
+        pcs = blk.pcs
+        b.position_at_end(bb)
+        self.at(start)
+        ic0 = b.load(self.ic)
+        if budget is not None:
+            fits = b.icmp_unsigned("<=", b.add(ic0, self.const(budget)), self.budget)
+            body = self.llfn.append_basic_block(f"fast{start}")
+            over = self.llfn.append_basic_block(f"handoff{start}")
+            b.cbranch(fits, body, over).set_weights([1000, 1])
+            # the budget may run out before the next checkpoint: the interpreter takes
+            # over from here and stops at the very instruction (registers, frames and
+            # words are its own)
+            b.position_at_end(over)
+            self.word(self.st, ip.S_PC, self.const(start))
+            self.word(self.st, ip.S_INSNS, ic0)
+            b.branch(self._handoff_block())
+            b.position_at_end(body)
+        k = self.fn.leaders.index(start)
+        nxt = self.fn.leaders[k + 1] if k + 1 < len(self.fn.leaders) else None
+        b.store(b.add(ic0, self.const(len(pcs))), self.ic)
+        group = None if self.fast is not None else self._group(pcs)
+        first = pcs.index(group[0]) if group else 0
+        for k2, pc in enumerate(pcs[:first]):
+            self.insn(pc, b.add(ic0, self.const(k2 + 1)), nxt)
+        if group:
+            fast = self.llfn.append_basic_block(f"grouped{group[0]}")
+            slow = self.llfn.append_basic_block(f"checked{group[0]}")
+            self._probe(group, fast, slow)
+            tails = ((fast, group[1]), (slow, None))
+        else:
+            tails = ((b.block, None),)
+        for bb, unchecked in tails:
+            b.position_at_end(bb)
+            self.unchecked = unchecked
+            ended = False
+            for k2 in range(first, len(pcs)):
+                ended = self.insn(pcs[k2], b.add(ic0, self.const(k2 + 1)), nxt)
+            self.unchecked = None
+            if not ended:
+                if nxt is None:   # running off the end of a function: the decoder's job
+                    raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
+                b.branch(self.target(nxt))
+
+    # -- loops whose checks are made once, on entry (loops.py has the proof) -------------------
+    def _version(self, lp: loops.Loop, budget: int) -> None:
+        """The guard of ``lp`` in its header's block, and the copy without checks it goes
+        to when it holds: no budget checks (all iterations fit), no region checks (each
+        group's span over all iterations is inside one row), the access counts kept
+        apart per group and added to their rows on the way out."""
+        b, h = self.b, lp.header
+        b.position_at_end(self.blocks[h])
+        self.at(h)
+        perms = [[k for flag, k in ((int(ip.PERM_R), "reads"), (int(ip.PERM_W), "writes"))
+                  if g.perm & flag] for g in lp.groups]
+        with b.goto_entry_block():
+            counts = [{k: b.alloca(I64, name=f"g{h}_{i}_{k}") for k in ks}
+                      for i, ks in enumerate(perms)]
+        ok, rows = guard(self, lp, budget)
+        for c in counts:
+            for v in c.values():
+                b.store(self.const(0), v)
+        fast = {pc: self.llfn.append_basic_block(f"unchecked{pc}") for pc in lp.blocks}
+        b.cbranch(ok, fast[h], self.checked_head[h]).set_weights([1000, 1])
+        route = dict(fast)
+        for t in lp.exits:         # on the way out: the counts to their rows
+            leave = route[t] = self.llfn.append_basic_block(f"leave{h}_{t}")
+            b.position_at_end(leave)
+            rg = b.load(self.rg)
+            for (rid, _delta), c in zip(rows, counts):
+                for k, v in c.items():
+                    col = ip.RG_READS if k == "reads" else ip.RG_WRITES
+                    at = b.add(b.mul(rid, self.const(ip.RG_COLS)), self.const(col))
+                    self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(v)))
+            b.branch(self.blocks[t])
+        self.route = route
+        self.fast = (lp, rows, counts)
+        for pc in lp.blocks:
+            self._block(pc, fast[pc], None)
+        self.fast = None
 
     # -- one check for a block's accesses -----------------------------------------------------
     def _access(self, pc: int):
-        """(base register, signed offset, size, permission) of the access at ``pc`` that
-        goes through the region table, or None (no access, or a frame access)."""
-        e, a, bslot, c = (int(x) for x in self.l.code[pc])
-        name = _N[e]
-        off = c - (1 << 64) if c >> 63 else c
-        if name in _LOADS:
-            base, size, perm = bslot - ip.R_BASE, _LOADS[name][0], int(ip.PERM_R)
-        elif name in _STORES:
-            base, size, perm = a - ip.R_BASE, _STORES[name], int(ip.PERM_W)
-        elif name.startswith("atomic_"):
-            base, size = a - ip.R_BASE, 4 if name.endswith("32") else 8
-            perm = int(ip.PERM_R | ip.PERM_W)
-        else:
-            return None
-        if base == 10 and -FRAME <= off and off + size <= 0:
-            return None
-        return base, off, size, perm
+        return cfg.access(self.l.code, pc)
 
     def _written(self, pc: int) -> set[int]:
         """The registers the instruction at ``pc`` writes (within a block)."""
         e, a, bslot, c = (int(x) for x in self.l.code[pc])
-        name = _N[e]
-        if name in ALU or name in END or name in _LOADS or name == "lddw":
+        name = NAMES[e]
+        if name in ALU or name in END or name in LOADS or name == "lddw":
             return {a - ip.R_BASE}
-        if name in _PKT:
+        if name in PKT:
             return {0}
         if name.startswith("atomic_"):
             op = name[len("atomic_"):-2]
@@ -572,7 +553,7 @@ class _Fn:
             self.word(counts, pc, self.b.add(self.word(counts, pc, tag="mem"), self.const(1)),
                       tag="mem")
         e, a, bslot, c = (int(x) for x in self.l.code[pc])
-        name = _N[e]
+        name = NAMES[e]
         b = self.b
         if name in ALU:
             dst = a - ip.R_BASE
@@ -585,16 +566,16 @@ class _Fn:
         if name == "lddw":
             self.set_reg(a - ip.R_BASE, self.operand(bslot))
             return False
-        if name in _LOADS:
-            size, signed = _LOADS[name]
+        if name in LOADS:
+            size, signed = LOADS[name]
             addr = b.add(self.operand(bslot), self.const(c))
             ptr = self.translate(addr, size, int(ip.PERM_R), pc, count, ip.ACCESS_READ,
                                  (bslot - ip.R_BASE, c))
             v = self.load_mem(ptr, size)
             self.set_reg(a - ip.R_BASE, (b.sext if signed else b.zext)(v, I64) if size < 8 else v)
             return False
-        if name in _STORES:
-            size = _STORES[name]
+        if name in STORES:
+            size = STORES[name]
             addr = b.add(self.reg(a - ip.R_BASE), self.const(c))
             ptr = self.translate(addr, size, int(ip.PERM_W), pc, count, ip.ACCESS_WRITE,
                                  (a - ip.R_BASE, c))
@@ -603,15 +584,15 @@ class _Fn:
         if name.startswith("atomic_"):
             self.atomic(name, a, bslot, c, pc, count)
             return False
-        if name in _PKT:
+        if name in PKT:
             self.packet_load(name, bslot, c, pc, count)
             return False
         if name == "ja":
-            b.branch(self.blocks[c])
+            b.branch(self.target(c))
             return True
-        if name in _JCONDS:
+        if name in JCONDS:
             taken = jcond(self, name, self.reg(a - ip.R_BASE), self.operand(bslot))
-            b.cbranch(taken, self.blocks[c], self.blocks[nxt] if nxt is not None
+            b.cbranch(taken, self.target(c), self.target(nxt) if nxt is not None
                       else self._fell_off(pc))
             return True
         if name == "exit":
@@ -633,7 +614,7 @@ class _Fn:
         if nxt is None:
             self.b.branch(self._fell_off(pc))
         else:
-            self.b.branch(self.blocks[nxt])
+            self.b.branch(self.target(nxt))
         return True
 
     def _fell_off(self, pc: int):
@@ -677,7 +658,7 @@ class _Fn:
     def packet_load(self, name: str, bslot: int, c: int, pc: int, count) -> None:
         """LD_ABS / LD_IND as interp.run_core does them (no access counting)."""
         b = self.b
-        size, indirect = _PKT[name]
+        size, indirect = PKT[name]
         imm = self.const(c)
         if indirect:
             off = b.sext(b.trunc(b.add(self.reg(bslot - ip.R_BASE), imm), I32), I64)
@@ -834,8 +815,8 @@ class _Fn:
 
 
 #: every exec name of the opcode table and how the lifter handles it (the test checks)
-HANDLED = (set(ALU) | set(END) | set(_LOADS) | set(_STORES) | set(_PKT) | _ENDS
-           | {"lddw"} | {n for n in _N if n.startswith("atomic_")})
+HANDLED = (set(ALU) | set(END) | set(LOADS) | set(STORES) | set(PKT) | ENDS
+           | {"lddw"} | {n for n in NAMES if n.startswith("atomic_")})
 
 
 class Lifter:
@@ -852,7 +833,7 @@ class Lifter:
         self.fns = functions(code)
         self.debug = self._debug_unit(name) if debug else None
         fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
-        called_at_0 = any(int(e) < len(_N) and _N[int(e)] == "call_local" and int(t) == 0
+        called_at_0 = any(int(e) < len(NAMES) and NAMES[int(e)] == "call_local" and int(t) == 0
                           for e, t in zip(code[:, 0], code[:, 3]))
         self.llfns: dict[int, ir.Function] = {}
         for fn in self.fns:
