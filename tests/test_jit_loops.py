@@ -34,7 +34,7 @@ def found(code: bytes) -> list[loops.Loop]:
 def test_checksum_loop_is_proven(bench_progs) -> None:
     (lp,) = found(read_code(bench_progs / "checksum_1500.bpf.o").code)
     assert lp.steps == {2: loops.const(2)}
-    (test,) = lp.tests
+    test = lp.test
     assert test.op == "<" and test.bound == loops.const(1498) and test.width == 64
     (group,) = lp.groups          # the two byte loads at r1 + r2 and r1 + r2 + 1
     assert (group.lo, group.hi, group.perm) == (0, 2, int(ip.PERM_R))
@@ -45,7 +45,8 @@ def test_sieve_inner_loop_has_a_register_step(bench_progs) -> None:
     assert set(lps) == {3, 21}    # the zeroing loop and the marking loop, not the outer one
     inner = lps[21]
     assert inner.steps == {9: loops.header(2)}      # j += i, i invariant in the loop
-    assert {t.width for t in inner.tests} == {32}
+    # two exit tests (j < n, j < 400): the one with the constant bound
+    assert inner.test.width == 32 and inner.test.bound == loops.const(400)
     assert [g.pcs for g in inner.groups] == [[23]]
 
 

@@ -1,7 +1,7 @@
 """The guard of a versioned loop: the checks of all its iterations, made once on entry.
 
 From the registers on entry it computes, as ``loops.py`` proved sound, a bound K on the
-iterations (from the loop's exit tests), then that no 32-bit value the proof relies on
+iterations (from the loop's exit test), then that no 32-bit value the proof relies on
 wraps within K iterations, that the budget has room for K iterations and what follows
 up to the next checkpoint, and that each group of accesses stays inside one region
 row, with its permissions, over all K.  Everything is computed without branches; the
@@ -61,26 +61,23 @@ def guard(f, lp: loops.Loop, budget: int) -> tuple:
     def ult(x, y):
         return b.icmp_unsigned("<", x, y)
 
-    iterations = None
-    for t in lp.tests:
-        x0, step = vals.of(t.moving)
-        bound = vals.of(t.bound)[0]
-        ok.append(b.icmp_unsigned(">=", step, c(1)))
-        ok.append(ult(step, c(MAX_STEP)))
-        if t.width == 64:       # far from wrapping: the test stops the loop first (a
-            ok.append(ult(bound, c(1 << 62)))       # 32-bit value is checked below)
-        if t.op == "<=":
-            bound = b.add(bound, c(1))
-        if t.op == "!=":        # it meets the bound exactly
-            ok.append(b.icmp_unsigned("<=", x0, bound))
-            ok.append(b.icmp_unsigned("==", b.urem(b.sub(bound, x0), b.select(
-                b.icmp_unsigned("==", step, c(0)), c(1), step)), c(0)))
-        safe = b.select(b.icmp_unsigned("==", step, c(0)), c(1), step)
-        # the test passes for m iterations in a row at most, so at most m + 1 start
-        m = b.select(ult(x0, bound), b.udiv(b.add(b.sub(bound, x0), b.sub(safe, c(1))), safe),
-                     c(0))
-        k = b.add(m, c(1))
-        iterations = k if iterations is None else b.select(ult(k, iterations), k, iterations)
+    t = lp.test
+    x0, step = vals.of(t.moving)
+    bound = vals.of(t.bound)[0]
+    ok.append(b.icmp_unsigned(">=", step, c(1)))
+    ok.append(ult(step, c(MAX_STEP)))
+    if t.width == 64:       # far from wrapping: the test stops the loop first (a 32-bit
+        ok.append(ult(bound, c(1 << 62)))      # value is checked below)
+    if t.op == "<=":
+        bound = b.add(bound, c(1))
+    safe = b.select(b.icmp_unsigned("==", step, c(0)), c(1), step)
+    if t.op == "!=":        # it meets the bound exactly
+        ok.append(b.icmp_unsigned("<=", x0, bound))
+        ok.append(b.icmp_unsigned("==", b.urem(b.sub(bound, x0), safe), c(0)))
+    # the test passes for m iterations in a row at most, so at most m + 1 start
+    m = b.select(ult(x0, bound), b.udiv(b.add(b.sub(bound, x0), b.sub(safe, c(1))), safe),
+                 c(0))
+    iterations = b.add(m, c(1))
     ok.append(ult(iterations, c(MAX_ITERATIONS)))
     last = b.sub(iterations, c(1))
     rows = []

@@ -909,7 +909,10 @@ class Lifter:
 
         def word(base, i, value=None):
             ptr = b.gep(base, [i if isinstance(i, ir.Value) else c(i)])
-            return b.load(ptr) if value is None else b.store(value, ptr)
+            instr = b.load(ptr) if value is None else b.store(value, ptr)
+            instr.set_metadata("tbaa", self.tbaa["st" if base is st else "env" if base is env
+                                                  else "rg"])
+            return instr
 
         rg = b.inttoptr(word(env, ENV_RG), I64P)
         rows = word(env, ENV_ROWS)
@@ -930,13 +933,22 @@ class Lifter:
         r.add_incoming(r1, loop)
         b.cbranch(b.icmp_unsigned("<", r1, rows), loop, start)
         b.position_at_end(start)
-        for w in (ip.S_TOTAL, ip.S_RUNS_DONE, ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP):
+        for w in (ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP):
             word(st, w, c(0))
         word(st, ip.S_PROF, c(int(self.profile)))     # the interpreter counts after a handoff
         word(st, ip.R_BASE, c(0))
         run = f.append_basic_block("run")
+        before = b.block
         b.branch(run)
         b.position_at_end(run)
+        # the runs done and the total in registers, written (never read back) for the
+        # helpers and a handoff to see: no loop-carried chain through memory
+        done = b.phi(I64, name="done")
+        total = b.phi(I64, name="total")
+        done.add_incoming(c(0), before)
+        total.add_incoming(c(0), before)
+        word(st, ip.S_RUNS_DONE, done)
+        word(st, ip.S_TOTAL, total)
         word(st, ip.S_INSNS, c(0))
         rg = b.inttoptr(word(env, ENV_RG), I64P)
         srow = b.mul(word(st, ip.S_STACK_REGION), c(ip.RG_COLS))
@@ -944,7 +956,9 @@ class Lifter:
         word(rg, b.add(srow, c(ip.RG_VBASE)), b.sub(top, c(FRAME)))
         word(rg, b.add(srow, c(ip.RG_SIZE)), c(FRAME))
         word(rg, b.add(srow, c(ip.RG_HOST)), word(st, ip.S_STACK_HOST))
-        out = b.gep(st, [c(ip.R_BASE)])
+        # what the program leaves in r1-r5 at its exit is seen by nothing
+        with b.goto_entry_block():
+            out = b.alloca(I64, 6, name="out")
         args = [st, env, out, word(st, ip.R_BASE), word(st, ip.S_INIT_R1),
                 word(st, ip.S_INIT_R2)] + [c(0)] * 7 + [top, c(0)]
         status = b.call(self.llfns[0], args)
@@ -955,15 +969,20 @@ class Lifter:
         b.cbranch(ok, finished, stopped)
         b.position_at_end(stopped)
         # a handoff: the interpreter does this run's rest, then the runs left
-        word(st, ip.S_RUNS_LEFT, b.sub(runs, word(st, ip.S_RUNS_DONE)))
+        word(st, ip.S_RUNS_LEFT, b.sub(runs, done))
         b.ret(status)
         b.position_at_end(finished)
-        word(st, ip.S_TOTAL, b.add(word(st, ip.S_TOTAL), word(st, ip.S_INSNS)))
-        done = b.add(word(st, ip.S_RUNS_DONE), c(1))
-        word(st, ip.S_RUNS_DONE, done)
+        word(st, ip.R_BASE, b.select(b.icmp_unsigned("==", status, c(RETURNED)), b.load(out),
+                                     word(st, ip.R_BASE)))     # a stop left it there
+        total1 = b.add(total, word(st, ip.S_INSNS))
+        done1 = b.add(done, c(1))
+        done.add_incoming(done1, finished)
+        total.add_incoming(total1, finished)
         last = f.append_basic_block("last")
-        b.cbranch(b.icmp_unsigned(">=", done, runs), last, run)
+        b.cbranch(b.icmp_unsigned(">=", done1, runs), last, run)
         b.position_at_end(last)
+        word(st, ip.S_TOTAL, total1)
+        word(st, ip.S_RUNS_DONE, done1)
         word(st, ip.S_RUNS_LEFT, c(0))
         word(st, ip.S_DEPTH, c(0))
         word(st, ip.S_STATUS, c(ip.DONE))

@@ -112,7 +112,7 @@ class Loop:
     blocks: list[int]             # its blocks' first pcs, header first
     steps: dict[int, Expr]        # induction variable -> its step (invariant)
     invariant: set[int]
-    tests: list[Test]
+    test: Test                    # the exit test that bounds its iterations
     groups: list[Group]
     longest: int                  # the most instructions one iteration runs
     exits: list[int]              # blocks outside the loop it can go to
@@ -267,6 +267,9 @@ def _analyse(h, latches, body, code, consts, cfg, dom, preds, checkpoints,
             tests.append(Test(pc, x, y, _GOES_ON[cond], width))
     if not tests:
         return None
+    # any one of them bounds the iterations; one with a constant bound is the likeliest
+    # to be tight for the accesses (and the guard divides once)
+    test = min(tests, key=lambda t: (bool(t.bound[0]), t.pc))
     groups: dict[tuple, Group] = {}
     group_of = {}
     for n in body:
@@ -291,7 +294,7 @@ def _analyse(h, latches, body, code, consts, cfg, dom, preds, checkpoints,
         for pc in g.pcs:
             group_of[pc] = k
     exits = sorted({s for n in body for s in cfg[n].succs if s not in body})
-    return Loop(h, [h] + sorted(body - {h}), steps, invariant, tests, glist,
+    return Loop(h, [h] + sorted(body - {h}), steps, invariant, test, glist,
                 max(longest[u] for u in latches), exits, group_of)
 
 
