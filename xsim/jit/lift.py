@@ -599,7 +599,8 @@ class _Fn:
             self.flush()
             b.store(count, self.ic)
             self.word(self.st, ip.S_INSNS, count)
-            for i in range(6):
+            # a caller sees r1-r5 as the callee left them; the run loop only r0
+            for i in range(1 if self.fn.entry in self.l.top_only else 6):
                 self.word(self.out, i, self.reg(i))
             b.ret(self.const(RETURNED))
             return True
@@ -836,10 +837,13 @@ class Lifter:
         called_at_0 = any(int(e) < len(NAMES) and NAMES[int(e)] == "call_local" and int(t) == 0
                           for e, t in zip(code[:, 0], code[:, 3]))
         self.llfns: dict[int, ir.Function] = {}
+        #: functions only the run loop calls
+        self.top_only: set[int] = set()
         for fn in self.fns:
             f = ir.Function(self.module, fnty, name=f"bpf_fn_{fn.entry}")
             f.linkage = "internal"     # st and env are not noalias: helpers write both
             if fn.entry == 0 and not called_at_0:   # only the entry calls it: inline it
+                self.top_only.add(0)
                 f.attributes.add("alwaysinline")
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
