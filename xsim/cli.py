@@ -19,7 +19,7 @@ from .errors import AsmError, DecodeError, ElfError, ProgramNotFound, XsimError
 from .isa.asm import assemble
 from .isa.disasm import disassemble_lines
 from .runtime import DEFAULT_BUDGET, Program
-from .runtime.program import TIERS
+from .runtime.program import ISA_TIERS, TIERS
 from .runtime.env import RunEnv
 from .runtime.hooks import HOOKS, VerifierError
 from .runtime.object import load
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="programs as linked, with their C source lines (BTF line info)")
     p.set_defaults(func=_cmd_disasm)
 
+    from .crosscheck.footprint import add_parser as add_footprint
+    add_footprint(sub)
     p = sub.add_parser("jit", help="show the JIT tier's code for a program: LLVM IR or "
                        "host assembly, annotated with eBPF pcs")
     p.add_argument("file")
@@ -301,8 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                    help="instructions allowed per run")
     p.add_argument("--tier", choices=TIERS, default="interp",
-                   help="interp (the interpreter), jit (native code from LLVM), or auto (the "
-                        "JIT for captures and --repeat of 64 or more)")
+                   help="interp (the interpreter), jit (native code from LLVM), auto (the "
+                        "JIT for captures and --repeat of 64 or more), or an ISA's name "
+                        "(as --isa)")
+    p.add_argument("--isa", choices=ISA_TIERS,
+                   help="run the JIT's code for this ISA under unicorn (same inputs, outputs "
+                        "and JSON)")
     p.add_argument("--histogram", action="store_true", help="count instructions per class")
     p.add_argument("--data-in", help="packet data (BPF_PROG_TEST_RUN data_in)")
     p.add_argument("--data-out", help="write the data after the run here")
@@ -326,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "isa", None):
+        args.tier = args.isa
     try:
         return args.func(args)
     except ProgramNotFound as exc:

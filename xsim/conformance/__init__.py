@@ -27,8 +27,24 @@ def run(program: bytes, memory: bytes) -> int:
     return result.r0
 
 
-def run_jit(program: bytes, memory: bytes) -> int:
-    """``run`` on the JIT tier: the same program through native code."""
-    result = Program.from_bytes(program, helpers=HELPERS).run(memory=memory, tier="jit")
+def run_jit(program: bytes, memory: bytes, tier: str = "jit") -> int:
+    """``run`` on the JIT tier: the same program through native code (``tier``: an
+    ISA's name runs that ISA's code under unicorn)."""
+    result = Program.from_bytes(program, helpers=HELPERS).run(memory=memory, tier=tier)
     result.raise_for_error()
     return result.r0
+
+
+def run_isa_x86_64(program: bytes, memory: bytes) -> int:
+    """``run_jit`` with the x86-64 code under unicorn."""
+    return run_jit(program, memory, "x86_64")
+
+
+def run_isa_aarch64(program: bytes, memory: bytes) -> int:
+    """``run_jit`` with the aarch64 code under unicorn."""
+    return run_jit(program, memory, "aarch64")
+
+
+def run_isa_riscv64(program: bytes, memory: bytes) -> int:
+    """``run_jit`` with the riscv64 (rv64gc) code under unicorn."""
+    return run_jit(program, memory, "riscv64")

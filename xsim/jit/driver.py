@@ -9,6 +9,7 @@ calls go through ``Program._drive_each`` with this tier's segment.
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import numpy as np
 
@@ -91,12 +92,16 @@ class Native:
              chain: int = 0) -> int:
         """Run ``runs`` runs; the status, as run_core's (HELPER when a helper failed)."""
         self.prepare(budget, calls, chain)
-        status = self.entry(self._st_at, self._env_at, runs, int(fresh))
+        status = self.enter(runs, fresh)
         if status == lift.HANDOFF:
             status = self._interpret()
         if status == lift.HELPER_FAILED:
             return ip.HELPER
         return status
+
+    def enter(self, runs: int, fresh: bool) -> int:
+        """The native entry's status for ``runs`` runs (the emulator runs it elsewhere)."""
+        return self.entry(self._st_at, self._env_at, runs, int(fresh))
 
     def _interpret(self) -> int:
         """The rest of the run on the interpreter, from where native code handed it over
@@ -136,12 +141,14 @@ def compile_report(*programs: Program) -> dict | None:
 
 
 def drive(prog: Program, repeat: int, budget: int, histogram: bool,
-          calls: dict[int, int]) -> tuple:
+          calls: dict[int, int], code_of=native) -> tuple:
     """``Program.run``'s outcome tuple, from native code (a profiling build for the
-    instruction histogram)."""
+    instruction histogram); ``code_of(prog, profile)`` gives the code (the host's by
+    default, the emulator's for another ISA)."""
     if prog._tail_calls:
-        return prog._drive_each(repeat, budget, histogram, calls, _segment)
-    n = native(prog, histogram)
+        return prog._drive_each(repeat, budget, histogram, calls,
+                                functools.partial(_segment, code_of=code_of))
+    n = code_of(prog, histogram)
     status = n.call(repeat, True, budget, calls)
     st = prog._st
     words = st[:ip.R_BASE + 1].tolist()
@@ -152,9 +159,9 @@ def drive(prog: Program, repeat: int, budget: int, histogram: bool,
 
 
 def _segment(prog: Program, fresh: bool, budget: int, chain: int, histogram: bool,
-             calls: dict[int, int]) -> tuple:
+             calls: dict[int, int], code_of=native) -> tuple:
     """Program._segment on native code: one program of a tail-call chain."""
-    n = native(prog, histogram)
+    n = code_of(prog, histogram)
     status = n.call(1, fresh, budget, calls, chain)
     if status == lift.TAIL_CALL:
         return status, None, n.target

@@ -107,8 +107,9 @@ try:
     _VERSION = importlib.metadata.version("xsim")
 except importlib.metadata.PackageNotFoundError:     # run from a source tree
     _VERSION = "source"
-_LIFTER_HASH = hashlib.sha256(Path(lift.__file__).read_bytes()
-                              + Path(__file__).read_bytes()).hexdigest()[:16]
+#: every module of the lifter shapes the code it makes
+_LIFTER_HASH = hashlib.sha256(b"".join(
+    p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()[:16]
 
 
 def cache_key(code: np.ndarray, consts: np.ndarray, triple: str, cpu: str) -> str:
@@ -137,24 +138,7 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
     ``profile``: a build that counts executions per pc."""
     tm = target_machine()
     cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
-    cpu += " profile" if profile else ""
-    key = cache_key(code, consts, host_triple(), cpu)
-    cache = _cache_dir()
-    path = cache / f"{key}.o" if cache is not None else None
-    t0 = time.perf_counter()
-    obj = path.read_bytes() if path is not None and path.exists() else None
-    compile_s, hit = 0.0, obj is not None
-    if obj is None:
-        obj = _isolated(lambda: _object_code(code, consts, name, profile, tm))
-        compile_s = time.perf_counter() - t0
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(obj)
-                tmp.replace(path)
-            except OSError:
-                pass            # an unwritable cache only costs the next start a compile
+    obj, compile_s, hit = cached_object(code, consts, name, tm, host_triple(), cpu, profile)
     t1 = time.perf_counter()
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -163,14 +147,54 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
     return NativeCode(engine, entry, compile_s, time.perf_counter() - t1, hit)
 
 
+def object_for(code: np.ndarray, consts: np.ndarray, name: str, triple: str, cpu: str,
+               features: str, code_model: str, profile: bool = False) -> tuple[bytes, float, bool]:
+    """Position-independent relocatable object code of a lowered program for another
+    target (the emulator links it): (object, compile seconds, from the disk cache)."""
+    _init()
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    tm = llvm.Target.from_triple(triple).create_target_machine(
+        cpu=cpu, features=features, opt=3, reloc="pic", codemodel=code_model)
+    return cached_object(code, consts, name, tm, triple, f"{cpu}{features} pic {code_model}",
+                         profile)
+
+
+def cached_object(code: np.ndarray, consts: np.ndarray, name: str, tm: llvm.TargetMachine,
+                  triple: str, cpu: str, profile: bool) -> tuple[bytes, float, bool]:
+    """The program's object code for ``tm``, from the disk cache or compiled (in a child
+    process) and cached: (object, compile seconds, from the cache)."""
+    cpu += " profile" if profile else ""
+    key = cache_key(code, consts, triple, cpu)
+    cache = _cache_dir()
+    path = cache / f"{key}.o" if cache is not None else None
+    t0 = time.perf_counter()
+    obj = path.read_bytes() if path is not None and path.exists() else None
+    if obj is not None:
+        return obj, 0.0, True
+    obj = _isolated(lambda: _object_code(code, consts, name, profile, tm, triple))
+    compile_s = time.perf_counter() - t0
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(obj)
+            tmp.replace(path)
+        except OSError:
+            pass            # an unwritable cache only costs the next start a compile
+    return obj, compile_s, False
+
+
 class CompilerCrashed(XsimError):
     """LLVM died compiling a program (an assertion or a signal in the compiler)."""
 
 
 def optimized_module(code: np.ndarray, consts: np.ndarray, name: str,
-                     tm: llvm.TargetMachine, **lift_options) -> llvm.ModuleRef:
-    """A lowered program lifted (``lift_module``'s options), checked and optimized."""
-    ir_module = lift.lift_module(code, consts, name, host_triple(), **lift_options)
+                     tm: llvm.TargetMachine, triple: str | None = None,
+                     **lift_options) -> llvm.ModuleRef:
+    """A lowered program lifted (``lift_module``'s options) for ``triple`` (the host's
+    by default), checked and optimized."""
+    ir_module = lift.lift_module(code, consts, name, triple or host_triple(), **lift_options)
     mod = llvm.parse_assembly(str(ir_module))
     mod.verify()
     optimize(mod, tm)
@@ -178,8 +202,8 @@ def optimized_module(code: np.ndarray, consts: np.ndarray, name: str,
 
 
 def _object_code(code: np.ndarray, consts: np.ndarray, name: str, profile: bool,
-                 tm: llvm.TargetMachine) -> bytes:
-    return tm.emit_object(optimized_module(code, consts, name, tm, profile=profile))
+                 tm: llvm.TargetMachine, triple: str) -> bytes:
+    return tm.emit_object(optimized_module(code, consts, name, tm, triple, profile=profile))
 
 
 def _isolated(make) -> bytes:

@@ -188,7 +188,9 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
     outputs = _Outputs(summary, Path(out) if out else None)
     if tier == "auto":          # a capture is many runs: compile where the loop can
         tier = "jit" if batch and batchable(prog) and prog.hooked().compiles() else "interp"
-    runner = XdpBatchRunner(prog, tier=tier) if batch and batchable(prog) else None
+    # the compiled loop runs the interpreter or host code; an emulated ISA goes per packet
+    loop = batch and batchable(prog) and tier in ("interp", "jit")
+    runner = XdpBatchRunner(prog, tier=tier) if loop else None
     t0 = time.perf_counter()
     try:
         for chunk in reader.batches(BATCH):

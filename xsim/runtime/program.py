@@ -37,7 +37,9 @@ TAIL_CALL_ID = BY_NAME["tail_call"].id
 run_core = ip.run_core
 #: the interpreter here; the JIT tier's driver lives above this layer, in xsim.jit;
 #: "auto" is the JIT for runs that repeat at least AUTO_JIT_REPEAT times, else the interpreter
-TIERS = ("interp", "jit", "auto")
+#: an ISA's name is the JIT's code for that ISA, run under unicorn (xsim.crosscheck)
+ISA_TIERS = ("x86_64", "aarch64", "riscv64")
+TIERS = ("interp", "jit", "auto") + ISA_TIERS
 AUTO_JIT_REPEAT = 64
 #: "auto" compiles programs of at most this many slots (BPF_MAXINSNS): compile time grows
 #: with size, and a larger program would wait seconds for its first run
@@ -124,9 +126,13 @@ class Program:
                 else "interp"
         if tier == "jit":           # compiling (or loading) is not the run's time
             _jit_driver().native(self, histogram)
+        elif tier in ISA_TIERS:
+            _emulator().emulated(self, tier, histogram)
         t0 = time.perf_counter_ns()
         if tier == "jit":
             outcome = _jit_driver().drive(self, repeat, budget, histogram, calls)
+        elif tier in ISA_TIERS:
+            outcome = _emulator().drive(self, repeat, budget, histogram, calls, tier)
         elif self._tail_calls:
             outcome = self._drive_each(repeat, budget, histogram, calls)
         else:
@@ -375,6 +381,12 @@ class Program:
 
 
 _JIT_DRIVER = None
+
+
+def _emulator():
+    """xsim.crosscheck.emulate, imported on first use (it needs unicorn)."""
+    import importlib
+    return importlib.import_module("xsim.crosscheck.emulate")
 
 
 def _jit_driver():
