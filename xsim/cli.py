@@ -21,7 +21,7 @@ from .isa.disasm import disassemble_lines
 from .runtime import DEFAULT_BUDGET, Program
 from .runtime.program import ISA_TIERS, TIERS
 from .runtime.env import RunEnv
-from .runtime.hooks import HOOKS, VerifierError
+from .runtime.hooks import VerifierError
 from .runtime.object import load
 from .runtime.testrun import TestRunRefused, apply_maps_in, report, test_run
 from .elf.loader import load_spec
@@ -234,16 +234,14 @@ def _cmd_jit(args: argparse.Namespace) -> int:
     from .jit import emit
     from .jit.lift import JitUnsupported
 
-    path = Path(args.file)
-    if path.read_bytes()[:4] == ELF_MAGIC:
-        op = _pick(load(path), args.prog)
-        prog = op.hooked() if op.spec.prog_type in HOOKS and not args.raw else op.program
-    else:
-        source = read_code(path, prog=args.prog)
-        prog = Program.from_bytes(source.code, name=source.name)
+    from .crosscheck.command import assembly, program_of
+
+    prog = program_of(args.file, args.prog, args.raw)
     try:
-        text = (emit.llvm_ir(prog, optimized=not args.unoptimized) if args.emit == "llvm"
-                else emit.assembly(prog))
+        if args.emit == "llvm":
+            text = emit.llvm_ir(prog, optimized=not args.unoptimized)
+        else:
+            text = assembly(prog, args.isa) if args.isa else emit.assembly(prog)
     except JitUnsupported as exc:
         raise XsimError(f"program {prog.name!r} cannot be compiled: {exc}") from None
     sys.stdout.write(text)
@@ -280,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="programs as linked, with their C source lines (BTF line info)")
     p.set_defaults(func=_cmd_disasm)
 
+    from .crosscheck.command import add_parser as add_crosscheck
     from .crosscheck.footprint import add_parser as add_footprint
+    add_crosscheck(sub)
     add_footprint(sub)
     p = sub.add_parser("jit", help="show the JIT tier's code for a program: LLVM IR or "
                        "host assembly, annotated with eBPF pcs")
@@ -292,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="the program on raw memory, as `run --mem` runs it, not its hook's "
                         "rewritten form")
+    p.add_argument("--isa", choices=ISA_TIERS,
+                   help="with --emit asm: the code the JIT makes for this ISA")
     p.set_defaults(func=_cmd_jit)
 
     p = sub.add_parser("run", help="run a program (ELF object, bytecode or .s file)")

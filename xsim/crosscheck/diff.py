@@ -79,19 +79,26 @@ def differences(code: bytes, memory: bytes, tiers: Sequence[str] = ("interp", "j
     return _first(code, memory, tiers, budget, repeat)[1]
 
 
+def between(ref: dict, other: dict, tiers: tuple[str, str]) -> Difference | None:
+    """The first field where two runs' facts differ, or None."""
+    if "raised" in ref or "raised" in other:
+        if ref.get("raised") != other.get("raised"):
+            return Difference("raised", tiers, (ref, other))
+        return None
+    for name in FIELDS:
+        if ref[name] != other[name]:
+            return Difference(name, tiers, (ref, other))
+    return None
+
+
 def _first(code: bytes, memory: bytes, tiers: Sequence[str], budget: int,
            repeat: int) -> tuple[dict, Difference | None]:
     """(the reference tier's facts, the first difference or None)."""
     ref = run_tier(code, memory, tiers[0], budget, repeat)
     for tier in tiers[1:]:
-        other = run_tier(code, memory, tier, budget, repeat)
-        if "raised" in ref or "raised" in other:
-            if ref.get("raised") != other.get("raised"):
-                return ref, Difference("raised", (tiers[0], tier), (ref, other))
-            continue
-        for name in FIELDS:
-            if ref[name] != other[name]:
-                return ref, Difference(name, (tiers[0], tier), (ref, other))
+        d = between(ref, run_tier(code, memory, tier, budget, repeat), (tiers[0], tier))
+        if d is not None:
+            return ref, d
     return ref, None
 
 

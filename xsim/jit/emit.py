@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 import capstone
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from ..isa import interp as ip
@@ -25,13 +26,19 @@ def llvm_ir(prog: Program, optimized: bool = True) -> str:
     return engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], prog.name, optimized)
 
 
-def _object(prog: Program) -> bytes:
-    """A debug build of the program's object code.  It uses the small code model (the JIT
-    itself loads large-model code): the instructions are the same but for how far calls
-    and addresses reach, and pyelftools can relocate its line table."""
-    tm = engine.target_machine(code_model="small")
+def _object(prog: Program, target: tuple | None = None) -> bytes:
+    """A debug build of the program's object code, for the host or for ``target``
+    (triple, cpu, features, code model, as the emulator builds it).  The host's uses the
+    small code model (the JIT itself loads large-model code): the instructions are the
+    same but for how far calls and addresses reach, and pyelftools can relocate its
+    line table."""
+    if target is None:
+        tm, triple = engine.target_machine(code_model="small"), None
+    else:
+        triple, cpu, features, code_model = target
+        tm = engine.machine_for(triple, cpu, features, code_model)
     return tm.emit_object(engine.optimized_module(prog._code, prog._st[ip.C_BASE:], prog.name,
-                                                  tm, debug=True))
+                                                  tm, triple, debug=True))
 
 
 def _pc_lines(elf: ELFFile) -> dict[int, int]:
@@ -39,7 +46,12 @@ def _pc_lines(elf: ELFFile) -> dict[int, int]:
     out: dict[int, int] = {}
     if not elf.has_dwarf_info():
         return out
-    dwarf = elf.get_dwarf_info()
+    try:
+        dwarf = elf.get_dwarf_info()
+    except ELFError:
+        # pyelftools cannot apply riscv64 relocations; the line program's one sequence
+        # starts at .text's offset 0, which unrelocated addresses already are
+        dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
     for cu in dwarf.iter_CUs():
         for entry in dwarf.line_program_for_CU(cu).get_entries():
             state = entry.state
@@ -48,13 +60,15 @@ def _pc_lines(elf: ELFFile) -> dict[int, int]:
     return out
 
 
-def assembly(prog: Program) -> str:
-    """Host assembly of every function of the program, each instruction run marked with
-    the eBPF pc it was generated for."""
+def assembly(prog: Program, target: tuple | None = None, cs: tuple | None = None) -> str:
+    """Assembly of every function of the program (the host's, or ``target``'s with the
+    capstone ``cs`` (arch, mode)), each instruction run marked with the eBPF pc it was
+    generated for."""
     arch = engine.host_triple().split("-")[0]
-    if arch not in _CAPSTONE:
+    if cs is None and arch not in _CAPSTONE:
         raise lift.JitUnsupported(f"no disassembler for {arch}")
-    elf = ELFFile(io.BytesIO(_object(prog)))
+    cs = cs or _CAPSTONE[arch]
+    elf = ELFFile(io.BytesIO(_object(prog, target)))
     # the large code model of MCJIT puts x86-64 code in .ltext
     text = elf.get_section_by_name(".ltext") or elf.get_section_by_name(".text")
     code, lines = text.data(), _pc_lines(elf)
@@ -62,7 +76,7 @@ def assembly(prog: Program) -> str:
     funcs = sorted((s.entry.st_value, s.entry.st_size, s.name) for s in symtab.iter_symbols()
                    if s.entry.st_info.type == "STT_FUNC" and s.entry.st_shndx != "SHN_UNDEF"
                    and elf.get_section(s.entry.st_shndx).name == text.name)
-    md = capstone.Cs(*_CAPSTONE[arch])
+    md = capstone.Cs(*cs)
     out = []
     for start, size, name in funcs:
         out.append(f"{name}:")

@@ -23,7 +23,7 @@ from numba import carray, cfunc, types
 
 from ..errors import XsimError
 from ..isa import interp as ip
-from . import lift
+from . import lift, plant
 
 _INITIALIZED = False
 
@@ -151,13 +151,18 @@ def object_for(code: np.ndarray, consts: np.ndarray, name: str, triple: str, cpu
                features: str, code_model: str, profile: bool = False) -> tuple[bytes, float, bool]:
     """Position-independent relocatable object code of a lowered program for another
     target (the emulator links it): (object, compile seconds, from the disk cache)."""
+    tm = machine_for(triple, cpu, features, code_model)
+    return cached_object(code, consts, name, tm, triple, f"{cpu}{features} pic {code_model}",
+                         profile)
+
+
+def machine_for(triple: str, cpu: str, features: str, code_model: str) -> llvm.TargetMachine:
+    """An optimizing target machine for position-independent code of another target."""
     _init()
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
-    tm = llvm.Target.from_triple(triple).create_target_machine(
+    return llvm.Target.from_triple(triple).create_target_machine(
         cpu=cpu, features=features, opt=3, reloc="pic", codemodel=code_model)
-    return cached_object(code, consts, name, tm, triple, f"{cpu}{features} pic {code_model}",
-                         profile)
 
 
 def cached_object(code: np.ndarray, consts: np.ndarray, name: str, tm: llvm.TargetMachine,
@@ -165,6 +170,8 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, tm: llvm.Targ
     """The program's object code for ``tm``, from the disk cache or compiled (in a child
     process) and cached: (object, compile seconds, from the cache)."""
     cpu += " profile" if profile else ""
+    planted = plant.active()            # a test's planted bug: never a correct build's key
+    cpu += f" plant {planted}" if planted else ""
     key = cache_key(code, consts, triple, cpu)
     cache = _cache_dir()
     path = cache / f"{key}.o" if cache is not None else None

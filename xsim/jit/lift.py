@@ -33,7 +33,7 @@ from llvmlite import ir
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
-from . import cfg, loops
+from . import cfg, loops, plant
 from .guard import guard
 from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
                   functions)
@@ -363,7 +363,9 @@ class _Fn:
     def lift(self) -> None:
         fn = self.fn
         plan = self._budget_plan()
-        found = loops.find(fn, self.l.code, self.l.consts, self.cfg, set(plan))
+        # a planted bug would break the loop proof's premises (plant.py): no versioning
+        found = [] if plant.active() else loops.find(fn, self.l.code, self.l.consts,
+                                                     self.cfg, set(plan))
         #: the checked copy of each versioned loop's header (its b{pc} block is the guard)
         self.checked_head = {lp.header: self.llfn.append_basic_block(f"loop{lp.header}")
                              for lp in found}
@@ -557,7 +559,8 @@ class _Fn:
         b = self.b
         if name in ALU:
             dst = a - ip.R_BASE
-            self.set_reg(dst, ALU[name](self, self.reg(dst), self.operand(bslot)))
+            x = self.reg(dst)
+            self.set_reg(dst, ALU[name](self, x, _imm_zext(name, self.operand(bslot))))
             return False
         if name in END:
             dst = a - ip.R_BASE
@@ -572,6 +575,8 @@ class _Fn:
             ptr = self.translate(addr, size, int(ip.PERM_R), pc, count, ip.ACCESS_READ,
                                  (bslot - ip.R_BASE, c))
             v = self.load_mem(ptr, size)
+            if signed and plant.active() == "ldx_sign":
+                signed = False
             self.set_reg(a - ip.R_BASE, (b.sext if signed else b.zext)(v, I64) if size < 8 else v)
             return False
         if name in STORES:
@@ -591,7 +596,8 @@ class _Fn:
             b.branch(self.target(c))
             return True
         if name in JCONDS:
-            taken = jcond(self, name, self.reg(a - ip.R_BASE), self.operand(bslot))
+            x = self.reg(a - ip.R_BASE)
+            taken = jcond(self, name, x, _imm_zext(name, self.operand(bslot)))
             b.cbranch(taken, self.target(c), self.target(nxt) if nxt is not None
                       else self._fell_off(pc))
             return True
@@ -652,7 +658,10 @@ class _Fn:
             new = b.select(b.icmp_unsigned("==", old64, cmp), v, old64)
         self.store_mem(ptr, size, new)
         if base == "cmpxchg":
-            self.set_reg(0, old64)
+            if plant.active() != "cmpxchg_no_r0":
+                self.set_reg(0, old64)
+        elif op.startswith("fetch_") and plant.active() == "fetch_returns_new":
+            self.set_reg(src, b.and_(new, self.const(0xFFFFFFFF)) if size == 4 else new)
         elif op.startswith("fetch_") or base == "xchg":
             self.set_reg(src, old64)
 
@@ -743,6 +752,9 @@ class _Fn:
             b, st = self.b, self.st
             self.flush()
             self.spill()
+            if plant.active() == "helper_arg_reg":     # the helper's r1 and r2 swapped
+                self.word(st, ip.R_BASE + 1, self.reg(2))
+                self.word(st, ip.R_BASE + 2, self.reg(1))
             self.word(st, ip.S_DEPTH, self.depth)
             fnty = ir.FunctionType(I64, [])
             res = b.call(b.inttoptr(self.word(self.env, ENV_HELPER), fnty.as_pointer()), [])
@@ -815,6 +827,27 @@ class _Fn:
             self.rgword(rg, at, b.add(self.rgword(rg, at), self.const(sign * delta)))
 
 
+def _imm_zext(name: str, y):
+    """The operand ``y`` of ALU or jump ``name``; with the imm_zext plant, a 64-bit
+    instruction's immediate zero-extended from its 32 bits."""
+    if plant.active() == "imm_zext" and isinstance(y, ir.Constant) and name.endswith("64"):
+        return ir.Constant(I64, int(y.constant) & 0xFFFFFFFF)
+    return y
+
+
+def _jumps_off_by_one(code: np.ndarray) -> np.ndarray:
+    """The jump_off_by_one plant: lowered code whose conditional jumps each go one slot
+    past their target, where that slot is an instruction of the jump's function."""
+    code = code.copy()
+    for fn in functions(code):
+        for pc in range(fn.entry, fn.end):
+            if int(code[pc, 0]) < len(NAMES) and NAMES[int(code[pc, 0])] in JCONDS:
+                t = int(code[pc, 3]) + 1
+                if t < fn.end and int(code[t, 0]) < len(NAMES):
+                    code[pc, 3] = t
+    return code
+
+
 #: every exec name of the opcode table and how the lifter handles it (the test checks)
 HANDLED = (set(ALU) | set(END) | set(LOADS) | set(STORES) | set(PKT) | ENDS
            | {"lddw"} | {n for n in NAMES if n.startswith("atomic_")})
@@ -825,6 +858,8 @@ class Lifter:
 
     def __init__(self, code: np.ndarray, consts: np.ndarray, name: str = "prog",
                  triple: str = "", debug: bool = False, profile: bool = False) -> None:
+        if plant.active() == "jump_off_by_one":
+            code = _jumps_off_by_one(code)
         self.code, self.consts = code, consts
         #: count executions per pc (the instruction histogram), as run_core's ``prof``
         self.profile = profile

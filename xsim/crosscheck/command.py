@@ -1,0 +1,213 @@
+"""``xsim crosscheck``: the interpreter against the JIT's code on each ISA.
+
+``xsim crosscheck FILE [--prog NAME] [--isa LIST] [inputs as for xsim run]`` runs
+one program on the interpreter and on each ISA under unicorn, on the same inputs,
+each on a fresh load of the object (so maps start alike), and prints agreement or
+the first difference: the run's facts (r0, counts, error, memory, region access
+counts, helper calls), the test run's outputs and every region's bytes after it.
+
+``xsim crosscheck --gen N --seed S [--isa LIST]`` checks N generated programs and
+prints each difference minimized; ``--save DIR`` writes each as a bpf_conformance
+``.data`` file (raw words, memory, the interpreter's r0 or error), which
+``tests/test_regressions.py`` runs on every tier.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from ..errors import XsimError
+from ..runtime import Program, testrun
+from ..runtime.object import load
+from ..runtime.source import ELF_MAGIC, read_code
+from . import diff, targets
+
+ALL = ",".join(targets.ISAS)
+
+
+def _isas(text: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    for n in names:
+        targets.isa(n)
+    return names
+
+
+def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes | None,
+                 ctx_in: bytes | None, maps_in: list | None, repeat: int,
+                 budget: int | None) -> dict:
+    """One test run of an object's program on ``tier``, from a fresh load: what the
+    tiers must agree on (or ``{"raised": ...}``)."""
+    try:
+        obj = load(path)
+        if maps_in:
+            testrun.apply_maps_in(obj, maps_in)
+        prog = obj.program(prog_name) if prog_name else _only(obj)
+        out = testrun.test_run(prog, data_in=data_in, ctx_in=ctx_in, repeat=repeat,
+                               budget=budget, tier=tier)
+        space = prog.hooked().space if prog._hooked else prog.program.space
+        regions = {r.name: bytes(space.mem[r.host:r.host + r.size]) for r in space.regions}
+        return {"run": diff.facts(out.result), "data_out": out.data_out,
+                "ctx_out": out.ctx_out, "redirect": out.redirect, "regions": regions}
+    except XsimError as exc:
+        return {"raised": f"{type(exc).__name__}: {exc}"}
+
+
+def _only(obj):
+    names = list(obj.programs)
+    if len(names) != 1:
+        from ..errors import ProgramNotFound
+        raise ProgramNotFound("the object has several programs: choose one with --prog",
+                              names)
+    return obj.programs[names[0]]
+
+
+def first_difference(ref: dict, other: dict) -> str | None:
+    """The first field where ``other`` differs from ``ref``, with both values."""
+    for key in ("raised", "run", "data_out", "ctx_out", "redirect", "regions"):
+        a, b = ref.get(key), other.get(key)
+        if key == "run" and a is not None and b is not None:
+            for k in a:
+                if a[k] != b[k]:
+                    return f"run.{k}: {_short(a[k])} != {_short(b[k])}"
+        elif key == "regions" and a is not None and b is not None:
+            for name in a:
+                if a[name] != b.get(name):
+                    return f"region {name!r}: bytes differ"
+        elif a != b:
+            return f"{key}: {_short(a)} != {_short(b)}"
+    return None
+
+
+def _short(v) -> str:
+    text = v.hex() if isinstance(v, bytes) else repr(v)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def check_file(args: argparse.Namespace) -> int:
+    isas = _isas(args.isa)
+    path = Path(args.file)
+    data_in = Path(args.data_in).read_bytes() if args.data_in else None
+    ctx_in = Path(args.ctx_in).read_bytes() if args.ctx_in else None
+    maps_in = json.loads(Path(args.maps_in).read_text()) if args.maps_in else None
+    raw = args.mem is not None or path.read_bytes()[:4] != ELF_MAGIC
+    if raw:     # bytecode, a .s file, or an object's program on raw memory
+        code = read_code(path, prog=args.prog).code
+        memory = Path(args.mem).read_bytes() if args.mem else b""
+        ref = diff.run_tier(code, memory, "interp", args.budget, args.repeat)
+        results = {i: diff.run_tier(code, memory, i, args.budget, args.repeat) for i in isas}
+        found = {i: diff.between(ref, r, ("interp", i)) for i, r in results.items()}
+        found = {i: (None if d is None else str(d)) for i, d in found.items()}
+    else:
+        kw = dict(data_in=data_in, ctx_in=ctx_in, maps_in=maps_in, repeat=args.repeat,
+                  budget=args.budget)
+        ref = object_facts(str(path), args.prog, "interp", **kw)
+        found = {i: first_difference(ref, object_facts(str(path), args.prog, i, **kw))
+                 for i in isas}
+    if args.json:
+        print(json.dumps({"agree": all(d is None for d in found.values()),
+                          "differences": found}, indent=2))
+    else:
+        for i, d in found.items():
+            print(f"{i}: " + ("agrees with the interpreter" if d is None else f"DIFFERS\n{d}"))
+    return 0 if all(d is None for d in found.values()) else 1
+
+
+def program_of(path: str | Path, prog_name: str | None, raw: bool = False) -> Program:
+    """The Program the JIT compiles for a file: an ELF object's program as its hook
+    rewrites it (unless ``raw``), or bytecode / a .s file as it is."""
+    path = Path(path)
+    if path.read_bytes()[:4] == ELF_MAGIC:
+        obj = load(path)
+        op = obj.program(prog_name) if prog_name else _only(obj)
+        return op.hooked() if _hooked(op) and not raw else op.program
+    source = read_code(path, prog=prog_name)
+    return Program.from_bytes(source.code, name=source.name)
+
+
+def _hooked(op) -> bool:
+    from ..runtime.hooks import HOOKS
+    return op.spec.prog_type in HOOKS
+
+
+def assembly(prog: Program, isa: str) -> str:
+    """``isa``'s assembly of the program, marked with eBPF pcs (capstone)."""
+    from ..jit import emit
+    t = targets.isa(isa)
+    return emit.assembly(prog, (t.triple, t.cpu, t.features, t.code_model),
+                         (t.cs_arch, t.cs_mode))
+
+
+def save_case(directory: Path, seed: int, code: bytes, memory: bytes, budget: int) -> Path:
+    """The case as a bpf_conformance ``.data`` file, with the interpreter's verdict."""
+    ref = Program.from_bytes(code, helpers=_helpers()).run(memory=memory, budget=budget)
+    words = " ".join(f"{int.from_bytes(code[k:k + 8], 'little'):016x}"
+                     for k in range(0, len(code), 8))
+    lines = [f"# xsim crosscheck --gen, seed {seed}, budget {budget}", "-- raw", words,
+             "-- mem", memory.hex(" ") if memory else ""]
+    if ref.error is None:
+        lines += ["-- result", f"{ref.r0:#x}"]
+    else:
+        lines += ["-- error", str(ref.error)]
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"seed{seed}.data"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _helpers():
+    from ..conformance import HELPERS
+    return HELPERS
+
+
+def generate(args: argparse.Namespace) -> int:
+    tiers = ("interp", *_isas(args.isa))
+    seeds = range(args.seed, args.seed + args.gen)
+    bad = [r for r in diff.campaign(seeds, tiers, args.budget, args.jobs) if r.difference]
+    for r in bad:
+        c = diff.case(r.seed, args.budget)
+        code, _ = diff.shrink_difference(c.code, c.memory, tiers, c.budget, c.repeat)
+        print(f"== seed {r.seed} (budget {c.budget}, repeat {c.repeat})")
+        print(diff.report(code, c.memory, diff.differences(code, c.memory, tiers, c.budget,
+                                                           c.repeat)))
+        if args.save:
+            print(f"saved {save_case(Path(args.save), r.seed, code, c.memory, c.budget)}")
+    print(f"{args.gen} programs on {', '.join(tiers[1:])}: {len(bad)} with differences")
+    return 1 if bad else 0
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.gen:
+        return generate(args)
+    if not args.file:
+        raise XsimError("give a program to check, or --gen N for generated ones")
+    if args.emit == "asm":
+        prog = program_of(args.file, args.prog, raw=args.mem is not None)
+        for isa in _isas(args.isa):
+            print(f"== {isa}")
+            print(assembly(prog, isa), end="")
+        return 0
+    return check_file(args)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("crosscheck", help="the interpreter against the JIT's code on "
+                       "x86_64, aarch64 and riscv64 under unicorn")
+    p.add_argument("file", nargs="?", help="ELF object, raw bytecode or .s file")
+    p.add_argument("--prog", help="the program of an ELF object: function or section name")
+    p.add_argument("--isa", default=ALL, help=f"comma list of ISAs (default {ALL})")
+    p.add_argument("--mem", help="run on this raw memory (r1 points at it, r2 its length)")
+    p.add_argument("--data-in", help="packet data (BPF_PROG_TEST_RUN data_in)")
+    p.add_argument("--ctx-in", help="the context (ctx_in)")
+    p.add_argument("--maps-in", help="JSON list of map entries to apply before the run")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--budget", type=int, default=10_000)
+    p.add_argument("--gen", type=int, default=0, help="check this many generated programs")
+    p.add_argument("--seed", type=int, default=0, help="the first generated program's seed")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--save", help="write each minimized difference here as a .data file")
+    p.add_argument("--emit", choices=["asm"], help="show each ISA's code (capstone), "
+                   "marked with eBPF pcs, instead of running it")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_main)
