@@ -236,6 +236,32 @@ def test_rebuild_moves_targets_and_drops_lddw_whole():
     assert decode(_rebuild(insns, {4}))[2].target == 5
 
 
+def test_minimize_inlines_calls_and_drops_call_exit_pairs():
+    """A value computed in a callee: the call is inlined and the callee dropped (with
+    its exit), a value the result does not need becomes a constant."""
+    import xsim
+    code = xsim.assemble("""
+        mov %r0, 1
+        ldxdw %r3, [%r1]
+        call local +1
+        exit
+        lsh %r0, 5
+        exit
+    """)
+
+    def r0_is_32(c: bytes) -> bool:
+        got = run_tier(c, bytes(8), "interp")
+        return got.get("error") is None and got["r0"] == 32
+
+    small = minimize(code, r0_is_32)
+    assert disassemble(small).splitlines() == ["mov %r0, 1", "lsh %r0, 5", "exit"], \
+        disassemble(small)
+    insns = decode(code)
+    body = decode(xsim.assemble("lsh %r0, 5\nmov %r2, 7\nexit"))[:2]
+    inlined = decode(_rebuild(insns, {4, 5}, change={2: body}))   # a list for one
+    assert [i.op.exec for i in inlined] == ["mov64", "ldx8", "lsh64", "mov64", "exit"]
+
+
 def test_minimize_returns_the_input_when_the_predicate_fails():
     code = generate(random.Random(5), 20)
     assert minimize(code, lambda c: False) == code

@@ -23,8 +23,9 @@ runnable and its result meaningful:
 
 :func:`minimize` shrinks a program while a predicate holds: it drops
 instructions (an lddw as a whole, jump offsets and call targets fixed so the
-program still decodes), turns immediates and offsets into 0/1/-1 and
-register operands into immediates.
+program still decodes), inlines calls of straight-line functions, turns
+immediates and offsets into 0/1/-1, register operands into immediates and
+computed values into constants.
 """
 from __future__ import annotations
 
@@ -540,17 +541,25 @@ def generate(rng: random.Random, n: int = 50, *, helpers: bool = False, calls: b
 
 # -- the minimizer -------------------------------------------------------------------------------
 def _rebuild(insns: list[Insn], drop: set[int] = frozenset(),
-             change: dict[int, Insn] | None = None) -> bytes | None:
+             change: dict[int, Insn | list[Insn]] | None = None) -> bytes | None:
     """The program without the instructions at indexes ``drop`` (and with ``change``d
-    ones), jump offsets and call targets moved along; None if it no longer decodes."""
+    ones: an instruction, or a list of them whose first takes the place of the old one
+    and whose others have no targets), jump offsets and call targets moved along; None
+    if it no longer decodes."""
     change = change or {}
-    kept = [(k, change.get(k, i)) for k, i in enumerate(insns) if k not in drop]
+    kept: list[tuple[int, Insn]] = []
+    for k, i in enumerate(insns):
+        if k not in drop:
+            new = change.get(k, i)
+            kept += [(k, n) for n in new] if isinstance(new, list) else [(k, new)]
     if not kept:
         return None
     new_pc: dict[int, int] = {}
+    at: list[int] = []          # each kept instruction's new pc
     pc = 0
     for k, i in kept:
-        new_pc[insns[k].pc] = pc
+        new_pc.setdefault(insns[k].pc, pc)
+        at.append(pc)
         pc += i.slots
     kept_old = sorted(new_pc)
 
@@ -566,9 +575,10 @@ def _rebuild(insns: list[Insn], drop: set[int] = frozenset(),
         return new_pc[kept_old[lo]] if lo < len(kept_old) else None
 
     out: list[Insn] = []
-    for k, i in kept:
-        npc = new_pc[insns[k].pc]
+    for (k, i), npc in zip(kept, at):
         target = i.target
+        if target is not None and npc != new_pc[insns[k].pc]:
+            return None             # an inserted instruction with a target
         if target is not None:
             nt = moved(target)
             if nt is None:
@@ -587,6 +597,9 @@ def _rebuild(insns: list[Insn], drop: set[int] = frozenset(),
     except DecodeError:
         return None
     return code
+
+
+_MOV_K = _alu("mov")
 
 
 def _simpler(insn: Insn) -> list[Insn]:
@@ -616,15 +629,36 @@ def _simpler(insn: Insn) -> list[Insn]:
         k_row = oc.BY_KEY.get((op.opcode & ~oc.X, op.disc_value if op.disc else 0))
         if k_row is not None and k_row.imm is Field.VALUE and k_row.kind is op.kind:
             out += [dataclasses.replace(insn, op=k_row, src=0, imm=v) for v in (0, 1, -1)]
+    if op.kind in (Kind.ALU, Kind.END, Kind.LDX) and op is not _MOV_K:
+        # what it computes replaced by a constant
+        out += [dataclasses.replace(insn, op=_MOV_K, src=0, off=0, imm=v) for v in (0, 1, -1)]
     return out
+
+
+def _inlined(insns: list[Insn], k: int) -> list[list[Insn]]:
+    """[the body of the function the local call at ``k`` calls, up to its exit] when it
+    is straight-line code (no jumps or calls of its own), to replace the call; [] if not."""
+    call = insns[k]
+    if call.op.kind is not Kind.CALL or call.src != oc.CALL_LOCAL:
+        return []
+    n = next((n for n, i in enumerate(insns) if i.pc == call.target), len(insns))
+    body = []
+    for i in insns[n:]:
+        if i.op.kind is Kind.EXIT:
+            return [body] if body else []
+        if i.target is not None or i.op.kind is Kind.CALLX:
+            return []
+        body.append(i)
+    return []
 
 
 def minimize(code: bytes, still_differs: Callable[[bytes], bool], *,
              max_tests: int = 20_000) -> bytes:
     """The smallest program found that still satisfies ``still_differs``.
 
-    Drops runs of instructions (halving the run length down to one), then
-    single instructions, then simplifies operands, until nothing changes;
+    Drops runs of instructions (halving the run length down to one), then pairs
+    and single instructions, then inlines calls of straight-line functions and
+    simplifies operands (a computed value becoming 0, 1 or -1), until nothing changes;
     every candidate decodes.  Returns ``code`` unchanged if the predicate does
     not hold for it.  ``max_tests`` bounds the calls of the predicate.
     """
@@ -653,21 +687,28 @@ def minimize(code: bytes, still_differs: Callable[[bytes], bool], *,
     while changed and tests < max_tests:
         changed = False
         insns = decode(best)
-        # runs of instructions, longest first, from the end towards the start
+        # runs of instructions, longest first, from the end towards the start; pairs
+        # and single instructions at every start (a call and its exit go together)
         size = max(1, len(insns) // 2)
+        sizes = []
         while size >= 1:
+            sizes.append(size)
+            size //= 2
+        for size in sorted(set(sizes) | ({2} if len(insns) > 2 else set()), reverse=True):
             start = len(insns) - size
             while start >= 0:
-                candidate = _rebuild(insns, set(range(start, start + size)))
+                run = set(range(start, min(start + size, len(insns))))
+                if size > 2:    # long runs keep their exits: functions stay apart
+                    run = {k for k in run if insns[k].op.kind is not Kind.EXIT}
+                candidate = _rebuild(insns, run) if run else None
                 if holds(candidate):
                     best, changed = candidate, True
                     insns = decode(best)
-                start -= size
-            size //= 2
-        # simpler operands
+                start -= size if size > 2 else 1
+        # calls inlined, simpler operands
         insns = decode(best)
         for k in range(len(insns)):
-            for variant in _simpler(insns[k]):
+            for variant in _inlined(insns, k) + _simpler(insns[k]):
                 candidate = _rebuild(insns, change={k: variant})
                 if holds(candidate):
                     best, changed = candidate, True

@@ -16,9 +16,11 @@ memory outside every region.
 from __future__ import annotations
 
 import os
+from fnmatch import fnmatchcase as fnmatch
 from typing import NamedTuple
 
 from ..errors import XsimError
+from ..isa import opcodes as oc
 
 ENV = "XSIM_JIT_PLANT"
 
@@ -26,53 +28,62 @@ ENV = "XSIM_JIT_PLANT"
 class Plant(NamedTuple):
     description: str
     where: str          # the lifter function whose code the plant changes
+    execs: str          # the exec names whose code it changes (fnmatch patterns)
 
 
-#: the bug classes, by name
+#: the bug classes, by name: what the planted code does wrong, where, and to which exec names
 PLANTS: dict[str, Plant] = {
     "alu32_no_zext": Plant(
         "a 32-bit ALU result is sign-extended to 64 bits instead of zero-extended",
-        "semantics._z32 (add, sub, mul, or, and, xor, mov, neg)"),
+        "semantics._z32", "add32 sub32 mul32 or32 and32 xor32 mov32 neg32"),
     "shift_unmasked": Plant(
         "a shift by a register count is not masked: counts >= width give 0 (or the sign)",
-        "semantics._shift"),
+        "semantics._shift", "lsh* rsh* arsh*"),
     "imm_zext": Plant(
         "a 64-bit ALU or JMP immediate is zero-extended instead of sign-extended",
-        "lift._Fn.insn (ALU and conditional-jump operands)"),
+        "lift._imm_zext (operands of _Fn.insn)",
+        "add64 sub64 mul64 div64 or64 and64 lsh64 rsh64 mod64 xor64 mov64 arsh64 sdiv64 "
+        "smod64 j*64"),
     "jmp32_as_64": Plant(
         "a JMP32 comparison is made on all 64 bits",
-        "semantics.jcond"),
+        "semantics.jcond", "j*32"),
     "divmod_zero": Plant(
         "division and modulo by zero are not special-cased: the divisor 0 acts as 1",
-        "semantics._divmod"),
+        "semantics._divmod", "div* mod* sdiv* smod*"),
     "jump_off_by_one": Plant(
-        "a conditional jump lands one instruction past its target (when that is in its "
-        "function)", "lift.Lifter.__init__ (jump targets of the lowered code)"),
+        "a conditional jump lands one slot past its target (when that is an instruction "
+        "of its function)", "lift._jumps_off_by_one (Lifter.__init__)", "j*32 j*64"),
     "helper_arg_reg": Plant(
         "a Python helper gets r1 and r2 swapped (its first two arguments)",
-        "lift._Fn._python_block"),
+        "lift._Fn._python_block", "call_helper callx"),
     "fetch_returns_new": Plant(
         "an atomic fetch op returns the new value instead of the old one",
-        "lift._Fn.atomic"),
+        "lift._Fn.atomic", "atomic_fetch_*"),
     "cmpxchg_no_r0": Plant(
         "cmpxchg does not write the old value into r0",
-        "lift._Fn.atomic"),
+        "lift._Fn.atomic", "atomic_cmpxchg*"),
     "sdiv_as_udiv": Plant(
         "signed division and modulo (sdiv, smod) are done unsigned",
-        "semantics._divmod"),
+        "semantics._divmod", "sdiv* smod*"),
     "ldx_sign": Plant(
         "a sign-extending load (ldxs1, ldxs2, ldxs4) zero-extends",
-        "lift._Fn.insn (loads)"),
+        "lift._Fn.insn (loads)", "ldxs*"),
     "movsx_as_mov": Plant(
         "movsx moves its source without sign-extending it",
-        "semantics._sx"),
+        "semantics._sx", "movsx*"),
     "be_swap_width": Plant(
         "a byte swap of the wrong width: be16 swaps 32 bits, be32 64 bits",
-        "semantics._bswap"),
+        "semantics._bswap", "be16 be32"),
     "arsh_as_rsh": Plant(
         "an arithmetic right shift is done logically",
-        "semantics._shift"),
+        "semantics._shift", "arsh*"),
 }
+
+
+def execs(name: str) -> frozenset[str]:
+    """The exec names whose lifted code bug class ``name`` changes."""
+    return frozenset(n for n in oc.EXEC_NAMES
+                     if any(fnmatch(n, pat) for pat in PLANTS[name].execs.split()))
 
 
 def active() -> str | None:
