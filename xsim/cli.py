@@ -148,7 +148,7 @@ def _run_object(args: argparse.Namespace, path: Path) -> int:
         from .nic.fib import NetConfig
         net = NetConfig.load(args.net)
     obj = load(path, env=RunEnv(ncpus=args.cpus, cpu=args.cpu, net=net))
-    prog = _pick(obj, args.prog)
+    prog = obj.choose(args.prog)
     if args.pcap:
         return _run_pcap(args, obj, prog)
     entries = _maps_in(args)
@@ -246,15 +246,6 @@ def _cmd_jit(args: argparse.Namespace) -> int:
         raise XsimError(f"program {prog.name!r} cannot be compiled: {exc}") from None
     sys.stdout.write(text)
     return EXIT_OK
-
-
-def _pick(obj, name: str | None):
-    if name is not None:
-        return obj.program(name)
-    if len(obj.programs) == 1:
-        return next(iter(obj.programs.values()))
-    raise ProgramNotFound(f"{obj.path} has {len(obj.programs)} programs: choose one with "
-                          "--prog", list(obj.programs))
 
 
 def build_parser() -> argparse.ArgumentParser:

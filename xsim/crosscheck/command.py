@@ -43,7 +43,7 @@ def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes 
         obj = load(path)
         if maps_in:
             testrun.apply_maps_in(obj, maps_in)
-        prog = obj.program(prog_name) if prog_name else _only(obj)
+        prog = obj.choose(prog_name)
         out = testrun.test_run(prog, data_in=data_in, ctx_in=ctx_in, repeat=repeat,
                                budget=budget, tier=tier)
         space = prog.hooked().space if prog._hooked else prog.program.space
@@ -52,15 +52,6 @@ def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes 
                 "ctx_out": out.ctx_out, "redirect": out.redirect, "regions": regions}
     except XsimError as exc:
         return {"raised": f"{type(exc).__name__}: {exc}"}
-
-
-def _only(obj):
-    names = list(obj.programs)
-    if len(names) != 1:
-        from ..errors import ProgramNotFound
-        raise ProgramNotFound("the object has several programs: choose one with --prog",
-                              names)
-    return obj.programs[names[0]]
 
 
 def first_difference(ref: dict, other: dict) -> str | None:
@@ -120,7 +111,7 @@ def program_of(path: str | Path, prog_name: str | None, raw: bool = False) -> Pr
     path = Path(path)
     if path.read_bytes()[:4] == ELF_MAGIC:
         obj = load(path)
-        op = obj.program(prog_name) if prog_name else _only(obj)
+        op = obj.choose(prog_name)
         return op.hooked() if _hooked(op) and not raw else op.program
     source = read_code(path, prog=prog_name)
     return Program.from_bytes(source.code, name=source.name)

@@ -37,6 +37,8 @@ NATIVE_STACK_SIZE = 1 << 20
 INSNS_PER_EBPF = 400
 MIN_INSNS = 1 << 22
 _PAGE = 0x1000
+#: where each array's guest copy lives: ARRAYS + slot * 2**36
+_ARRAY_SLOTS = {"st": 0, "env": 1, "table": 2, "counts": 3}
 
 
 class JitDefect(RunError):
@@ -107,8 +109,7 @@ class Emulated(driver.Native):
 
     def _array(self, name: str, arr: np.ndarray) -> int:
         """The guest address of a copy of ``arr`` (mapped on first use, grown as needed)."""
-        slots = {"st": 0, "env": 1, "table": 2, "counts": 3}
-        at = ARRAYS + slots[name] * (1 << 36)
+        at = ARRAYS + _ARRAY_SLOTS[name] * (1 << 36)
         need = _pages(max(arr.nbytes, 1))
         have = self._arrays.get(name, 0)
         if need > have:
@@ -120,7 +121,7 @@ class Emulated(driver.Native):
         return at
 
     def _read(self, name: str, arr: np.ndarray) -> None:
-        at = ARRAYS + {"st": 0, "env": 1, "table": 2, "counts": 3}[name] * (1 << 36)
+        at = ARRAYS + _ARRAY_SLOTS[name] * (1 << 36)
         arr[:] = np.frombuffer(self._uc.mem_read(at, arr.nbytes), dtype=arr.dtype).reshape(
             arr.shape)
 
@@ -222,11 +223,10 @@ class Emulated(driver.Native):
             if uc.reg_read(t.pc) != RETURN_AT and self._defect is None:
                 self._defect = JitDefect(t.name, f"still running after {cap} instructions",
                                          uc.reg_read(t.pc))
+        self._sync_out()
         if self._defect is not None:
-            self._sync_out()
             self.error = self._defect
             return lift.HELPER_FAILED
-        self._sync_out()
         return int(uc.reg_read(t.ret)) & ((1 << 64) - 1)
 
     # -- helpers: out of the guest and back ------------------------------------------------

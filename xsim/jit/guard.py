@@ -88,7 +88,8 @@ def guard(f, lp: loops.Loop, budget: int) -> tuple:
         lo = b.add(base, c(g.lo))
         hi = b.add(b.add(lo, b.mul(last, step)), c(g.hi - g.lo))
         rid = b.lshr(lo, c(ip.REGION_SHIFT))
-        row = b.mul(b.select(ult(rid, b.load(f.rows)), rid, c(0)), c(ip.RG_COLS))
+        rid = b.select(ult(rid, b.load(f.rows)), rid, c(0))     # no such row: row 0
+        row = b.mul(rid, c(ip.RG_COLS))
 
         def col(k, row=row):
             return f.rgword(rg, b.add(row, c(k)))
@@ -100,8 +101,7 @@ def guard(f, lp: loops.Loop, budget: int) -> tuple:
         off, end = b.sub(lo, vbase), b.sub(hi, vbase)
         ok.append(b.icmp_unsigned("<=", off, end))
         ok.append(b.icmp_unsigned("<=", end, size))
-        rows.append((b.select(ult(rid, b.load(f.rows)), rid, c(0)),
-                     b.sub(col(ip.RG_HOST), vbase)))
+        rows.append((rid, b.sub(col(ip.RG_HOST), vbase)))
     # every 32-bit value the proof reads stays below 2**32 for all iterations
     for base, step in vals.narrow:
         ok.append(ult(step, c(MAX_STEP)))

@@ -270,22 +270,16 @@ class _Fn:
         if base is not None and base[0] == 10:
             off = base[1] - (1 << 64) if base[1] >> 63 else base[1]
             if -FRAME <= off and off + size <= 0:
-                for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
-                    if perm & flag:
-                        b.store(b.add(b.load(self.stack[k]), self.const(1)), self.stack[k])
+                self._count(self.stack, perm)
                 return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
         if self.fast is not None:       # proven on the loop's entry
             lp, rows, counts = self.fast
             g = lp.group_of[pc]
-            for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
-                if perm & flag:
-                    b.store(b.add(b.load(counts[g][k]), self.const(1)), counts[g][k])
+            self._count(counts[g], perm)
             return b.gep(b.load(self.mem), [b.add(rows[g][1], addr)])
         if base is not None and self.unchecked is not None and base[0] == self.unchecked:
             # checked with its block's group: the entry is its region's row
-            for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
-                if perm & flag:
-                    b.store(b.add(b.load(e[k]), self.const(1)), e[k])
+            self._count(e, perm)
             return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
                                                  b.sub(addr, b.load(e["vbase"])))])
         fault = (addr, self.const(size), self.const(kind))
@@ -314,11 +308,16 @@ class _Fn:
                        count, fault)
         b.branch(have)
         b.position_at_end(have)
-        for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
-            if perm & flag:
-                b.store(b.add(b.load(e[k]), self.const(1)), e[k])
+        self._count(e, perm)
         return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
                                              b.sub(addr, b.load(e["vbase"])))])
+
+    def _count(self, owed: dict, perm: int) -> None:
+        """One more access of ``perm`` owed in ``owed`` (its "reads" and "writes")."""
+        b = self.b
+        for flag, k in ((int(ip.PERM_W), "writes"), (int(ip.PERM_R), "reads")):
+            if perm & flag:
+                b.store(b.add(b.load(owed[k]), self.const(1)), owed[k])
 
     def load_mem(self, ptr, size: int):
         ty = ir.IntType(8 * size)

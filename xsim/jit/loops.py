@@ -21,6 +21,7 @@ import numpy as np
 
 from ..isa import interp as ip
 from .cfg import JCONDS, LOADS, NAMES, STORES, Block, Function, access
+from .semantics import ALU, END
 
 _M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
@@ -120,7 +121,7 @@ class Loop:
 
 
 #: what a loop may hold for its copy to run without checks
-_PLAIN = {"ja"} | JCONDS | set(LOADS) | set(STORES) | {"lddw"}
+_PLAIN = {"ja", "lddw"} | JCONDS | set(LOADS) | set(STORES) | set(ALU) | set(END)
 
 
 def _dominators(entry: int, cfg: dict[int, Block]) -> dict[int, set[int]]:
@@ -190,8 +191,7 @@ def _analyse(h, latches, body, code, consts, cfg, dom, preds, checkpoints,
     if any(o in body for o in heads if o != h) or (checkpoints & body) - {h}:
         return None                  # not innermost, or a budget check inside
     for n in body:
-        if any(NAMES[int(code[pc, 0])] not in _PLAIN and not _alu(NAMES[int(code[pc, 0])])
-               for pc in cfg[n].pcs):
+        if any(NAMES[int(code[pc, 0])] not in _PLAIN for pc in cfg[n].pcs):
             return None
         if n != h and preds[n] - body:
             return None
@@ -301,15 +301,6 @@ def _analyse(h, latches, body, code, consts, cfg, dom, preds, checkpoints,
 _NOT = {"jlt": "jge", "jge": "jlt", "jle": "jgt", "jgt": "jle", "jeq": "jne", "jne": "jeq"}
 _SWAP = {"jlt": "jgt", "jgt": "jlt", "jle": "jge", "jge": "jle", "jeq": "jeq", "jne": "jne"}
 _GOES_ON = {"jlt": "<", "jle": "<=", "jne": "!="}
-
-
-def _alu(name: str) -> bool:
-    return name[:-2] in _LINEAR or name.rstrip("0123456789_") in _ANY_ALU
-
-
-_LINEAR = {"mov", "add", "sub", "mul", "lsh", "neg"}
-_ANY_ALU = {"add", "sub", "mul", "div", "or", "and", "lsh", "rsh", "mod", "xor", "mov", "arsh",
-            "sdiv", "smod", "neg", "movsx", "le", "be"}
 
 
 def _merge(values: list):

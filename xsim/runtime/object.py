@@ -175,6 +175,15 @@ class Object:
             return by_section[0]
         raise ProgramNotFound(f"{self.path} has no program {name!r}", list(self.programs))
 
+    def choose(self, name: str | None) -> ObjectProgram:
+        """The program called ``name``, or the only one when ``name`` is None."""
+        if name is not None:
+            return self.program(name)
+        if len(self.programs) == 1:
+            return next(iter(self.programs.values()))
+        raise ProgramNotFound(f"{self.path} has {len(self.programs)} programs: choose one with "
+                              "--prog", list(self.programs))
+
     # -- instantiation ------------------------------------------------------------------
     def _resolve(self, p: ProgramSpec) -> tuple[bytes, dict[int, str]]:
         """The program's code with map and global-data references turned into addresses;
