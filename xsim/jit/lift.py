@@ -33,7 +33,7 @@ from llvmlite import ir
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
-from . import cfg, loops, plant
+from . import bounds, cfg, loops, plant
 from .guard import guard
 from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
                   functions)
@@ -94,8 +94,11 @@ class _Fn:
         self.budget = self.word(self.env, ENV_BUDGET)
         b.store(self.word(self.st, ip.S_INSNS), self.ic)
         self.reload_env()
-        self._cache_init()
         self.cfg = cfg.blocks(fn, lifter.code)
+        # a planted bug would break the proof's premises (plant.py), as for loops
+        self.proof = bounds.Proof() if plant.active() else bounds.prove(
+            fn, lifter.code, lifter.consts, self.cfg)
+        self._cache_init()
         self.blocks = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
         b.branch(self.blocks[fn.entry])
 
@@ -230,6 +233,12 @@ class _Fn:
         self.stack = {k: b.alloca(I64, name=f"s_{k}") for k in ("reads", "writes")}
         for v in self.stack.values():
             b.store(self.const(0), v)
+        # the row a bounds guard (bounds.py) showed [s, e) inside: its id, host - vbase,
+        # and the counts its proven accesses owe it
+        self.proved = {k: b.alloca(I64, name=f"p_{k}") for k in
+                       ("rid", "delta", "reads", "writes")} if self.proof.guards else None
+        for v in (self.proved or {}).values():
+            b.store(self.const(0), v)
 
     def load_stack_host(self) -> None:
         b = self.b
@@ -252,6 +261,9 @@ class _Fn:
         owing = [(b.mul(b.load(e["rid"]), self.const(ip.RG_COLS)), e)]
         if stack:
             owing.append((self.stack_row, self.stack))
+        if self.proved is not None:
+            owing.append((b.mul(b.load(self.proved["rid"]), self.const(ip.RG_COLS)),
+                          self.proved))
         for row, owed in owing:
             for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
                 at = b.add(row, self.const(col))
@@ -272,6 +284,9 @@ class _Fn:
             if -FRAME <= off and off + size <= 0:
                 self._count(self.stack, perm)
                 return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
+        if pc in self.proof.proven:     # inside the row its guard checked
+            self._count(self.proved, perm)
+            return b.gep(b.load(self.mem), [b.add(b.load(self.proved["delta"]), addr)])
         if self.fast is not None:       # proven on the loop's entry
             lp, rows, counts = self.fast
             g = lp.group_of[pc]
@@ -490,7 +505,8 @@ class _Fn:
         region access of the block from its first one on goes through one base register
         that nothing writes in between (two at least): one check of the span they cover
         then stands for all of theirs.  None otherwise."""
-        accesses = [(pc, acc) for pc in pcs if (acc := self._access(pc)) is not None]
+        accesses = [(pc, acc) for pc in pcs if (acc := self._access(pc)) is not None
+                    and pc not in self.proof.proven]
         if len(accesses) < 2 or len({acc[0] for _, acc in accesses}) != 1:
             return None
         base = accesses[0][1][0]
@@ -546,9 +562,53 @@ class _Fn:
             ok = b.icmp_unsigned("==", b.and_(rperm, self.const(need)), self.const(need))
             b.store(b.select(ok, rsize, self.const(0)), e[k])
 
+    # -- the region of [s, e) checked once for the accesses bounds.py proves inside it --------
+    def bounds_guard(self, pc: int, count) -> None:
+        """Check that ``[s, e)`` lies inside one row with the permissions its proven
+        accesses need, and make that row the proof's entry; if it does not, the
+        interpreter runs on from ``pc`` (it checks each access itself)."""
+        b, g = self.b, self.proof.guards[pc]
+        need = self.const(self.proof.perms[pc])
+        s = b.sub(self.reg(g.base), self.const(g.base_k))
+        e = b.sub(self.reg(g.end), self.const(g.end_k))
+        if g.add_s:
+            e = b.add(e, s)
+        rid = b.lshr(s, self.const(ip.REGION_SHIFT))
+        stub = self.llfn.append_basic_block(f"unproven{pc}")
+        with b.goto_block(stub):
+            self.word(self.st, ip.S_PC, self.const(pc))
+            self.word(self.st, ip.S_INSNS, b.sub(count, self.const(1)))
+            b.branch(self._handoff_block())
+        row_ok = self.llfn.append_basic_block(f"bounds{pc}")
+        fits = b.and_(b.icmp_unsigned("<", rid, b.load(self.rows)),
+                      b.and_(b.icmp_unsigned("<=", s, e),
+                             b.icmp_unsigned("<", e, self.const(bounds.GUARD_LIMIT))))
+        b.cbranch(fits, row_ok, stub).set_weights([1000, 1])
+        b.position_at_end(row_ok)
+        rg = b.load(self.rg)
+        row = b.mul(rid, self.const(ip.RG_COLS))
+        vbase, size, host, perm = (self.rgword(rg, b.add(row, self.const(col))) for col in (
+            ip.RG_VBASE, ip.RG_SIZE, ip.RG_HOST, ip.RG_PERM))
+        inside = b.and_(b.icmp_unsigned("==", b.and_(perm, need), need),
+                        b.and_(b.icmp_unsigned("<=", b.sub(s, vbase), size),
+                               b.icmp_unsigned("<=", b.sub(e, vbase), size)))
+        good = self.llfn.append_basic_block(f"proved{pc}")
+        b.cbranch(inside, good, stub).set_weights([1000, 1])
+        b.position_at_end(good)
+        p = self.proved
+        old = b.mul(b.load(p["rid"]), self.const(ip.RG_COLS))
+        for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
+            at = b.add(old, self.const(col))
+            self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(p[k])))
+            b.store(self.const(0), p[k])
+        b.store(rid, p["rid"])
+        b.store(b.sub(host, vbase), p["delta"])
+
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:
         self.at(pc)
+        if pc in self.proof.guards:
+            self.bounds_guard(pc, count)
         if self.l.profile:          # the interpreter's histogram: count it before it runs
             counts = self.b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
             self.word(counts, pc, self.b.add(self.word(counts, pc, tag="mem"), self.const(1)),
