@@ -29,6 +29,12 @@ from . import link, targets
 IMAGE_BASE = 0x7000_0000_0000
 TRAMPOLINES = 0x7100_0000_0000
 HELPER_AT, LOOKUP_AT, RETURN_AT = TRAMPOLINES, TRAMPOLINES + 0x100, TRAMPOLINES + 0x200
+_PAGE = 0x1000
+#: the C library functions LLVM may call in the code it makes (a loop that zeroes or
+#: copies memory becomes memset or memcpy): trampolines on the page below the image,
+#: in reach of a direct call
+LIBC_AT = {"memset": IMAGE_BASE - _PAGE, "memcpy": IMAGE_BASE - _PAGE + 0x100,
+           "memmove": IMAGE_BASE - _PAGE + 0x200}
 ARRAYS = 0x7200_0000_0000
 NATIVE_STACK = 0x7300_0000_0000
 NATIVE_STACK_SIZE = 1 << 20
@@ -36,7 +42,6 @@ NATIVE_STACK_SIZE = 1 << 20
 #: (and at least): more means the code lost its budget checks
 INSNS_PER_EBPF = 400
 MIN_INSNS = 1 << 22
-_PAGE = 0x1000
 #: where each array's guest copy lives: ARRAYS + slot * 2**36
 _ARRAY_SLOTS = {"st": 0, "env": 1, "table": 2, "counts": 3}
 
@@ -50,6 +55,17 @@ class JitDefect(RunError):
         where = f"eBPF pc {pc}" if pc >= 0 else "eBPF pc unknown"
         super().__init__(f"JIT defect on {isa}: {reason} at native {native_pc:#x} ({where})",
                          pc)
+
+
+_ACCESS_KINDS = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
+                 unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_WRITE_PROT: "write",
+                 unicorn.UC_MEM_READ_PROT: "read", unicorn.UC_MEM_FETCH_PROT: "fetch"}
+
+
+def unmapped(isa: str, access: int, address: int, size: int, native_pc: int) -> JitDefect:
+    """The defect for unicorn's invalid-memory event ``access`` at ``address``."""
+    kind = _ACCESS_KINDS.get(access, "access")
+    return JitDefect(isa, f"{kind} of {size} bytes at unmapped {address:#x}", native_pc)
 
 
 def _pages(n: int) -> int:
@@ -69,7 +85,7 @@ class Emulated(driver.Native):
         except lift.JitUnsupported as exc:
             raise XsimError(f"program {prog.name!r} cannot run on {t.name}: {exc}; "
                                    "tier 'interp' runs it") from None
-        self.image = link.link(obj, t.name, IMAGE_BASE)
+        self.image = link.link(obj, t.name, IMAGE_BASE, LIBC_AT)
         self.code = engine.NativeCode(None, self.image.symbols[lift.ENTRY], compile_s, 0.0, hit)
         self.env = np.zeros(lift.ENV_WORDS, dtype=np.int64)
         self.calls: dict[int, int] = {}
@@ -90,21 +106,19 @@ class Emulated(driver.Native):
         uc.mem_map(IMAGE_BASE, len(self.image.data))
         uc.mem_write(IMAGE_BASE, self.image.data)
         uc.mem_map(TRAMPOLINES, _PAGE)
-        for at in (HELPER_AT, LOOKUP_AT):       # the hook serves the call, this returns
+        uc.mem_map(IMAGE_BASE - _PAGE, _PAGE)
+        for at in (HELPER_AT, LOOKUP_AT, *LIBC_AT.values()):  # the hook serves, this returns
             uc.mem_write(at, t.ret_insn)
         uc.mem_map(NATIVE_STACK, NATIVE_STACK_SIZE)
         uc.hook_add(unicorn.UC_HOOK_CODE, self._trampoline, begin=TRAMPOLINES,
                     end=TRAMPOLINES + _PAGE - 1)
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._trampoline, begin=IMAGE_BASE - _PAGE,
+                    end=IMAGE_BASE - 1)
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._invalid)
         return uc
 
     def _invalid(self, uc, access, address, size, value, data) -> bool:
-        kind = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
-                unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_WRITE_PROT: "write",
-                unicorn.UC_MEM_READ_PROT: "read", unicorn.UC_MEM_FETCH_PROT: "fetch"}.get(
-                    access, "access")
-        self._defect = JitDefect(self.isa.name, f"{kind} of {size} bytes at unmapped "
-                                 f"{address:#x}", uc.reg_read(self.isa.pc))
+        self._defect = unmapped(self.isa.name, access, address, size, uc.reg_read(self.isa.pc))
         return False
 
     def _array(self, name: str, arr: np.ndarray) -> int:
@@ -234,6 +248,9 @@ class Emulated(driver.Native):
         if address == RETURN_AT:
             uc.emu_stop()
             return
+        if address in self._libc:
+            self._libc_call(uc, self._libc[address])
+            return
         self._sync_out()
         try:
             if address == HELPER_AT:
@@ -249,6 +266,22 @@ class Emulated(driver.Native):
         finally:
             self._sync_in()
         self._return(uc, result)
+
+    _libc = {at: name for name, at in LIBC_AT.items()}
+
+    def _libc_call(self, uc, name: str) -> None:
+        """memset(dst, c, n), memcpy or memmove(dst, src, n) on guest memory; their
+        bytes are mapped when the code's own checks passed, else it is a defect."""
+        dst, x, n = (uc.reg_read(r) for r in self.isa.args[:3])
+        try:
+            data = bytes([x & 0xFF]) * n if name == "memset" else bytes(uc.mem_read(x, n))
+            uc.mem_write(dst, data)
+        except unicorn.UcError:
+            self._defect = JitDefect(self.isa.name, f"{name} of {n} bytes at {dst:#x} "
+                                     "outside the mapped memory", uc.reg_read(self.isa.pc))
+            uc.emu_stop()
+            return
+        self._return(uc, dst)
 
     def _return(self, uc, value: int) -> None:
         """The trampoline's result: its own return instruction goes back to the caller."""

@@ -115,10 +115,10 @@ class _Fn:
         ptr = self.b.gep(base, [index if isinstance(index, ir.Value) else ir.Constant(I64, index)])
         tag = tag or ("st" if base is self.st else "env" if base is self.env else None)
         if value is None:
-            instr = self.b.load(ptr)
+            instr = self.b.load(ptr, align=8)
             ret = instr
         else:
-            instr = self.b.store(value, ptr)
+            instr = self.b.store(value, ptr, align=8)
             ret = None
         if tag is not None:
             instr.set_metadata("tbaa", self.l.tbaa[tag])
@@ -1007,7 +1007,7 @@ class Lifter:
 
         def word(base, i, value=None):
             ptr = b.gep(base, [i if isinstance(i, ir.Value) else c(i)])
-            instr = b.load(ptr) if value is None else b.store(value, ptr)
+            instr = b.load(ptr, align=8) if value is None else b.store(value, ptr, align=8)
             instr.set_metadata("tbaa", self.tbaa["st" if base is st else "env" if base is env
                                                   else "rg"])
             return instr
