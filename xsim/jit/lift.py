@@ -60,6 +60,73 @@ ENTRY = "xsim_entry"
 _MASK = (1 << 64) - 1
 
 
+class _Reload:
+    """The shared miss block of one function: phis for what each access brings (its
+    address, size, permission, fault kind, pc and count) and a switch back to it."""
+
+    def __init__(self, f: _Fn) -> None:
+        self.b = b = f.b
+        e = f.cache
+        self.block = f.llfn.append_basic_block("reload")
+        with b.goto_block(self.block):
+            saved = b.debug_metadata
+            b.debug_metadata = None if f.scope is None else f._no_pc
+            self.phis = [b.phi(I64, name=n) for n in
+                         ("addr", "size", "perm", "kind", "pc", "count")]
+            self.case = b.phi(I32, name="case")
+            addr, size, perm, kind, pc, count = self.phis
+            fault = f.llfn.append_basic_block("fault")
+            load = f.llfn.append_basic_block("load_row")
+            rows_ok = f.llfn.append_basic_block("row_ok")
+            rid = b.lshr(addr, f.const(ip.REGION_SHIFT))
+            # the cached row itself: a fault; another one: load it, if the table has it
+            b.cbranch(b.icmp_unsigned("==", rid, b.load(e["rid"])), fault, rows_ok)
+            b.position_at_end(rows_ok)
+            b.cbranch(b.icmp_unsigned("<", rid, b.load(f.rows)), load, fault)
+            b.position_at_end(load)
+            f._load_entry(rid)
+            sizes = {k: b.load(e[v]) for k, v in f._SIZE_OF.items()}
+            r, w = int(ip.PERM_R), int(ip.PERM_W)
+            entry_size = b.select(b.icmp_unsigned("==", perm, f.const(r)), sizes[r], b.select(
+                b.icmp_unsigned("==", perm, f.const(w)), sizes[w], sizes[r | w]))
+            dispatch = self.dispatch = f.llfn.append_basic_block("back")
+            b.cbranch(f._out_of(entry_size, b.sub(addr, b.load(e["vbase"])), size), fault,
+                      dispatch)
+            b.position_at_end(dispatch)
+            nowhere = f.llfn.append_basic_block("nowhere")
+            self.switch = b.switch(self.case, nowhere)
+            b.position_at_end(nowhere)
+            b.unreachable()
+            b.position_at_end(fault)
+            st = f.st
+            f.word(st, ip.S_STATUS, f.const(ip.FAULT))
+            f.word(st, ip.S_PC, pc)
+            f.word(st, ip.S_INSNS, count)
+            for word, v in zip((ip.S_FAULT_ADDR, ip.S_FAULT_SIZE, ip.S_FAULT_KIND),
+                               (addr, size, kind)):
+                f.word(st, word, v)
+            b.branch(f._exit_block())
+            b.debug_metadata = saved
+        self.cases = 0
+
+    def here(self, came: ir.Block, addr):
+        """At the start of the block an access goes on at: its address, come either way."""
+        phi = self.b.phi(I64)
+        phi.add_incoming(addr, came)
+        phi.add_incoming(self.phis[0], self.dispatch)
+        return phi
+
+    def arrive(self, came: ir.Block, back: ir.Block, addr, size: int, perm: int, kind: int,
+               pc: int, count) -> None:
+        """An access in ``came`` misses the cached row; it goes on at ``back``."""
+        c = lambda v: ir.Constant(I64, v)      # noqa: E731
+        for phi, v in zip(self.phis, (addr, c(size), c(perm), c(kind), c(pc), count)):
+            phi.add_incoming(v, came)
+        self.case.add_incoming(ir.Constant(I32, self.cases), came)
+        self.switch.add_case(ir.Constant(I32, self.cases), back)
+        self.cases += 1
+
+
 class _Fn:
     """The IR builder state of one eBPF function."""
 
@@ -74,6 +141,7 @@ class _Fn:
         #: while a versioned loop's unchecked copy is built: (loop, rows, counts)
         self.fast: tuple | None = None
         self.route: dict[int, ir.Block] = {}
+        self._reload_at: _Reload | None = None
         if self.scope is not None:     # where code has no one pc (the shared exit)
             self._no_pc = lifter.module.add_debug_info(
                 "DILocation", {"line": 0, "column": 0, "scope": self.scope})
@@ -297,35 +365,34 @@ class _Fn:
             self._count(e, perm)
             return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
                                                  b.sub(addr, b.load(e["vbase"])))])
-        fault = (addr, self.const(size), self.const(kind))
-        which = self._SIZE_OF[perm]
-
-        def out_of(entry_size, off):
-            """interp._translate's refusal: ``[off, off + size)`` is not inside
-            ``[0, entry_size)`` (an ``off`` below the row wraps, and so is caught)."""
-            end = b.add(off, self.const(size))
-            return b.or_(b.icmp_unsigned("<", end, off), b.icmp_unsigned(">", end, entry_size))
-
-        slow = self.llfn.append_basic_block(f"slow{pc}")
-        miss = self.llfn.append_basic_block(f"miss{pc}")
         have = self.llfn.append_basic_block(f"have{pc}")
-        b.cbranch(out_of(b.load(e[which]), b.sub(addr, b.load(e["vbase"]))), slow,
-                  have).set_weights([1, 1000])
-        # outside the cached row: the same region (a fault), or another one (a miss)
-        b.position_at_end(slow)
-        rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
-        b.cbranch(b.icmp_unsigned("==", rid, b.load(e["rid"])), self._stub(
-            ip.FAULT, pc, count, fault), miss)
-        b.position_at_end(miss)     # another region: the counts owed go to the table
-        self.cold_exit(b.icmp_unsigned(">=", rid, b.load(self.rows)), ip.FAULT, pc, count, fault)
-        self._load_entry(rid)
-        self.cold_exit(out_of(b.load(e[which]), b.sub(addr, b.load(e["vbase"]))), ip.FAULT, pc,
-                       count, fault)
-        b.branch(have)
+        reload = self._reload()
+        b.cbranch(self._out_of(b.load(e[self._SIZE_OF[perm]]), b.sub(addr, b.load(e["vbase"])),
+                               self.const(size)), reload.block, have).set_weights([1, 1000])
+        came = b.block
+        reload.arrive(came, have, addr, size, perm, kind, pc, count)
         b.position_at_end(have)
+        # the shared block comes back here too: what it brought, not this block's value
+        addr = reload.here(came, addr)
         self._count(e, perm)
         return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
                                              b.sub(addr, b.load(e["vbase"])))])
+
+    def _out_of(self, entry_size, off, size):
+        """interp._translate's refusal: ``[off, off + size)`` is not inside
+        ``[0, entry_size)`` (an ``off`` below the row wraps, and so is caught)."""
+        b = self.b
+        end = b.add(off, size)
+        return b.or_(b.icmp_unsigned("<", end, off), b.icmp_unsigned(">", end, entry_size))
+
+    def _reload(self) -> _Reload:
+        """The function's one block for an access outside the cached row (built on first
+        use): the row of the address's region becomes the entry (its counts owed go to
+        the table first), or the access faults; every access's miss comes here, so
+        each costs a compare and a branch on its hot path and a switch case."""
+        if self._reload_at is None:
+            self._reload_at = _Reload(self)
+        return self._reload_at
 
     def _count(self, owed: dict, perm: int) -> None:
         """One more access of ``perm`` owed in ``owed`` (its "reads" and "writes")."""
@@ -425,7 +492,7 @@ class _Fn:
         group = None if self.fast is not None else self._group(pcs)
         first = pcs.index(group[0]) if group else 0
         for k2, pc in enumerate(pcs[:first]):
-            self.insn(pc, b.add(ic0, self.const(k2 + 1)), nxt)
+            self.insn(pc, self._count_at(len(pcs) - k2 - 1), nxt)
         if group:
             fast = self.llfn.append_basic_block(f"grouped{group[0]}")
             slow = self.llfn.append_basic_block(f"checked{group[0]}")
@@ -438,12 +505,18 @@ class _Fn:
             self.unchecked = unchecked
             ended = False
             for k2 in range(first, len(pcs)):
-                ended = self.insn(pcs[k2], b.add(ic0, self.const(k2 + 1)), nxt)
+                ended = self.insn(pcs[k2], self._count_at(len(pcs) - k2 - 1), nxt)
             self.unchecked = None
             if not ended:
                 if nxt is None:   # running off the end of a function: the decoder's job
                     raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
                 b.branch(self.target(nxt))
+
+    def _count_at(self, left: int):
+        """The count after an instruction with ``left`` more to come in its block: read
+        from ``ic`` (which holds the block's end), not kept from the block's start, since
+        an access's miss goes through the function's shared block and comes back."""
+        return self.b.sub(self.b.load(self.ic), self.const(left))
 
     # -- loops whose checks are made once, on entry (loops.py has the proof) -------------------
     def _version(self, lp: loops.Loop, budget: int) -> None:
