@@ -33,7 +33,7 @@ from llvmlite import ir
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
-from . import bounds, cfg, loops, plant
+from . import bounds, cfg, frame, loops, plant
 from .guard import guard
 from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
                   functions)
@@ -165,6 +165,9 @@ class _Fn:
         self.cfg = cfg.blocks(fn, lifter.code)
         # a planted bug would break the proof's premises (plant.py), as for loops
         self.proof = bounds.Proof() if plant.active() else bounds.prove(
+            fn, lifter.code, lifter.consts, self.cfg)
+        #: accesses through copies of r10 that stay in the frame (frame.py)
+        self.in_frame = set() if plant.active() else frame.proven(
             fn, lifter.code, lifter.consts, self.cfg)
         self._cache_init()
         self.blocks = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
@@ -352,6 +355,9 @@ class _Fn:
             if -FRAME <= off and off + size <= 0:
                 self._count(self.stack, perm)
                 return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
+        if pc in self.in_frame:         # as an access through r10
+            self._count(self.stack, perm)
+            return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
         if pc in self.proof.proven:     # inside the row its guard checked
             self._count(self.proved, perm)
             return b.gep(b.load(self.mem), [b.add(b.load(self.proved["delta"]), addr)])
@@ -579,7 +585,7 @@ class _Fn:
         that nothing writes in between (two at least): one check of the span they cover
         then stands for all of theirs.  None otherwise."""
         accesses = [(pc, acc) for pc in pcs if (acc := self._access(pc)) is not None
-                    and pc not in self.proof.proven]
+                    and pc not in self.proof.proven and pc not in self.in_frame]
         if len(accesses) < 2 or len({acc[0] for _, acc in accesses}) != 1:
             return None
         base = accesses[0][1][0]
