@@ -97,7 +97,7 @@ def _emulated(isa: str, text: str) -> tuple[Program, emulate.Emulated]:
 def test_an_access_past_the_checks_is_a_defect(isa: str, monkeypatch) -> None:
     """The guest's table is made to lie (memory's row points far away): the checked code
     then touches unmapped memory, and that is reported with the native pc."""
-    prog, emu = _emulated(isa, "ldxdw %r0, [%r1]\nexit\n")
+    prog, emu = _emulated(isa, "mov %r0, 1\nadd %r0, 2\nldxdw %r0, [%r1]\nexit\n")
     real = emu._sync_in
 
     def lying() -> None:
@@ -113,6 +113,7 @@ def test_an_access_past_the_checks_is_a_defect(isa: str, monkeypatch) -> None:
     # the first byte the code touches of the eight (riscv64 loads them one by one)
     at = re.search(r"unmapped (0x[0-9a-f]+)", str(res.error))
     assert at and 0 <= int(at.group(1), 16) - 0x5000_0000_0000 < 8 and res.error.native_pc > 0
+    assert res.error.pc == 2 and "eBPF pc 2" in str(res.error)     # the ldxdw
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -17,12 +17,16 @@ map lookup), and everything is copied in again before the guest returns.
 """
 from __future__ import annotations
 
+import bisect
+import io
+
 import numpy as np
 import unicorn
+from elftools.elf.elffile import ELFFile
 
 from ..errors import RunError, XsimError
 from ..isa import interp as ip
-from ..jit import driver, engine, lift
+from ..jit import driver, emit, engine, lift
 from ..runtime.program import Program
 from . import link, targets
 
@@ -76,7 +80,7 @@ class Emulated(driver.Native):
     """A Program's code for ``isa``, run under unicorn (the host JIT's interface)."""
 
     def __init__(self, prog: Program, isa: str, profile: bool = False) -> None:
-        self.prog, self.isa = prog, targets.isa(isa)
+        self.prog, self.isa, self.profile = prog, targets.isa(isa), profile
         t = self.isa
         try:
             obj, compile_s, hit = engine.object_for(prog._code, prog._st[ip.C_BASE:], prog.name,
@@ -97,6 +101,8 @@ class Emulated(driver.Native):
         self._layout: tuple = ()
         self._arrays: dict[str, int] = {}
         self._defect: JitDefect | None = None
+        #: (function offsets, sorted (address, pc)) of a debug build, made on a defect
+        self._lines: tuple | None = None
 
     # -- the machine ------------------------------------------------------------------
     def _machine(self) -> unicorn.Uc:
@@ -239,9 +245,32 @@ class Emulated(driver.Native):
                                          uc.reg_read(t.pc))
         self._sync_out()
         if self._defect is not None:
-            self.error = self._defect
+            d = self._defect
+            self.error = JitDefect(d.isa, d.reason, d.native_pc, self.ebpf_pc(d.native_pc))
             return lift.HELPER_FAILED
         return int(uc.reg_read(t.ret)) & ((1 << 64) - 1)
+
+    def ebpf_pc(self, native_pc: int) -> int:
+        """The eBPF pc whose code holds ``native_pc`` (-1: none, as in the run loop),
+        from the line table of a debug build for this ISA (debug info does not change
+        the code: the same function at the same offset is the same instruction)."""
+        if self._lines is None:
+            t = self.isa
+            target = (t.triple, t.cpu, t.features, t.code_model)
+            elf = ELFFile(io.BytesIO(emit.debug_object(self.prog, target, self.profile)))
+            symtab = elf.get_section_by_name(".symtab")
+            offsets = {s.name: s.entry.st_value for s in symtab.iter_symbols()
+                       if s.entry.st_info.type == "STT_FUNC"}
+            self._lines = (offsets, sorted(emit.pc_lines(elf).items()))
+        offsets, lines = self._lines
+        inside = [(at, name) for name, at in self.image.symbols.items()
+                  if name in offsets and at <= native_pc < at + self.image.sizes.get(name, 0)]
+        if not inside:
+            return -1
+        at, name = inside[0]
+        where = offsets[name] + native_pc - at
+        k = bisect.bisect_right(lines, (where, 1 << 62)) - 1
+        return lines[k][1] if k >= 0 else -1
 
     # -- helpers: out of the guest and back ------------------------------------------------
     def _trampoline(self, uc, address, size, data) -> None:

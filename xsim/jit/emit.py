@@ -26,9 +26,10 @@ def llvm_ir(prog: Program, optimized: bool = True) -> str:
     return engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], prog.name, optimized)
 
 
-def _object(prog: Program, target: tuple | None = None) -> bytes:
+def debug_object(prog: Program, target: tuple | None = None, profile: bool = False) -> bytes:
     """A debug build of the program's object code, for the host or for ``target``
-    (triple, cpu, features, code model, as the emulator builds it).  The host's uses the
+    (triple, cpu, features, code model, as the emulator builds it; ``profile``: of its
+    counting build).  The host's uses the
     small code model (the JIT itself loads large-model code): the instructions are the
     same but for how far calls and addresses reach, and pyelftools can relocate its
     line table."""
@@ -38,10 +39,10 @@ def _object(prog: Program, target: tuple | None = None) -> bytes:
         triple, cpu, features, code_model = target
         tm = engine.machine_for(triple, cpu, features, code_model)
     return tm.emit_object(engine.optimized_module(prog._code, prog._st[ip.C_BASE:], prog.name,
-                                                  tm, triple, debug=True))
+                                                  tm, triple, debug=True, profile=profile))
 
 
-def _pc_lines(elf: ELFFile) -> dict[int, int]:
+def pc_lines(elf: ELFFile) -> dict[int, int]:
     """Native address (in .text) -> eBPF pc, from the line table."""
     out: dict[int, int] = {}
     if not elf.has_dwarf_info():
@@ -68,10 +69,10 @@ def assembly(prog: Program, target: tuple | None = None, cs: tuple | None = None
     if cs is None and arch not in _CAPSTONE:
         raise lift.JitUnsupported(f"no disassembler for {arch}")
     cs = cs or _CAPSTONE[arch]
-    elf = ELFFile(io.BytesIO(_object(prog, target)))
+    elf = ELFFile(io.BytesIO(debug_object(prog, target)))
     # the large code model of MCJIT puts x86-64 code in .ltext
     text = elf.get_section_by_name(".ltext") or elf.get_section_by_name(".text")
-    code, lines = text.data(), _pc_lines(elf)
+    code, lines = text.data(), pc_lines(elf)
     symtab = elf.get_section_by_name(".symtab")
     funcs = sorted((s.entry.st_value, s.entry.st_size, s.name) for s in symtab.iter_symbols()
                    if s.entry.st_info.type == "STT_FUNC" and s.entry.st_shndx != "SHN_UNDEF"
