@@ -350,12 +350,10 @@ class _Fn:
         [-512, 0) needs no check: r10 is read-only and the stack region always covers
         exactly [r10 - 512, r10) of the running function, readable and writable."""
         b, e = self.b, self.cache
-        if base is not None and base[0] == 10:
-            off = base[1] - (1 << 64) if base[1] >> 63 else base[1]
-            if -FRAME <= off and off + size <= 0:
-                self._count(self.stack, perm)
-                return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
-        if pc in self.in_frame:         # as an access through r10
+        off = None if base is None else base[1] - (1 << 64) if base[1] >> 63 else base[1]
+        # through r10 inside the frame, or through a copy of r10 that frame.py proved in it
+        if pc in self.in_frame or base is not None and base[0] == 10 and -FRAME <= off and \
+                off + size <= 0:
             self._count(self.stack, perm)
             return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
         if pc in self.proof.proven:     # inside the row its guard checked
