@@ -229,6 +229,30 @@ def _run_pcap(args: argparse.Namespace, obj, prog) -> int:
     return EXIT_OK
 
 
+def _cmd_kernel_image(args: argparse.Namespace) -> int:
+    """``xsim kernel-image``: record the running kernel's JIT image of a program."""
+    from .kernel import KernelError, available
+    from .kernel.image import fetch
+    ok, why = available()
+    if not ok:
+        print(f"xsim: kernel-image: {why}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        image = fetch(load_spec(args.file), args.prog)
+    except KernelError as exc:
+        if exc.log:
+            print(exc.log.rstrip("\n"), file=sys.stderr)
+        print(f"xsim: the kernel refuses: bpf({exc.command}): {exc.errno_name}"
+              + (f": {exc.detail}" if exc.detail else ""), file=sys.stderr)
+        return EXIT_CANNOT_LOAD
+    out = Path(args.output or f"{image.program}.kernel.json")
+    image.save(out)
+    print(f"{out}: {image.program} ({image.prog_type.kernel_name}), {len(image.functions)} "
+          f"function(s), {len(image.code)} bytes of x86-64 code at {image.entry:#x}, "
+          f"{len(image.maps)} map(s), {len(image.externals)} kernel function(s) called")
+    return EXIT_OK
+
+
 def _cmd_jit(args: argparse.Namespace) -> int:
     """What the JIT tier makes of a program: LLVM IR, or host assembly with eBPF pcs."""
     from .jit import emit
@@ -246,6 +270,12 @@ def _cmd_jit(args: argparse.Namespace) -> int:
         raise XsimError(f"program {prog.name!r} cannot be compiled: {exc}") from None
     sys.stdout.write(text)
     return EXIT_OK
+
+
+def _frames(path: str) -> list[tuple[str, bytes]]:
+    """A capture's frames for ``crosscheck --native --pcap``, labelled by their index."""
+    from .nic.pcap import read_packets
+    return [(f"packet {p.index}", p.data) for p in read_packets(path)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .crosscheck.command import add_parser as add_crosscheck
     from .crosscheck.footprint import add_parser as add_footprint
-    add_crosscheck(sub)
+    add_crosscheck(sub, frames=_frames)
     add_footprint(sub)
     p = sub.add_parser("jit", help="show the JIT tier's code for a program: LLVM IR or "
                        "host assembly, annotated with eBPF pcs")
@@ -286,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isa", choices=ISA_TIERS,
                    help="with --emit asm: the code the JIT makes for this ISA")
     p.set_defaults(func=_cmd_jit)
+
+    p = sub.add_parser("kernel-image", help="record the running kernel's x86-64 JIT image of "
+                       "a program, for `xsim crosscheck --native` (Linux, root or CAP_BPF)")
+    p.add_argument("file", help="ELF object")
+    p.add_argument("--prog", help="the program: function or section name")
+    p.add_argument("-o", "--output", help="the JSON file to write (default: PROG.kernel.json)")
+    p.set_defaults(func=_cmd_kernel_image)
 
     p = sub.add_parser("run", help="run a program (ELF object, bytecode or .s file)")
     p.add_argument("file")

@@ -126,3 +126,13 @@ class UnresolvedReference(RunError):
         self.what = what
         text = f"{what} was never resolved: {hint}" if hint else what
         super().__init__(f"pc {pc}: {text}", pc)
+
+
+class NativeUnsupported(XsimError):
+    """Native code (the kernel's JIT image of a program) that needs something xsim cannot
+    stand in for: a kernel function, a context field, a map type, per-CPU memory.
+    ``what`` names it."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what, self.reason = what, reason
+        super().__init__(f"cannot run this kernel image: {what}: {reason}")

@@ -10,12 +10,18 @@ counts, helper calls), the test run's outputs and every region's bytes after it.
 prints each difference minimized; ``--save DIR`` writes each as a bpf_conformance
 ``.data`` file (raw words, memory, the interpreter's r0 or error), which
 ``tests/test_regressions.py`` runs on every tier.
+
+``xsim crosscheck --native IMAGE [--isa x86_64] [--abi kernel] OBJ --prog NAME [inputs,
+--pcap F]`` runs another JIT's code instead of xsim's: a kernel JIT image that
+``xsim kernel-image`` recorded (:mod:`.native`), on each input (each frame of a
+capture), and prints agreement or the first difference.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import XsimError
@@ -23,6 +29,7 @@ from ..runtime import Program, testrun
 from ..runtime.object import load
 from ..runtime.source import ELF_MAGIC, read_code
 from . import diff, targets
+from .diff import first_difference
 
 ALL = ",".join(targets.ISAS)
 
@@ -54,30 +61,8 @@ def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes 
         return {"raised": f"{type(exc).__name__}: {exc}"}
 
 
-def first_difference(ref: dict, other: dict) -> str | None:
-    """The first field where ``other`` differs from ``ref``, with both values."""
-    for key in ("raised", "run", "data_out", "ctx_out", "redirect", "regions"):
-        a, b = ref.get(key), other.get(key)
-        if key == "run" and a is not None and b is not None:
-            for k in a:
-                if a[k] != b[k]:
-                    return f"run.{k}: {_short(a[k])} != {_short(b[k])}"
-        elif key == "regions" and a is not None and b is not None:
-            for name in a:
-                if a[name] != b.get(name):
-                    return f"region {name!r}: bytes differ"
-        elif a != b:
-            return f"{key}: {_short(a)} != {_short(b)}"
-    return None
-
-
-def _short(v) -> str:
-    text = v.hex() if isinstance(v, bytes) else repr(v)
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def check_file(args: argparse.Namespace) -> int:
-    isas = _isas(args.isa)
+    isas = _isas(args.isa or ALL)
     path = Path(args.file)
     data_in = Path(args.data_in).read_bytes() if args.data_in else None
     ctx_in = Path(args.ctx_in).read_bytes() if args.ctx_in else None
@@ -153,7 +138,7 @@ def _helpers():
 
 
 def generate(args: argparse.Namespace) -> int:
-    tiers = ("interp", *_isas(args.isa))
+    tiers = ("interp", *_isas(args.isa or ALL))
     seeds = range(args.seed, args.seed + args.gen)
     bad = [r for r in diff.campaign(seeds, tiers, args.budget, args.jobs) if r.difference]
     for r in bad:
@@ -168,26 +153,82 @@ def generate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+#: the calling conventions --native images can follow
+ABIS = ("kernel",)
+
+
+def check_native(args: argparse.Namespace) -> int:
+    """``--native IMAGE``: the recorded kernel JIT image against the interpreter."""
+    from . import native
+    from ..kernel.image import KernelImage
+
+    abi = args.abi or "kernel"
+    if abi not in ABIS:
+        raise XsimError(f"--abi {abi}: native images run with the kernel's x86-64 BPF calling "
+                        "convention only (--abi kernel)")
+    if (args.isa or "x86_64") != "x86_64":
+        raise XsimError(f"--isa {args.isa}: native images are x86-64 code (the kernel's "
+                        "x86-64 JIT); give --isa x86_64")
+    for flag, given in (("--gen", args.gen), ("--emit", args.emit), ("--mem", args.mem)):
+        if given:
+            raise XsimError(f"{flag} does not go with --native: the image runs as the "
+                            "kernel runs it, on --data-in/--ctx-in or --pcap")
+    if not args.file:
+        raise XsimError("--native IMAGE needs the object the image was made from: "
+                        "xsim crosscheck --native IMAGE OBJ --prog NAME")
+    image = KernelImage.load(args.native)
+    if args.pcap:
+        if args.frames is None:
+            raise XsimError("--pcap needs a capture reader (the xsim command gives one)")
+        runs = [native.RunInput(label, data) for label, data in args.frames(args.pcap)]
+    else:
+        runs = [native.RunInput("the run", _read(args.data_in), _read(args.ctx_in))]
+    maps_in = json.loads(Path(args.maps_in).read_text()) if args.maps_in else None
+    verdict = native.crosscheck(image, args.file, args.prog, runs, maps_in=maps_in,
+                                repeat=args.repeat, budget=args.budget)
+    what = f"x86_64 (the kernel's JIT image {Path(args.native).name})"
+    if args.json:
+        print(json.dumps({"agree": verdict.agree, "runs": verdict.runs,
+                          "difference": verdict.difference}, indent=2))
+    elif verdict.agree:
+        print(f"{what}: agrees with the interpreter on {verdict.runs} "
+              f"run{'s' if verdict.runs != 1 else ''}")
+    else:
+        print(f"{what}: DIFFERS\n{verdict.difference}")
+    return 0 if verdict.agree else 1
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.native:
+        return check_native(args)
+    if args.abi or args.pcap:
+        raise XsimError("--abi and --pcap go with --native IMAGE (a kernel JIT image)")
     if args.gen:
         return generate(args)
     if not args.file:
         raise XsimError("give a program to check, or --gen N for generated ones")
     if args.emit == "asm":
         prog = program_of(args.file, args.prog, raw=args.mem is not None)
-        for isa in _isas(args.isa):
+        for isa in _isas(args.isa or ALL):
             print(f"== {isa}")
             print(assembly(prog, isa), end="")
         return 0
     return check_file(args)
 
 
-def add_parser(sub) -> None:
+def add_parser(sub, frames: Callable[[str], list[tuple[str, bytes]]] | None = None) -> None:
+    """The ``crosscheck`` subcommand; ``frames(path)`` reads a capture's frames as
+    (label, bytes) for ``--native --pcap`` (the networking hook's reader, which the
+    command line above both layers hands down)."""
     p = sub.add_parser("crosscheck", help="the interpreter against the JIT's code on "
                        "x86_64, aarch64 and riscv64 under unicorn")
     p.add_argument("file", nargs="?", help="ELF object, raw bytecode or .s file")
     p.add_argument("--prog", help="the program of an ELF object: function or section name")
-    p.add_argument("--isa", default=ALL, help=f"comma list of ISAs (default {ALL})")
+    p.add_argument("--isa", help=f"comma list of ISAs (default {ALL}; with --native: x86_64)")
     p.add_argument("--mem", help="run on this raw memory (r1 points at it, r2 its length)")
     p.add_argument("--data-in", help="packet data (BPF_PROG_TEST_RUN data_in)")
     p.add_argument("--ctx-in", help="the context (ctx_in)")
@@ -200,5 +241,9 @@ def add_parser(sub) -> None:
     p.add_argument("--save", help="write each minimized difference here as a .data file")
     p.add_argument("--emit", choices=["asm"], help="show each ISA's code (capstone), "
                    "marked with eBPF pcs, instead of running it")
+    p.add_argument("--native", metavar="IMAGE", help="run this kernel JIT image (JSON, from "
+                   "`xsim kernel-image`) instead of xsim's code for the ISA")
+    p.add_argument("--abi", help="with --native: the image's calling convention (kernel)")
+    p.add_argument("--pcap", help="with --native: run every frame of this capture")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_main)
+    p.set_defaults(func=_main, frames=frames)

@@ -91,6 +91,57 @@ def between(ref: dict, other: dict, tiers: tuple[str, str]) -> Difference | None
     return None
 
 
+#: the keys of a test run's facts (``command.object_facts``, ``native``), in report order;
+#: "run", "maps" and "regions" hold one entry per field, map or region
+TEST_RUN_KEYS = ("raised", "run", "data_out", "ctx_out", "redirect", "printk", "maps",
+                 "regions")
+
+
+def first_difference(ref: dict, other: dict) -> str | None:
+    """The first field where one test run's facts ``other`` differ from ``ref``, with both
+    values (a map: its first differing entry; a region: that its bytes differ)."""
+    for key in TEST_RUN_KEYS:
+        a, b = ref.get(key), other.get(key)
+        if key in ("run", "maps", "regions") and a is not None and b is not None:
+            for name in a:
+                if a[name] == b.get(name):
+                    continue
+                if key == "run":
+                    return f"run.{name}: {_short(a[name])} != {_short(b.get(name))}"
+                if key == "regions":
+                    return f"region {name!r}: bytes differ"
+                return f"map {name!r}: {_map_difference(a[name], b.get(name))}"
+        elif a != b:
+            return f"{key}: {_short(a)} != {_short(b)}"
+    return None
+
+
+def _map_difference(a: dict, b: dict | None) -> str:
+    """The first entry (or property) where two ``dump_map`` dumps differ."""
+    if b is None:
+        return "missing"
+    for field in a:
+        if field != "entries" and a[field] != b.get(field):
+            return f"{field}: {_short(a[field])} != {_short(b.get(field))}"
+    mine = {e["key"]: e for e in a.get("entries", [])}
+    theirs = {e["key"]: e for e in b.get("entries", [])}
+    for key in sorted(set(mine) | set(theirs)):
+        x, y = mine.get(key), theirs.get(key)
+        if x == y:
+            continue
+        if x is None or y is None:
+            return f"key {key}: {'missing' if x is None else 'present'} != " \
+                   f"{'missing' if y is None else 'present'}"
+        field = next(f for f in sorted(set(x) | set(y)) if x.get(f) != y.get(f))
+        return f"key {key}: {field} {_short(x.get(field))} != {_short(y.get(field))}"
+    return "entries differ"
+
+
+def _short(v) -> str:
+    text = v.hex() if isinstance(v, bytes) else repr(v)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def _first(code: bytes, memory: bytes, tiers: Sequence[str], budget: int,
            repeat: int) -> tuple[dict, Difference | None]:
     """(the reference tier's facts, the first difference or None)."""

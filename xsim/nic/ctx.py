@@ -47,3 +47,17 @@ def rewrite_context(spec: ProgramSpec, insns: list[Insn],
             insn = convert(insn, off)
         out.append(insn)
     return out
+
+
+#: the kernel's context structs are cache-line aligned; their stand-ins are laid out so
+_ALIGN = 64
+
+
+def place(sizes: list[int]) -> tuple[list[int], int]:
+    """Offsets of structs of these sizes laid out one after another, each 64-byte
+    aligned, and the bytes they take: where a hook's kernel context puts its structs."""
+    offsets, at = [], 0
+    for n in sizes:
+        offsets.append(at)
+        at += (n + _ALIGN - 1) // _ALIGN * _ALIGN
+    return offsets, at

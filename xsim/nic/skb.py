@@ -43,11 +43,14 @@ from ..elf.kinds import ProgType
 from ..elf.spec import ProgramSpec
 from ..isa import opcodes as oc
 from ..isa.insn import Insn, decode
-from ..runtime.helpers import HelperCall, HelperRegistry
-from ..runtime.hooks import register_hook
+from ..errors import NativeUnsupported
+from ..isa.verifier import ctx_accesses
+from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
+from ..runtime.hooks import Layouts, register_hook
 from ..runtime.memory import AddressSpace
+from ..runtime.program import Tier
 from ..runtime.testrun import TestRunOutput, TestRunRefused
-from .ctx import rewrite_context
+from .ctx import place, rewrite_context
 from .fib import fib_lookup
 from .flow import ETH_HLEN, ETH_P_IP, ETH_P_IPV6, eth_type_trans, flow_dissect, flow_hash
 from .sock import (BPF_SOCK_SIZE, SOCK_REGION, check_sockets, get_listener_sock, sk_fullsock,
@@ -704,12 +707,150 @@ def _check_ctx_in(ctx_in: bytes, frame_len: int, l2: bool) -> bytearray:
     return given
 
 
+# -- the kernel's structs, for its JIT image ----------------------------------------------
+
+#: what the kernel's code reads and writes of the context (bpf_convert_ctx_access,
+#: tc_cls_act_convert_ctx_access): sk_buff members, the qdisc_skb_cb and
+#: bpf_skb_data_end that sk_buff.cb holds, and the device's ifindex
+KERNEL_STRUCTS = {"sk_buff": ("len", "__pkt_type_offset", "mark", "queue_mapping", "protocol",
+                              "vlan_tci", "vlan_proto", "priority", "skb_iif", "tc_index",
+                              "hash", "cb", "data", "dev"),
+                  "qdisc_skb_cb": ("pkt_len", "tc_classid", "data"),
+                  "bpf_skb_data_end": ("data_meta", "data_end"),
+                  "net_device": ("ifindex",)}
+#: __sk_buff field -> (struct, member, bytes the kernel keeps) of each mirrored field;
+#: qdisc_skb_cb's and bpf_skb_data_end's members are inside sk_buff.cb.  vlan_present is
+#: what the kernel reads it as: whether vlan_proto and vlan_tci (vlan_all) are non-zero
+KERNEL_FIELDS = {LEN: ("sk_buff", "len", 4), PKT_TYPE: ("sk_buff", "__pkt_type_offset", 1),
+                 MARK: ("sk_buff", "mark", 4), QUEUE_MAPPING: ("sk_buff", "queue_mapping", 2),
+                 PROTOCOL: ("sk_buff", "protocol", 2), VLAN_TCI: ("sk_buff", "vlan_tci", 2),
+                 VLAN_PROTO: ("sk_buff", "vlan_proto", 2), PRIORITY: ("sk_buff", "priority", 4),
+                 INGRESS_IFINDEX: ("sk_buff", "skb_iif", 4), TC_INDEX: ("sk_buff", "tc_index", 2),
+                 HASH: ("sk_buff", "hash", 4), CB: ("qdisc_skb_cb", "data", CB_END - CB),
+                 TC_CLASSID: ("qdisc_skb_cb", "tc_classid", 2),
+                 WIRE_LEN: ("qdisc_skb_cb", "pkt_len", 4), IFINDEX: ("net_device", "ifindex", 4)}
+#: the pointers: data in sk_buff, data_end and data_meta in bpf_skb_data_end
+KERNEL_POINTERS = {PTRS_AT: ("sk_buff", "data"), PTRS_AT + 8: ("bpf_skb_data_end", "data_end"),
+                   PTRS_AT + 16: ("bpf_skb_data_end", "data_meta")}
+#: skb->pkt_type is the low 3 bits of the byte at __pkt_type_offset (PKT_TYPE_MAX)
+_PKT_TYPE_MASK = 7
+_WIDE = (FLOW_KEYS, TSTAMP, SK, HWTSTAMP)
+#: the __sk_buff fields (start, size) whose accesses run natively
+_MIRRORED = {**{off: 4 for off in KERNEL_FIELDS}, CB: CB_END - CB, VLAN_PRESENT: 4, DATA: 4,
+             DATA_END: 4, DATA_META: 4}
+
+
+def _load_helper(size: int, cached: bool) -> HelperFn:
+    """The kernel's bpf_skb_load_helper_{8,16,32}[_no_cache](skb, [data, headlen,] offset),
+    which the verifier calls for LD_ABS/LD_IND: the big-endian bytes at ``offset`` from
+    data (negative: from the SKF_NET_OFF / SKF_LL_OFF headers, inside [head, tail)), or
+    -EFAULT, after which the program returns 0."""
+    def load(call: HelperCall) -> int:
+        skb = _Skb(call)
+        st = _state(call)
+        offset = call.args[3 if cached else 1] & 0xFFFFFFFF
+        offset = offset - (1 << 32) if offset >> 31 else offset
+        if cached:      # the linear part the code passed: data and its length
+            data_off = call.args[1] - skb.data
+            headlen = call.args[2] & 0xFFFFFFFF
+        else:
+            data_off, headlen = 0, skb.len
+        if offset >= 0:
+            if headlen - offset >= size:
+                at = data_off + offset
+            elif offset + size <= skb.len:     # skb_copy_bits of a linear skb
+                at = offset
+            else:
+                return _NEG - errno.EFAULT
+        else:
+            if offset >= SKF_NET_OFF:
+                at = st.net_off + offset - SKF_NET_OFF
+            elif offset >= SKF_LL_OFF:
+                at = st.mac_off + offset - SKF_LL_OFF
+            else:
+                return _NEG - errno.EFAULT
+            head = call.space.by_name["packet"].vaddr
+            if skb.data + at < head or at + size > skb.len:
+                return _NEG - errno.EFAULT
+        return int.from_bytes(skb.read(at, size), "big")
+    return load
+
+
+class SkbKernelContext:
+    """``struct sk_buff`` (its cb holding qdisc_skb_cb and bpf_skb_data_end) and its
+    device, built from the context region (__sk_buff, then the real pointers) and read
+    back into it."""
+
+    def __init__(self, layouts: Layouts) -> None:
+        self.layouts = layouts
+        skb = layouts["sk_buff"]
+        (self._skb, self._dev), self.size = place([max(skb.values()) + 8,
+                                                   layouts["net_device"]["ifindex"] + 4])
+        self.functions: dict[str, HelperFn] = {
+            f"bpf_skb_load_helper_{8 * n}{suffix}": _load_helper(n, not suffix)
+            for n in (1, 2, 4) for suffix in ("", "_no_cache")}
+
+    def _at(self, struct_name: str, member: str) -> int:
+        """Where a member is in the native bytes."""
+        off = self.layouts[struct_name][member]
+        if struct_name == "net_device":
+            return self._dev + off
+        if struct_name == "sk_buff":
+            return self._skb + off
+        return self._skb + self.layouts["sk_buff"]["cb"] + off   # inside skb->cb
+
+    def to_kernel(self, ctx: bytes, base: int) -> bytes:
+        out = bytearray(self.size)
+        for off, (name, member, n) in KERNEL_FIELDS.items():
+            value = ctx[off:off + n]
+            if off == PKT_TYPE:
+                value = bytes([value[0] & _PKT_TYPE_MASK])
+            out[self._at(name, member):self._at(name, member) + n] = value
+        for off, (name, member) in KERNEL_POINTERS.items():
+            out[self._at(name, member):self._at(name, member) + 8] = ctx[off:off + 8]
+        struct.pack_into("<Q", out, self._at("sk_buff", "dev"), base + self._dev)
+        return bytes(out)
+
+    def from_kernel(self, native: bytes, ctx: bytes) -> bytes:
+        out = bytearray(ctx)
+        for off, (name, member, n) in KERNEL_FIELDS.items():
+            at = self._at(name, member)
+            value = native[at:at + n]
+            if off == PKT_TYPE:
+                value = bytes([value[0] & _PKT_TYPE_MASK])
+            out[off:off + n] = value
+        for off, (name, member) in KERNEL_POINTERS.items():
+            at = self._at(name, member)
+            out[off:off + 8] = native[at:at + 8]
+        return bytes(out)
+
+
+def kernel_context(layouts: Layouts, insns: list[Insn]) -> SkbKernelContext:
+    """The mirror of the context; NativeUnsupported when the program touches a field it
+    does not mirror (sk and the fields behind it, gso_*, tstamp, napi_id, ...)."""
+    names = {v: k for k, v in LAYOUT.items()}
+    for pc, off in sorted(ctx_accesses(insns).items()):
+        start = max((f for f in _MIRRORED if f <= off), default=None)
+        if start is None or off >= start + _MIRRORED[start]:
+            name = names.get(off - off % 4) or names.get(off - off % 8 if off - off % 8 in
+                                                          _WIDE else -1)
+            field = f"__sk_buff field {name}" if name else "the __sk_buff field"
+            raise NativeUnsupported(f"{field} at offset {off} (pc {pc})",
+                                    "the native runner does not mirror it into struct sk_buff")
+    return SkbKernelContext(layouts)
+
+
 class SkbHook:
     """sched_cls / sched_act (``l2``: the program sees the MAC header) or
     socket_filter (it sees the frame from the network header)."""
 
+    kernel_structs = KERNEL_STRUCTS
+
     def __init__(self, prog_types: tuple[ProgType, ...], l2: bool) -> None:
         self.prog_types, self.l2 = prog_types, l2
+
+    def kernel_context(self, layouts: Layouts, insns: list[Insn]) -> SkbKernelContext:
+        return kernel_context(layouts, insns)
 
     def add_helpers(self, registry: HelperRegistry) -> None:
         (add_tc_helpers if self.l2 else add_socket_filter_helpers)(registry)
@@ -721,7 +862,7 @@ class SkbHook:
         return out
 
     def test_run(self, prog, *, data_in: bytes | None, ctx_in: bytes | None, repeat: int,
-                 budget: int | None, tier: str = "interp") -> TestRunOutput:
+                 budget: int | None, tier: str | Tier = "interp") -> TestRunOutput:
         data = data_in or b""
         if len(data) < ETH_HLEN:
             raise TestRunRefused(f"data_in of {len(data)} bytes is shorter than an Ethernet "

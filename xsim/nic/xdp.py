@@ -25,11 +25,13 @@ from ..elf.kinds import MapType, ProgType
 from ..elf.spec import ProgramSpec
 from ..errors import HelperError
 from ..isa.insn import Insn
-from ..runtime.helpers import HelperCall, HelperRegistry
+from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
+from ..runtime.hooks import Layouts
 from ..runtime.maps import Map
 from ..runtime.memory import AddressSpace
+from ..runtime.program import Tier
 from ..runtime.testrun import TestRunOutput, TestRunRefused
-from .ctx import rewrite_context
+from .ctx import place, rewrite_context
 from .fib import fib_lookup
 
 ETH_HLEN = 14
@@ -294,8 +296,62 @@ def _parse_ctx(ctx_in: bytes | None, size: int) -> tuple[int, int, int, int] | N
     return data, data_end, ingress, rxq
 
 
+# -- the kernel's structs, for its JIT image ----------------------------------------------
+
+#: what the kernel's code reads of the context: xdp_convert_ctx_access loads data,
+#: data_end and data_meta from the xdp_buff, ingress_ifindex through rxq->dev,
+#: rx_queue_index from rxq and egress_ifindex through txq->dev
+KERNEL_STRUCTS = {"xdp_buff": ("data", "data_end", "data_meta", "data_hard_start", "rxq", "txq",
+                               "frame_sz"),
+                  "xdp_rxq_info": ("dev", "queue_index"), "xdp_txq_info": ("dev",),
+                  "net_device": ("ifindex",)}
+
+
+class XdpKernelContext:
+    """``struct xdp_buff`` with its rx queue and its two devices, built from the context
+    region (xdp_md, then the real pointers) and read back into it."""
+
+    def __init__(self, layouts: Layouts) -> None:
+        self.functions: dict[str, HelperFn] = {}
+        self.buff, self.rxq, self.txq, self.dev = (layouts[n] for n in KERNEL_STRUCTS)
+        sizes = [max(m.values()) + 8 for m in (self.buff, self.rxq, self.txq)]
+        sizes += [self.dev["ifindex"] + 4] * 2
+        (self._buff, self._rxq, self._txq, self._in, self._out), self.size = place(sizes)
+
+    def to_kernel(self, ctx: bytes, base: int) -> bytes:
+        _, _, _, ingress, queue, egress = XDP_MD.unpack_from(ctx)
+        data, end, meta, hard, frame_sz = PTRS.unpack_from(ctx, PTRS_AT)
+        out = bytearray(self.size)
+        b = self._buff
+        for name, value in (("data", data), ("data_end", end), ("data_meta", meta),
+                            ("data_hard_start", hard), ("rxq", base + self._rxq),
+                            ("txq", base + self._txq)):
+            struct.pack_into("<Q", out, b + self.buff[name], value)
+        struct.pack_into("<I", out, b + self.buff["frame_sz"], frame_sz)
+        struct.pack_into("<Q", out, self._rxq + self.rxq["dev"], base + self._in)
+        struct.pack_into("<I", out, self._rxq + self.rxq["queue_index"], queue)
+        struct.pack_into("<Q", out, self._txq + self.txq["dev"], base + self._out)
+        struct.pack_into("<I", out, self._in + self.dev["ifindex"], ingress)
+        struct.pack_into("<I", out, self._out + self.dev["ifindex"], egress)
+        return bytes(out)
+
+    def from_kernel(self, native: bytes, ctx: bytes) -> bytes:
+        b = self._buff
+        data, end, meta, hard = (struct.unpack_from("<Q", native, b + self.buff[n])[0] for n in
+                                 ("data", "data_end", "data_meta", "data_hard_start"))
+        frame_sz = struct.unpack_from("<I", native, b + self.buff["frame_sz"])[0]
+        out = bytearray(ctx)
+        PTRS.pack_into(out, PTRS_AT, data, end, meta, hard, frame_sz)
+        return bytes(out)
+
+
 class XdpHook:
     prog_types = (ProgType.XDP,)
+    kernel_structs = KERNEL_STRUCTS
+
+    def kernel_context(self, layouts: Layouts, insns: list[Insn]) -> XdpKernelContext:
+        """Every xdp_md field is mirrored, so any program the verifier takes runs."""
+        return XdpKernelContext(layouts)
 
     def add_helpers(self, registry: HelperRegistry) -> None:
         add_helpers(registry)
@@ -304,7 +360,7 @@ class XdpHook:
         return rewrite(spec, insns)
 
     def test_run(self, prog, *, data_in: bytes | None, ctx_in: bytes | None, repeat: int,
-                 budget: int | None, tier: str = "interp") -> TestRunOutput:
+                 budget: int | None, tier: str | Tier = "interp") -> TestRunOutput:
         data = data_in or b""
         if len(data) < ETH_HLEN:
             raise TestRunRefused(f"data_in of {len(data)} bytes is shorter than an Ethernet "

@@ -5,9 +5,15 @@ owns its program types' context: it rewrites context accesses as the
 kernel's verifier does (refusing what the verifier refuses) and runs a test
 run as BPF_PROG_TEST_RUN does for those types.  The runtime only looks hooks
 up here; it imports none of them (layers point down).
+
+A hook may also describe its context as the kernel's own structs
+(:class:`KernelContext`), so that the kernel's JIT image of a program, which reads
+``struct xdp_buff`` or ``struct sk_buff`` where xsim's rewritten code reads its
+context region, can run on xsim's inputs (``xsim crosscheck --native``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from ..elf.kinds import ProgType
@@ -16,7 +22,7 @@ from ..errors import XsimError
 if TYPE_CHECKING:
     from ..elf.spec import ProgramSpec
     from ..isa.insn import Insn
-    from .helpers import HelperRegistry
+    from .helpers import HelperFn, HelperRegistry
     from .object import ObjectProgram
     from .testrun import TestRunOutput
 
@@ -27,6 +33,27 @@ class VerifierError(XsimError):
     def __init__(self, program: str, pc: int, reason: str) -> None:
         self.program, self.pc, self.reason = program, pc, reason
         super().__init__(f"program {program}: pc {pc}: {reason}")
+
+
+#: kernel struct layouts as read from the kernel's BTF: struct name -> member -> byte offset
+Layouts = Mapping[str, Mapping[str, int]]
+
+
+class KernelContext(Protocol):
+    """A hook's context as the kernel passes it to native code: its structs built from
+    xsim's context region and read back into it, at a base address the runner picks."""
+
+    #: bytes of native memory the structs take from the base address
+    size: int
+    #: kernel functions that are not helpers but that the kernel's code calls with this
+    #: context (the LD_ABS loaders), by kallsyms name, served like helpers
+    functions: Mapping[str, HelperFn]
+
+    def to_kernel(self, ctx: bytes, base: int) -> bytes:
+        """The kernel's structs, laid out from ``base``, for xsim's context region ``ctx``."""
+
+    def from_kernel(self, native: bytes, ctx: bytes) -> bytes:
+        """xsim's context region ``ctx`` updated from the kernel's structs ``native``."""
 
 
 class Hook(Protocol):
@@ -41,6 +68,11 @@ class Hook(Protocol):
     def test_run(self, prog: ObjectProgram, *, data_in: bytes | None, ctx_in: bytes | None,
                  repeat: int, budget: int | None) -> TestRunOutput:
         """BPF_PROG_TEST_RUN for this program type."""
+
+    # Optional, for running the kernel's JIT image (hooks without them cannot):
+    #   kernel_structs: Mapping[str, tuple[str, ...]]  -- the struct members to record
+    #   def kernel_context(self, layouts: Layouts, insns: list[Insn]) -> KernelContext
+    #       (NativeUnsupported when the program reads context fields it does not mirror)
 
 
 HOOKS: dict[ProgType, Hook] = {}

@@ -9,6 +9,7 @@ turns the loop's status into a :class:`RunResult`.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import numpy as np
 
@@ -45,6 +46,17 @@ AUTO_JIT_REPEAT = 64
 #: with size, and a larger program would wait seconds for its first run
 AUTO_JIT_MAX_SLOTS = 4096
 _MASK = (1 << 64) - 1
+
+
+class Tier(Protocol):
+    """A tier from a layer above the runtime that runs a prepared Program its own way
+    (``xsim.crosscheck.native``: the kernel's JIT image under unicorn)."""
+
+    def drive(self, prog: Program, repeat: int, budget: int, histogram: bool,
+              calls: dict[int, int]) -> tuple:
+        """``repeat`` runs on the inputs ``prog.prepare`` laid out: the outcome tuple of
+        ``Program._drive`` (last program, status, error, insns, total, runs, programs
+        used, r0, fast lookups)."""
 
 
 class Program:
@@ -95,7 +107,7 @@ class Program:
         return b"".join(i.encode() for i in self.insns)
 
     def run(self, memory: bytes | bytearray | memoryview = b"", *, packet: bytes | None = None,
-            repeat: int = 1, tier: str = "interp", budget: int | None = DEFAULT_BUDGET,
+            repeat: int = 1, tier: str | Tier = "interp", budget: int | None = DEFAULT_BUDGET,
             histogram: bool = False, packet_window: tuple[int, int] | None = None,
             packet_headers: tuple[int, int, int] = (0, 0, 0)) -> RunResult:
         """Run ``repeat`` times on the same memory (r1 = memory, r2 = its length).
@@ -106,10 +118,11 @@ class Program:
         network header, the MAC header and the start of the buffer as offsets from
         the window's start, for LD_ABS/LD_IND's SKF_NET_OFF and SKF_LL_OFF offsets.
 
-        Never raises for what the program does: a fault, a runaway loop or a
-        missing helper comes back as ``RunResult.error``.
+        ``tier`` is a name of TIERS or a :class:`Tier` object.  Never raises for what the
+        program does: a fault, a runaway loop or a missing helper comes back as
+        ``RunResult.error``.
         """
-        if tier not in TIERS:
+        if isinstance(tier, str) and tier not in TIERS:
             raise XsimError(f"tier {tier!r} is not available; this build has: "
                             f"{', '.join(TIERS)}")
         budget = DEFAULT_BUDGET if budget is None else budget      # None: the default
@@ -129,7 +142,9 @@ class Program:
         elif tier in ISA_TIERS:
             _emulator().emulated(self, tier, histogram)
         t0 = time.perf_counter_ns()
-        if tier == "jit":
+        if not isinstance(tier, str):
+            outcome = tier.drive(self, repeat, budget, histogram, calls)
+        elif tier == "jit":
             outcome = _jit_driver().drive(self, repeat, budget, histogram, calls)
         elif tier in ISA_TIERS:
             outcome = _emulator().drive(self, repeat, budget, histogram, calls, tier)

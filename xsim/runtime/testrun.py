@@ -18,6 +18,7 @@ from .maps import Map
 from .maps.base import BPF_ANY, BPF_EXIST, BPF_NOEXIST
 from .hooks import HOOKS
 from .object import Object, ObjectProgram
+from .program import Tier
 from .result import RunResult
 
 #: BPF_PROG_TEST_RUN for syscall programs: ctx only, at most U16_MAX bytes.
@@ -62,7 +63,7 @@ class TestRunOutput:
 
 def test_run(prog: ObjectProgram, *, data_in: bytes | None = None, ctx_in: bytes | None = None,
              memory: bytes | None = None, repeat: int = 1, budget: int | None = None,
-             tier: str = "interp") -> TestRunOutput:
+             tier: str | Tier = "interp") -> TestRunOutput:
     """Run ``prog`` the way its program type's test run does, on ``tier``.
 
     ``memory`` runs any program on raw memory (r1 = memory, r2 = its length),
