@@ -303,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .crosscheck.footprint import add_parser as add_footprint
     add_crosscheck(sub, frames=_frames)
     add_footprint(sub)
+    from .nic.offload_cli import add_parsers as add_offload
+    add_offload(sub)
     p = sub.add_parser("jit", help="show the JIT tier's code for a program: LLVM IR or "
                        "host assembly, annotated with eBPF pcs")
     p.add_argument("file")
