@@ -71,11 +71,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, profiles: list[Profile]) -> int:
     """--check: every refusal of every target; exit 6 if any target refuses."""
-    try:
-        from .offload import refusals
-    except ImportError as exc:
-        raise XsimError(f"--check needs the offload rule checker xsim.nic.offload, which "
-                        f"cannot be imported: {exc}") from None
+    from .offload import refusals
     obj = load(args.obj)
     prog = obj.choose(args.prog)
     report = {}
