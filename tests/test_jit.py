@@ -279,7 +279,7 @@ def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path)
     if not hasattr(_os, "fork"):
         pytest.skip("no fork on this OS: compiling happens in-process")
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(engine, "_object_code", lambda *a: _os.abort())
+    monkeypatch.setattr(engine, "optimized_text", lambda *a: _os.abort())
     prog = Program.from_bytes(assemble("mov %r0, 7\nexit"))
     with pytest.raises(engine.CompilerCrashed, match="signal 6"):
         prog.run(tier="jit")

@@ -186,7 +186,9 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, tm: llvm.Targ
     obj = path.read_bytes() if path is not None and path.exists() else None
     if obj is not None:
         return obj, 0.0, True
-    obj = _isolated(lambda: _object_code(code, consts, name, profile, tm, triple))
+    # lifted here (JitUnsupported comes straight from it), compiled in the child
+    text = lifted(code, consts, name, profile=profile)
+    obj = _isolated(lambda: tm.emit_object(optimized_text(text, tm, triple)))
     compile_s = time.perf_counter() - t0
     if path is not None:
         try:
@@ -203,21 +205,40 @@ class CompilerCrashed(XsimError):
     """LLVM died compiling a program (an assertion or a signal in the compiler)."""
 
 
-def optimized_module(code: np.ndarray, consts: np.ndarray, name: str,
-                     tm: llvm.TargetMachine, triple: str | None = None,
-                     **lift_options) -> llvm.ModuleRef:
-    """A lowered program lifted (``lift_module``'s options) for ``triple`` (the host's
-    by default), checked and optimized."""
-    ir_module = lift.lift_module(code, consts, name, triple or host_triple(), **lift_options)
-    mod = llvm.parse_assembly(str(ir_module))
+_LIFTED: dict[tuple, str] = {}
+#: lifted programs kept as IR text: the ISAs of one cross-check share one lifting
+_LIFTED_KEEP = 8
+
+
+def lifted(code: np.ndarray, consts: np.ndarray, name: str, **lift_options) -> str:
+    """The lifter's IR text of a lowered program (``lift_module``'s options), without a
+    target triple: the IR is the same for every target, so it is lifted once."""
+    key = (code.tobytes(), consts.tobytes(), name, plant.active(),
+           tuple(sorted(lift_options.items())))
+    text = _LIFTED.get(key)
+    if text is None:
+        text = _LIFTED[key] = str(lift.lift_module(code, consts, name, **lift_options))
+        while len(_LIFTED) > _LIFTED_KEEP:
+            del _LIFTED[next(iter(_LIFTED))]
+    return text
+
+
+def optimized_text(text: str, tm: llvm.TargetMachine, triple: str | None = None
+                   ) -> llvm.ModuleRef:
+    """Lifted IR text, for ``triple`` (the host's by default), checked and optimized."""
+    mod = llvm.parse_assembly(text)
+    mod.triple = triple or host_triple()
     mod.verify()
     optimize(mod, tm)
     return mod
 
 
-def _object_code(code: np.ndarray, consts: np.ndarray, name: str, profile: bool,
-                 tm: llvm.TargetMachine, triple: str) -> bytes:
-    return tm.emit_object(optimized_module(code, consts, name, tm, triple, profile=profile))
+def optimized_module(code: np.ndarray, consts: np.ndarray, name: str,
+                     tm: llvm.TargetMachine, triple: str | None = None,
+                     **lift_options) -> llvm.ModuleRef:
+    """A lowered program lifted (``lift_module``'s options) for ``triple`` (the host's
+    by default), checked and optimized."""
+    return optimized_text(lifted(code, consts, name, **lift_options), tm, triple)
 
 
 def _isolated(make) -> bytes:
@@ -266,5 +287,5 @@ def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
             optimized: bool = False) -> str:
     """The program's LLVM IR, as lifted or after optimization."""
     if not optimized:
-        return str(lift.lift_module(code, consts, name, host_triple()))
+        return lifted(code, consts, name)
     return str(optimized_module(code, consts, name, target_machine()))
