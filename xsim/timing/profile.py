@@ -29,8 +29,9 @@ CLASSES = ("alu", "mul", "div", "jmp", "load", "store", "atomic", "lddw", "call"
            "ldpkt")
 VERDICTS = ("drop", "pass", "tx", "redirect", "aborted")
 MAP_OPS = ("lookup", "update", "delete")
-#: the offload rule sets of xsim.nic.offload a profile may name
-RULE_SETS = ("nfp", "hxdp")
+#: the offload rule sets a profile may name: one TOML file each, read by xsim.nic.offload
+RULES_DIR = TARGETS_DIR / "rules"
+RULE_SETS = tuple(sorted(p.stem for p in RULES_DIR.glob("*.toml")))
 _BIG = 1e12
 
 

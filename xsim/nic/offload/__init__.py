@@ -1,8 +1,8 @@
 """Can it be offloaded?  Every reason a target's own toolchain would refuse a program.
 
-A rule set is data: one TOML file per target under ``rulesets/`` (``nfp.toml``
-for the kernel's Netronome driver, ``hxdp.toml`` for hXDP's compiler), each rule with
-its source in a comment.  :func:`refusals` reads the program's instructions (rows of
+A rule set is data: one TOML file per target toolchain under ``targets/rules/``
+(``nfp.toml`` for the kernel's Netronome driver, ``hxdp.toml`` for hXDP's compiler),
+each rule with its source in a comment; a target's profile names its rule set.  :func:`refusals` reads the program's instructions (rows of
 the one opcode table, ``xsim.isa.opcodes``), its helper calls (the one helper table,
 ``xsim.runtime.helper_table``), its maps (the loader's specs) and its stack frames
 (``xsim.crosscheck.footprint.frame_depth``), and says which rules it breaks, naming

@@ -14,11 +14,8 @@ from ...errors import XsimError
 from ...isa import opcodes as oc
 from ...isa.opcodes import Kind, Op
 from ...runtime.helper_table import BY_NAME
+from ...timing.profile import RULES_DIR
 from .values import _MASK64
-
-
-#: where the rule sets live, one ``<name>.toml`` each
-RULES_DIR = Path(__file__).resolve().parent / "rulesets"
 
 
 # -- errors -------------------------------------------------------------------------
