@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..isa import interp as ip
-from .cfg import CALLS, JCONDS, LOADS, NAMES, PKT, STORES, Block, Function, access
+from .cfg import CALLS, JCONDS, LOADS, NAMES, PKT, STORES, Block, Function, plain_accesses
 
 _M64 = (1 << 64) - 1
 #: the guard shows that ``e`` is below this: every atom the guard bounds is below it
@@ -131,9 +131,7 @@ class _Prover:
         self.fn, self.code, self.consts, self.cfg = fn, code, consts, cfg
         self.tainted = self._in_loops()
         #: (base, offset, size, perm) of each access the proof may spare a check
-        self.accesses = {pc: acc for blk in cfg.values() for pc in blk.pcs
-                         if (acc := access(code, pc)) is not None
-                         and not NAMES[int(code[pc, 0])].startswith("atomic_")}
+        self.accesses = plain_accesses(code, cfg)
 
     def _in_loops(self) -> set[int]:
         """Blocks a backward jump can reach again (where one path may pass twice)."""
@@ -156,7 +154,6 @@ class _Prover:
     def explore(self, guards: dict[int, Guard]):
         entry = _State([_atom(("in", r)) for r in range(11)], {}, (), None)
         verdicts: dict[int, bool] = {}
-        perms: Counter = Counter()
         need: dict[int, int] = {}
         demands: dict[int, Counter] = {}
         work = [(self.fn.entry, entry)]

@@ -119,3 +119,12 @@ def access(code: np.ndarray, pc: int) -> tuple[int, int, int, int] | None:
     if base == 10 and -FRAME <= off and off + size <= 0:
         return None
     return base, off, size, perm
+
+
+def plain_accesses(code: np.ndarray, blocks: dict[int, Block]) -> dict[int, tuple]:
+    """:func:`access` of every load and store of ``blocks`` that goes through the region
+    table, by pc: what the bounds and frame proofs may spare a check (atomics keep
+    theirs)."""
+    return {pc: acc for blk in blocks.values() for pc in blk.pcs
+            if (acc := access(code, pc)) is not None
+            and not NAMES[int(code[pc, 0])].startswith("atomic_")}

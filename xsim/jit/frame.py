@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..isa import interp as ip
-from .cfg import CALLS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Block, Function
+from .cfg import (CALLS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Block, Function,
+                  plain_accesses)
 
 _M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
@@ -234,22 +235,17 @@ def proven(fn: Function, code: np.ndarray, consts: np.ndarray,
     """The accesses of ``fn`` through a register other than r10 that stay in its frame."""
     an = _Analysis(fn, code, consts, cfg)
     state_in = an.run()
+    accesses = plain_accesses(code, cfg)
     out = set()
     for start, regs_in in state_in.items():
         regs = list(regs_in)
         for pc in cfg[start].pcs:
-            e, a, bslot, c = (int(v) for v in code[pc])
-            name = NAMES[e]
-            base = size = None
-            if name in LOADS:
-                base, size = bslot - ip.R_BASE, LOADS[name][0]
-            elif name in STORES:
-                base, size = a - ip.R_BASE, STORES[name]
-            if base is not None and base != 10 and regs[base][0] == "f":
-                off = c - (1 << 64) if c >> 63 else c
+            acc = accesses.get(pc)
+            if acc is not None and acc[0] != 10 and regs[acc[0]][0] == "f":
+                base, off, size, _perm = acc
                 _f, lo, hi = regs[base]
                 if lo + off >= -FRAME and hi + off + size <= 0:
                     out.add(pc)
-            if pc != cfg[start].pcs[-1] or NAMES[e] not in JCONDS:
+            if pc != cfg[start].pcs[-1] or NAMES[int(code[pc, 0])] not in JCONDS:
                 an.step(regs, pc)
     return out

@@ -12,16 +12,14 @@ import argparse
 import json
 import re
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import XsimError
-from ..runtime.object import load
-from ..runtime.testrun import apply_maps_in
-from ..timing.profile import Profile, all_targets, find_target
-from .study import DEFAULT_PACKETS, StudyResult, check_cores, check_rate, line_rate_mpps, \
-    path_costs, run_study
-from .workload import Workload, from_pcap
+
+if TYPE_CHECKING:       # the library is imported when a command runs, not at start-up
+    from ..timing.profile import Profile
+    from .study import StudyResult
+    from .workload import Workload
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_OFFLOADABLE = 0, 2, 6
 SWEEP_POINTS = 10
@@ -39,12 +37,14 @@ def parse_rate(text: str) -> tuple[float, str]:
 
 def rate_mpps(value: float, unit: str, workload: Workload) -> float:
     if unit == "gbps":     # L2 bits of this capture's frames
-        return value * 1e3 / (8 * float(np.mean(workload.len_in)))
+        return value * 1e3 / (8 * float(workload.len_in.mean()))
     return value * {"mpps": 1.0, "kpps": 1e-3, "pps": 1e-6}[unit]
 
 
 def targets_table() -> "rich.table.Table":  # noqa: F821
     from rich.table import Table
+
+    from ..timing.profile import all_targets
     table = Table(title="xsim targets (targets/*.toml)")
     for col in ("target", "kind", "units", "clock", "link", "offload rules", "models"):
         table.add_column(col)
@@ -58,6 +58,7 @@ def targets_table() -> "rich.table.Table":  # noqa: F821
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
+    from ..timing.profile import all_targets
     if args.json:
         print(json.dumps([{"name": p.name, "kind": p.kind, "models": p.models,
                            "cores": p.cores, "threads": p.threads, "mhz": p.mhz,
@@ -71,6 +72,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, profiles: list[Profile]) -> int:
     """--check: every refusal of every target; exit 6 if any target refuses."""
+    from ..runtime.object import load
     from .offload import refusals
     obj = load(args.obj)
     prog = obj.choose(args.prog)
@@ -93,6 +95,9 @@ def _check(args: argparse.Namespace, profiles: list[Profile]) -> int:
 
 
 def workload_of(args: argparse.Namespace) -> Workload:
+    from ..runtime.object import load
+    from ..runtime.testrun import apply_maps_in
+    from .workload import from_pcap
     obj = load(args.obj)
     prog = obj.choose(args.prog)
     if args.maps_in:
@@ -105,7 +110,11 @@ def workload_of(args: argparse.Namespace) -> Workload:
 
 def run(args: argparse.Namespace) -> dict:
     """The studies ``xsim offload`` asks for, as plain data (what --json prints)."""
+    from ..timing.profile import find_target
+    from .study import (DEFAULT_PACKETS, check_cores, check_rate, line_rate_mpps, path_costs,
+                        run_study)
     profiles = [find_target(t) for t in args.target]
+    packets = DEFAULT_PACKETS if args.packets is None else args.packets
     workload = workload_of(args)
     for p in profiles:          # refuse a bad setting before any simulation runs
         check_cores(p, args.cores)
@@ -116,13 +125,13 @@ def run(args: argparse.Namespace) -> dict:
         if args.sweep:
             line = line_rate_mpps(p, workload)
             loads = [line * (k + 1) / SWEEP_POINTS for k in range(SWEEP_POINTS)]
-            per = max(args.packets // SWEEP_POINTS, 1000)
+            per = max(packets // SWEEP_POINTS, 1000)
             results = [run_study(p, workload, mpps=r, cores=args.cores, packets=per,
                                  costs=costs) for r in loads]
         else:
             mpps = check_rate(p, workload, rate_mpps(*rate, workload)) if rate else None
             results = [run_study(p, workload, mpps=mpps, cores=args.cores,
-                                 packets=args.packets, costs=costs)]
+                                 packets=packets, costs=costs)]
         entry = {"studies": results}
         if costs.schedules:
             entry["static_ipc"] = {n: s.static_ipc for n, s in costs.schedules.items()}
@@ -169,6 +178,7 @@ def print_table(out: dict) -> None:
 def plot(out: dict, path: str) -> None:
     """Throughput vs offered load per target, latency CDF, utilisation bars."""
     import matplotlib
+    import numpy as np
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -202,6 +212,7 @@ def plot(out: dict, path: str) -> None:
 
 
 def cmd_offload(args: argparse.Namespace) -> int:
+    from ..timing.profile import find_target
     profiles = [find_target(t) for t in args.target]
     if args.check:
         return _check(args, profiles)
@@ -244,8 +255,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="offer 10%% to 100%% of each target's line rate")
     p.add_argument("--cores", type=int, help="execution units to use (default: the "
                                              "profile's cores.default)")
-    p.add_argument("--packets", type=int, default=DEFAULT_PACKETS,
-                   help=f"packets per study, the capture cycled (default {DEFAULT_PACKETS})")
+    p.add_argument("--packets", type=int,
+                   help="packets per study, the capture cycled (default: the study's, "
+                        "xsim.nic.study.DEFAULT_PACKETS)")
     p.add_argument("--limit", type=int, help="use only the capture's first N frames")
     p.add_argument("--check", action="store_true",
                    help="list every reason each target refuses the program (exit 6 if one "
