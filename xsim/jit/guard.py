@@ -92,7 +92,7 @@ def guard(f, lp: loops.Loop, budget: int) -> tuple:
         row = b.mul(rid, c(ip.RG_COLS))
 
         def col(k, row=row):
-            return f.rgword(rg, b.add(row, c(k)))
+            return f.rgword(rg, row, k)
         vbase = col(ip.RG_VBASE)
         need = c(g.perm)
         size = b.select(b.icmp_unsigned("==", b.and_(col(ip.RG_PERM), need), need),

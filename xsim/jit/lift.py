@@ -195,9 +195,12 @@ class _Fn:
             instr.set_metadata("tbaa", self.l.tbaa[tag])
         return ret
 
-    def rgword(self, rg, index, value=None):
-        """A word of the region table."""
-        return self.word(rg, index, value, "rg")
+    def rgword(self, rg, row, col: int, value=None):
+        """Word ``col`` of the region table's row that starts at word ``row``.  The
+        access counts have an alias class of their own: adding to them never changes a
+        row's bounds, so LLVM may keep those in registers (or out of a repeat loop)."""
+        tag = "rg_count" if col in (ip.RG_READS, ip.RG_WRITES) else "rg"
+        return self.word(rg, self.b.add(row, self.const(col)), value, tag)
 
     def reload_env(self) -> None:
         b = self.b
@@ -314,8 +317,8 @@ class _Fn:
     def load_stack_host(self) -> None:
         b = self.b
         rg = b.load(self.rg)
-        b.store(b.sub(self.rgword(rg, b.add(self.stack_row, self.const(ip.RG_HOST))),
-                      self.rgword(rg, b.add(self.stack_row, self.const(ip.RG_VBASE)))),
+        b.store(b.sub(self.rgword(rg, self.stack_row, ip.RG_HOST),
+                      self.rgword(rg, self.stack_row, ip.RG_VBASE)),
                 self._stack_host)
 
     def invalidate(self) -> None:
@@ -337,8 +340,7 @@ class _Fn:
                           self.proved))
         for row, owed in owing:
             for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
-                at = b.add(row, self.const(col))
-                self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(owed[k])))
+                self.rgword(rg, row, col, b.add(self.rgword(rg, row, col), b.load(owed[k])))
                 b.store(self.const(0), owed[k])
 
     def translate(self, addr, size: int, perm: int, pc: int, count, kind: int,
@@ -550,8 +552,8 @@ class _Fn:
             for (rid, _delta), c in zip(rows, counts):
                 for k, v in c.items():
                     col = ip.RG_READS if k == "reads" else ip.RG_WRITES
-                    at = b.add(b.mul(rid, self.const(ip.RG_COLS)), self.const(col))
-                    self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(v)))
+                    row = b.mul(rid, self.const(ip.RG_COLS))
+                    self.rgword(rg, row, col, b.add(self.rgword(rg, row, col), b.load(v)))
             b.branch(self.blocks[t])
         self.route = route
         self.fast = (lp, rows, counts)
@@ -632,9 +634,9 @@ class _Fn:
         row = b.mul(rid, self.const(ip.RG_COLS))
         b.store(rid, e["rid"])
         for k, col in (("vbase", ip.RG_VBASE), ("host", ip.RG_HOST)):
-            b.store(self.rgword(rg, b.add(row, self.const(col))), e[k])
-        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
-        rperm = self.rgword(rg, b.add(row, self.const(ip.RG_PERM)))
+            b.store(self.rgword(rg, row, col), e[k])
+        rsize = self.rgword(rg, row, ip.RG_SIZE)
+        rperm = self.rgword(rg, row, ip.RG_PERM)
         for need, k in self._SIZE_OF.items():
             ok = b.icmp_unsigned("==", b.and_(rperm, self.const(need)), self.const(need))
             b.store(b.select(ok, rsize, self.const(0)), e[k])
@@ -664,7 +666,7 @@ class _Fn:
         b.position_at_end(row_ok)
         rg = b.load(self.rg)
         row = b.mul(rid, self.const(ip.RG_COLS))
-        vbase, size, host, perm = (self.rgword(rg, b.add(row, self.const(col))) for col in (
+        vbase, size, host, perm = (self.rgword(rg, row, col) for col in (
             ip.RG_VBASE, ip.RG_SIZE, ip.RG_HOST, ip.RG_PERM))
         inside = b.and_(b.icmp_unsigned("==", b.and_(perm, need), need),
                         b.and_(b.icmp_unsigned("<=", b.sub(s, vbase), size),
@@ -675,8 +677,7 @@ class _Fn:
         p = self.proved
         old = b.mul(b.load(p["rid"]), self.const(ip.RG_COLS))
         for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
-            at = b.add(old, self.const(col))
-            self.rgword(rg, at, b.add(self.rgword(rg, at), b.load(p[k])))
+            self.rgword(rg, old, col, b.add(self.rgword(rg, old, col), b.load(p[k])))
             b.store(self.const(0), p[k])
         b.store(rid, p["rid"])
         b.store(b.sub(host, vbase), p["delta"])
@@ -824,7 +825,7 @@ class _Fn:
         lo = b.select(neg, head, self.const(0))
         rg = b.load(self.rg)
         row = b.mul(prid, self.const(ip.RG_COLS))
-        rsize = self.rgword(rg, b.add(row, self.const(ip.RG_SIZE)))
+        rsize = self.rgword(rg, row, ip.RG_SIZE)
         out = b.or_(b.icmp_signed("<", off, lo),
                     b.icmp_signed(">", b.add(off, self.const(size)), rsize))
         oob = self.llfn.append_basic_block(f"pktend{pc}")
@@ -836,7 +837,7 @@ class _Fn:
         self.word(self.st, ip.S_INSNS, count)
         b.ret(self.const(STOP_RUN))
         b.position_at_end(ok)
-        host = b.add(self.rgword(rg, b.add(row, self.const(ip.RG_HOST))), off)
+        host = b.add(self.rgword(rg, row, ip.RG_HOST), off)
         v = self.load_mem(b.gep(b.load(self.mem), [host]), size)
         if size > 1:
             v = b.call(self.l.bswap(size * 8), [v])
@@ -959,8 +960,8 @@ class _Fn:
         rg = b.load(self.rg)
         row = b.mul(self.word(self.st, ip.S_STACK_REGION), self.const(ip.RG_COLS))
         for col, sign in ((ip.RG_VBASE, 1), (ip.RG_SIZE, -1), (ip.RG_HOST, 1)):
-            at = b.add(row, self.const(col))
-            self.rgword(rg, at, b.add(self.rgword(rg, at), self.const(sign * delta)))
+            moved = b.add(self.rgword(rg, row, col), self.const(sign * delta))
+            self.rgword(rg, row, col, moved)
 
 
 def _imm_zext(name: str, y):
@@ -1022,12 +1023,13 @@ class Lifter:
 
     def _alias_classes(self) -> dict[str, ir.MDValue]:
         """TBAA tags that tell LLVM the four arrays never overlap (they are separate
-        numpy allocations): state words, env words, region table, host memory.  With
-        them it can keep region rows and counters in registers across program stores."""
+        numpy allocations): state words, env words, region table, host memory; and that
+        the table's access counts are never its other columns.  With them it can keep
+        region rows and counters in registers across program stores."""
         m = self.module
         root = m.add_metadata([ir.MetaDataString(m, "xsim arrays")])
         tags = {}
-        for name in ("st", "env", "rg", "mem"):
+        for name in ("st", "env", "rg", "rg_count", "mem"):
             node = m.add_metadata([ir.MetaDataString(m, name), root, ir.Constant(I64, 0)])
             tags[name] = m.add_metadata([node, node, ir.Constant(I64, 0)])
         return tags
@@ -1082,12 +1084,23 @@ class Lifter:
                 "DILocation", {"line": 0, "column": 0, "scope": self.subprogram(f, 0)})
         c = lambda v: ir.Constant(I64, v)       # noqa: E731
 
-        def word(base, i, value=None):
+        def word(base, i, value=None, tag="rg"):
             ptr = b.gep(base, [i if isinstance(i, ir.Value) else c(i)])
             instr = b.load(ptr, align=8) if value is None else b.store(value, ptr, align=8)
             instr.set_metadata("tbaa", self.tbaa["st" if base is st else "env" if base is env
-                                                  else "rg"])
+                                                  else tag])
             return instr
+
+        def reset_stack():
+            """interp._reset_stack: the stack row covers the one frame below the top (r10
+            on entry), which it returns."""
+            rg = b.inttoptr(word(env, ENV_RG), I64P)
+            srow = b.mul(word(st, ip.S_STACK_REGION), c(ip.RG_COLS))
+            top = word(st, ip.S_STACK_TOP)
+            word(rg, b.add(srow, c(ip.RG_VBASE)), b.sub(top, c(FRAME)))
+            word(rg, b.add(srow, c(ip.RG_SIZE)), c(FRAME))
+            word(rg, b.add(srow, c(ip.RG_HOST)), word(st, ip.S_STACK_HOST))
+            return top
 
         rg = b.inttoptr(word(env, ENV_RG), I64P)
         rows = word(env, ENV_ROWS)
@@ -1102,8 +1115,8 @@ class Lifter:
         r = b.phi(I64)
         r.add_incoming(c(0), zero_counts)
         base = b.mul(r, c(ip.RG_COLS))
-        word(rg, b.add(base, c(ip.RG_READS)), c(0))
-        word(rg, b.add(base, c(ip.RG_WRITES)), c(0))
+        word(rg, b.add(base, c(ip.RG_READS)), c(0), "rg_count")
+        word(rg, b.add(base, c(ip.RG_WRITES)), c(0), "rg_count")
         r1 = b.add(r, c(1))
         r.add_incoming(r1, loop)
         b.cbranch(b.icmp_unsigned("<", r1, rows), loop, start)
@@ -1112,6 +1125,13 @@ class Lifter:
             word(st, w, c(0))
         word(st, ip.S_PROF, c(int(self.profile)))     # the interpreter counts after a handoff
         word(st, ip.R_BASE, c(0))
+        # each run starts with the stack row over one frame (interp._reset_stack); a
+        # program that calls nothing never moves it, so it is set once, and the row
+        # reads of its checks may then leave the loop of runs
+        calls = any(int(e) < len(NAMES) and NAMES[int(e)].startswith("call")
+                    for e in self.code[:, 0])
+        if not calls:
+            top = reset_stack()
         run = f.append_basic_block("run")
         before = b.block
         b.branch(run)
@@ -1125,12 +1145,8 @@ class Lifter:
         word(st, ip.S_RUNS_DONE, done)
         word(st, ip.S_TOTAL, total)
         word(st, ip.S_INSNS, c(0))
-        rg = b.inttoptr(word(env, ENV_RG), I64P)
-        srow = b.mul(word(st, ip.S_STACK_REGION), c(ip.RG_COLS))
-        top = word(st, ip.S_STACK_TOP)
-        word(rg, b.add(srow, c(ip.RG_VBASE)), b.sub(top, c(FRAME)))
-        word(rg, b.add(srow, c(ip.RG_SIZE)), c(FRAME))
-        word(rg, b.add(srow, c(ip.RG_HOST)), word(st, ip.S_STACK_HOST))
+        if calls:
+            top = reset_stack()
         # what the program leaves in r1-r5 at its exit is seen by nothing
         with b.goto_entry_block():
             out = b.alloca(I64, 6, name="out")
