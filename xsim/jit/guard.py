@@ -107,8 +107,8 @@ def guard(f, lp: loops.Loop, budget: int) -> tuple:
         ok.append(ult(step, c(MAX_STEP)))
         ok.append(ult(b.add(base, b.mul(last, step)), c(_32)))
     # the budget: each iteration's checkpoint, and the last one's path on, would pass
-    need = b.add(b.load(f.ic), b.add(b.mul(last, c(lp.longest)), c(budget)))
-    ok.append(b.icmp_unsigned("<=", need, f.budget))
+    need = b.add(b.mul(last, c(lp.longest)), c(budget))
+    ok.append(b.icmp_unsigned("<=", need, b.load(f.left)))
     cond = ok[0]
     for o in ok[1:]:
         cond = b.and_(cond, o)

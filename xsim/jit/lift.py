@@ -151,7 +151,9 @@ class _Fn:
         self.regs = [b.alloca(I64, name=f"r{i}") for i in range(11)]
         for i in range(11):
             b.store(llfn.args[3 + i], self.regs[i])
-        self.ic = b.alloca(I64, name="ic")
+        #: the budget left: budget - instructions counted, so that a checkpoint compares
+        #: it with a constant and the budget itself stays out of the loops' registers
+        self.left = b.alloca(I64, name="left")
         self.mem = b.alloca(I8P, name="mem")
         self.rg = b.alloca(I64P, name="rg")
         self.rows = b.alloca(I64, name="rows")
@@ -160,7 +162,7 @@ class _Fn:
         #: which call site the Python-helper block goes back to
         self.py_site = b.alloca(I64, name="py_site")
         self.budget = self.word(self.env, ENV_BUDGET)
-        b.store(self.word(self.st, ip.S_INSNS), self.ic)
+        self.set_count(self.word(self.st, ip.S_INSNS))
         self.reload_env()
         self.cfg = cfg.blocks(fn, lifter.code)
         # a planted bug would break the proof's premises (plant.py), as for loops
@@ -478,9 +480,9 @@ class _Fn:
         pcs = blk.pcs
         b.position_at_end(bb)
         self.at(start)
-        ic0 = b.load(self.ic)
+        left0 = b.load(self.left)
         if budget is not None:
-            fits = b.icmp_unsigned("<=", b.add(ic0, self.const(budget)), self.budget)
+            fits = b.icmp_unsigned(">=", left0, self.const(budget))
             body = self.llfn.append_basic_block(f"fast{start}")
             over = self.llfn.append_basic_block(f"handoff{start}")
             b.cbranch(fits, body, over).set_weights([1000, 1])
@@ -489,12 +491,12 @@ class _Fn:
             # words are its own)
             b.position_at_end(over)
             self.word(self.st, ip.S_PC, self.const(start))
-            self.word(self.st, ip.S_INSNS, ic0)
+            self.word(self.st, ip.S_INSNS, b.sub(self.budget, left0))
             b.branch(self._handoff_block())
             b.position_at_end(body)
         k = self.fn.leaders.index(start)
         nxt = self.fn.leaders[k + 1] if k + 1 < len(self.fn.leaders) else None
-        b.store(b.add(ic0, self.const(len(pcs))), self.ic)
+        b.store(b.sub(left0, self.const(len(pcs))), self.left)
         group = None if self.fast is not None else self._group(pcs)
         first = pcs.index(group[0]) if group else 0
         for k2, pc in enumerate(pcs[:first]):
@@ -520,9 +522,16 @@ class _Fn:
 
     def _count_at(self, left: int):
         """The count after an instruction with ``left`` more to come in its block: read
-        from ``ic`` (which holds the block's end), not kept from the block's start, since
-        an access's miss goes through the function's shared block and comes back."""
-        return self.b.sub(self.b.load(self.ic), self.const(left))
+        from ``self.left`` (which holds the block's end), not kept from the block's start,
+        since an access's miss goes through the function's shared block and comes back."""
+        return self.b.sub(self.count(), self.const(left))
+
+    def count(self):
+        """The instructions counted so far (the interpreter's ``icount``)."""
+        return self.b.sub(self.budget, self.b.load(self.left))
+
+    def set_count(self, count) -> None:
+        self.b.store(self.b.sub(self.budget, count), self.left)
 
     # -- loops whose checks are made once, on entry (loops.py has the proof) -------------------
     def _version(self, lp: loops.Loop, budget: int) -> None:
@@ -740,7 +749,7 @@ class _Fn:
             return True
         if name == "exit":
             self.flush()
-            b.store(count, self.ic)
+            self.set_count(count)
             self.word(self.st, ip.S_INSNS, count)
             # a caller sees r1-r5 as the callee left them; the run loop only r0
             for i in range(1 if self.fn.entry in self.l.top_only else 6):
@@ -898,7 +907,7 @@ class _Fn:
             self.reload_env()
             self.invalidate()       # a helper may move rows (a packet window, a relayout)
             self.load_stack_host()
-            b.store(self.word(st, ip.S_INSNS), self.ic)
+            self.set_count(self.word(st, ip.S_INSNS))
             go = self.llfn.append_basic_block("helped")
             failed = self.llfn.append_basic_block("helper_failed")
             tail = self.llfn.append_basic_block("tail_call")
@@ -942,7 +951,7 @@ class _Fn:
         self.load_stack_host()
         for i in range(6):
             self.set_reg(i, self.word(out, i))
-        b.store(self.word(self.st, ip.S_INSNS), self.ic)
+        self.set_count(self.word(self.st, ip.S_INSNS))
 
     def cold_exit_status(self, status) -> None:
         """Return ``status`` at once unless the callee returned normally."""
