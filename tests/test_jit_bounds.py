@@ -71,6 +71,24 @@ def test_a_check_proves_only_what_it_covers() -> None:
     assert proof(after_call).proven == set()
 
 
+def test_a_guard_over_the_entry_registers_is_made_on_entry() -> None:
+    """[r1, r1 + r2) on entry: the check moves to the function's entry (where a loop
+    of runs makes it once); when it fails there, the interpreter runs the whole
+    function and reports what it finds (here, the program's check passes on a length
+    the memory does not have, and the load faults)."""
+    code = assemble(CHECKED)
+    p = proof(code)
+    assert p.at_entry == {5: (1, (1, 2))}
+    assert proof(assemble(CHECKED.replace("mov %r4, %r1", "mov %r4, %r1\nadd %r4, 1")
+                          )).at_entry == {}                   # the end is not r1 + r2
+    prog = Program.from_bytes(code)
+    assert both(prog, memory=bytes(range(20)))["r0"] == 0x0d0c
+    both(prog, memory=bytes(10))                  # the program's own check drops it
+    prog._st[ip.S_INIT_R2] = 100                  # a length past the memory region
+    got = both(prog, memory=bytes(10))
+    assert got["error"]["message"].startswith("pc 5: invalid read")
+
+
 @given(st.integers(0, 40), st.integers(0, 255))
 @settings(max_examples=60, deadline=None)
 def test_a_loaded_end_past_the_region_hands_the_run_over(length: int, first: int) -> None:

@@ -65,6 +65,10 @@ class Proof:
     guards: dict[int, Guard] = field(default_factory=dict)   # access pc -> its guard
     perms: dict[int, int] = field(default_factory=dict)      # guard pc -> what it checks
     proven: set[int] = field(default_factory=set)            # accesses with no check
+    #: guard pc -> (s, e) as the function's registers on entry, (register, registers
+    #: summed), where every path shows them so and nothing is called: a check the
+    #: function's entry can make (and a loop of runs make once)
+    at_entry: dict[int, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
 
 
 def _form(terms: dict, k: int) -> Form | None:
@@ -153,6 +157,8 @@ class _Prover:
     # -- one round: every path, with the guards in ``guards`` ------------------------------
     def explore(self, guards: dict[int, Guard]):
         entry = _State([_atom(("in", r)) for r in range(11)], {}, (), None)
+        #: guard pc -> what it shows on each path that reaches it
+        self.shown: dict[int, set] = {}
         verdicts: dict[int, bool] = {}
         need: dict[int, int] = {}
         demands: dict[int, Counter] = {}
@@ -190,6 +196,7 @@ class _Prover:
         acc = self.accesses.get(pc)
         if pc in guards:
             st.guard = self.apply(st, guards[pc], pc)
+            self.shown.setdefault(pc, set()).add(st.guard and st.guard[:2])
         if acc is None:
             return
         base, off, size, perm = acc
@@ -389,5 +396,19 @@ def prove(fn: Function, code: np.ndarray, consts: np.ndarray,
             return Proof()
         verdicts, need, demands = found
     proven = {pc for pc, ok in verdicts.items() if ok}
+    calls = any(NAMES[int(code[pc, 0])] in CALLS for blk in cfg.values() for pc in blk.pcs)
+    at_entry = {} if calls else {pc: e for pc in guards if pc in need and
+                                 (e := _entry_terms(p.shown.get(pc, {None}))) is not None}
     return Proof({pc: g for pc, g in guards.items() if pc in need},
-                 {pc: need[pc] for pc in guards if pc in need}, proven)
+                 {pc: need[pc] for pc in guards if pc in need}, proven, at_entry)
+
+
+def _entry_terms(shown: set) -> tuple[int, tuple[int, ...]] | None:
+    """(s, e) as registers on entry, if every path shows the one same pair of them."""
+    if len(shown) != 1 or None in shown:
+        return None
+    ((s, e),) = shown
+    if not all(a[0] == "in" and c == 1 for a, c in s[0] | e[0]) or s[1] or e[1]:
+        return None
+    ((base, _c),) = s[0]
+    return base[1], tuple(sorted(a[1] for a, _c in e[0]))

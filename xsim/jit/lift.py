@@ -172,6 +172,7 @@ class _Fn:
         self.in_frame = set() if plant.active() else frame.proven(
             fn, lifter.code, lifter.consts, self.cfg)
         self._cache_init()
+        self.entry_guard = self._guard_on_entry()
         self.blocks = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
         b.branch(self.blocks[fn.entry])
 
@@ -655,31 +656,59 @@ class _Fn:
         """Check that ``[s, e)`` lies inside one row with the permissions its proven
         accesses need, and make that row the proof's entry; if it does not, the
         interpreter runs on from ``pc`` (it checks each access itself)."""
+        if pc == self.entry_guard:
+            return                          # made on the function's entry
         b, g = self.b, self.proof.guards[pc]
-        need = self.const(self.proof.perms[pc])
         s = b.sub(self.reg(g.base), self.const(g.base_k))
         e = b.sub(self.reg(g.end), self.const(g.end_k))
         if g.add_s:
             e = b.add(e, s)
+        self._check_span(pc, s, e, pc, b.sub(count, self.const(1)))
+
+    def _guard_on_entry(self) -> int | None:
+        """The function's one guard, made on its entry where bounds.py shows its span as
+        the entry registers (``Proof.at_entry``): in a loop of runs over the same
+        registers it is then loop-invariant, and LLVM makes it once.  If it fails the
+        interpreter runs the function from its entry.  Its pc, or None."""
+        if len(self.proof.perms) != 1:
+            return None
+        (pc,) = self.proof.perms
+        terms = self.proof.at_entry.get(pc)
+        if terms is None:
+            return None
+        b, args = self.b, self.llfn.args
+        first, summed = terms
+        e = args[3 + summed[0]]
+        for r in summed[1:]:
+            e = b.add(e, args[3 + r])
+        self._check_span(pc, args[3 + first], e, self.fn.entry, self.count())
+        return pc
+
+    def _check_span(self, pc: int, s, e, resume: int, insns) -> None:
+        """The guard at ``pc`` on ``[s, e)``; where it fails, the interpreter goes on at
+        ``resume`` with ``insns`` counted."""
+        b = self.b
+        need = self.const(self.proof.perms[pc])
         rid = b.lshr(s, self.const(ip.REGION_SHIFT))
         stub = self.llfn.append_basic_block(f"unproven{pc}")
         with b.goto_block(stub):
-            self.word(self.st, ip.S_PC, self.const(pc))
-            self.word(self.st, ip.S_INSNS, b.sub(count, self.const(1)))
+            self.word(self.st, ip.S_PC, self.const(resume))
+            self.word(self.st, ip.S_INSNS, insns)
             b.branch(self._handoff_block())
-        row_ok = self.llfn.append_basic_block(f"bounds{pc}")
-        fits = b.and_(b.icmp_unsigned("<", rid, b.load(self.rows)),
-                      b.and_(b.icmp_unsigned("<=", s, e),
-                             b.icmp_unsigned("<", e, self.const(bounds.GUARD_LIMIT))))
-        b.cbranch(fits, row_ok, stub).set_weights([1000, 1])
-        b.position_at_end(row_ok)
+        have = b.icmp_unsigned("<", rid, b.load(self.rows))
+        # no such row reads row 0 instead: the row's loads need no branch before them,
+        # so a guard made on entry is loop-invariant whole (and LLVM makes it once)
+        rid = b.select(have, rid, self.const(0))
+        fits = b.and_(have, b.and_(b.icmp_unsigned("<=", s, e),
+                                   b.icmp_unsigned("<", e, self.const(bounds.GUARD_LIMIT))))
         rg = b.load(self.rg)
         row = b.mul(rid, self.const(ip.RG_COLS))
         vbase, size, host, perm = (self.rgword(rg, row, col) for col in (
             ip.RG_VBASE, ip.RG_SIZE, ip.RG_HOST, ip.RG_PERM))
-        inside = b.and_(b.icmp_unsigned("==", b.and_(perm, need), need),
-                        b.and_(b.icmp_unsigned("<=", b.sub(s, vbase), size),
-                               b.icmp_unsigned("<=", b.sub(e, vbase), size)))
+        inside = b.and_(fits, b.and_(
+            b.icmp_unsigned("==", b.and_(perm, need), need),
+            b.and_(b.icmp_unsigned("<=", b.sub(s, vbase), size),
+                   b.icmp_unsigned("<=", b.sub(e, vbase), size))))
         good = self.llfn.append_basic_block(f"proved{pc}")
         b.cbranch(inside, good, stub).set_weights([1000, 1])
         b.position_at_end(good)
