@@ -16,7 +16,7 @@ from xsim.nic.study import StudyError, path_costs, run_study
 from xsim.nic.workload import WorkloadError, from_pcap
 from xsim.timing.model import Pipeline, Stage
 from xsim.timing.profile import ProfileError, all_targets, find_target, load_profile
-from xsim.timing.vliw import _slot, schedule
+from xsim.timing.vliw import _slot, schedule, schedule_program, transform
 
 ROOT = Path(__file__).resolve().parents[1]
 OFF = ROOT / "examples" / "offload"
@@ -139,6 +139,61 @@ def test_vliw_rows_follow_dependencies_and_resources() -> None:
     loads = "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nldxw %r4, [%r1+8]\nexit"
     assert schedule(_slots(loads), lanes=4, mem_ports=2, helpers_per_row=1) == 2
     assert schedule(_slots(loads), lanes=4, mem_ports=1, helpers_per_row=1) == 3
+
+
+def test_vliw_six_byte_copy_is_one_load_and_one_store() -> None:
+    """hXDP's 6-byte load/store (OSDI'20 Sec. 3.2): a 6-byte copy made of smaller loads
+    and stores (a MAC address byte by byte, three halfwords, or 4 + 2 bytes) becomes
+    one load and one store, unless a loaded register is read afterwards or the copy
+    overlaps itself."""
+    def fused(text: str, live=frozenset()) -> int:
+        return transform(decode(xsim.assemble(text)), set(live))[1]
+
+    bytewise = "\n".join(f"ldxb %r3, [%r1+{45 - i}]\nstxb [%r1+{5 - i}], %r3"
+                         for i in range(6)) + "\nexit"
+    slots, removed = transform(decode(xsim.assemble(bytewise)), set())
+    assert removed == 10 and schedule(slots, lanes=4, mem_ports=2, helpers_per_row=1) == 2
+    halves = ("ldxh %r3, [%r2+6]\nldxh %r4, [%r2+8]\nldxh %r5, [%r2+10]\n"
+              "stxh [%r1+0], %r3\nstxh [%r1+2], %r4\nstxh [%r1+4], %r5\nexit")
+    assert fused(halves) == 4
+    assert fused("ldxw %r3, [%r7+30]\nstxw [%r10-24], %r3\nldxh %r3, [%r7+34]\n"
+                 "stxh [%r10-20], %r3\nexit") == 2
+    assert fused(bytewise, live={3}) == 0                 # r3 still needed after it
+    assert fused(bytewise.replace("[%r1+45]", "[%r1+46]")) == 0   # not contiguous
+    overlapping = "\n".join(f"ldxh %r3, [%r1+{2 + 2 * i}]\nstxh [%r1+{2 * i}], %r3"
+                            for i in range(3)) + "\nexit"
+    assert fused(overlapping) == 0
+    assert fused("ldxw %r3, [%r2+0]\nstxw [%r1+0], %r3\nldxw %r3, [%r2+4]\n"
+                 "stxw [%r1+4], %r3\nexit") == 0          # 8 bytes, not 6
+
+
+def test_vliw_renames_rather_than_orders_writes() -> None:
+    """Two writes of one register need no order (hXDP's compiler renames one, Sec. 3.4),
+    and a helper call writes only r0: r1 for the next use is set in the call's row.
+    The helper's r0 stays put: a later write of r0 comes after the call."""
+    after_call = "call 1\nmov %r1, 5\nadd %r1, 1\nexit"
+    assert schedule(_slots(after_call), lanes=4, mem_ports=2, helpers_per_row=1) == 2
+    r0_after_call = "call 1\nmov %r0, 2\nexit"
+    assert schedule(_slots(r0_after_call), lanes=4, mem_ports=2, helpers_per_row=1) == 3
+
+
+def test_vliw_memory_dependencies_follow_locations() -> None:
+    """Bernstein's conditions over memory locations (Sec. 3.3): a packet load need not
+    wait for a stack store, nor a load of another stack slot; a load of the stored
+    slot (through r10 or a copy of it) or through a pointer of unknown origin waits."""
+    def rows(text: str) -> int:
+        prog = xsim.Program.from_bytes(xsim.assemble(text))
+        return schedule_program(prog, lanes=4, mem_ports=2, helpers_per_row=1,
+                                optimize=False).rows
+
+    base = ("ldxw %r2, [%r1+0]\nmov %r3, 7\nadd %r3, 1\nstxw [%r10-4], %r3\n"
+            "ldxb %r4, [%r2+13]\nexit")
+    assert rows(base) == 3
+    assert rows(base.replace("ldxb %r4, [%r2+13]", "ldxw %r4, [%r10-8]")) == 3
+    assert rows(base.replace("ldxb %r4, [%r2+13]", "ldxw %r4, [%r10-4]")) == 4
+    assert rows(base.replace("ldxb %r4, [%r2+13]",
+                             "mov %r5, %r10\nadd %r5, -4\nldxw %r4, [%r5+0]")) == 4
+    assert rows(base.replace("ldxw %r2, [%r1+0]", "ldxdw %r2, [%r10-16]")) == 4
 
 
 def test_hxdp_optimizations_cut_rows(drop_workload) -> None:

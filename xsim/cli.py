@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcap", help="run every packet of this pcap/pcapng capture")
     p.add_argument("--out", help="with --pcap: write the packets that pass here (OUT.tx.pcap, "
                                  "OUT.redirect-*.pcap beside it)")
-    p.add_argument("--records", help="with --pcap: one JSON line per packet")
+    p.add_argument("--records", help="with --pcap: one JSON line per packet, with its path "
+                                     "through the program (the run counts per pc): the "
+                                     "workload `xsim offload --records` takes")
     p.add_argument("--net", help="devices, routes and neighbours (JSON) for bpf_fib_lookup")
     p.add_argument("--cpus", type=int, default=1, help="CPUs the per-CPU maps hold values for")
     p.add_argument("--cpu", type=int, default=0, help="the CPU the program runs on")

@@ -1,8 +1,9 @@
 """``xsim targets`` and ``xsim offload``: the library side of the two subcommands.
 
-``offload`` builds the program's workload from one run over the capture, then runs a
-study per target (side by side), at one rate, at the line rate, or over a sweep of
-offered loads; it prints a rich table, or one JSON object, and can draw a figure.
+``offload`` builds the program's workload from one run over the capture (or reads it
+from the records file of an earlier capture run), then runs a study per target (side
+by side), at one rate, at the line rate, or over a sweep of offered loads; it prints a
+rich table, or one JSON object, and can draw a figure.
 ``offload --check`` asks xsim.nic.offload's rule checker whether each target takes
 the program at all (exit 0 yes, 6 no).
 """
@@ -95,11 +96,14 @@ def _check(args: argparse.Namespace, profiles: list[Profile]) -> int:
 
 
 def workload_of(args: argparse.Namespace) -> Workload:
+    """The workload of --pcap (a run over the capture, after --maps-in) or --records."""
     from ..runtime.object import load
     from ..runtime.testrun import apply_maps_in
-    from .workload import from_pcap
+    from .workload import from_pcap, from_records
     obj = load(args.obj)
     prog = obj.choose(args.prog)
+    if args.records:
+        return from_records(obj, prog, args.records, limit=args.limit)
     if args.maps_in:
         try:
             apply_maps_in(obj, json.loads(Path(args.maps_in).read_text()))
@@ -216,9 +220,13 @@ def cmd_offload(args: argparse.Namespace) -> int:
     profiles = [find_target(t) for t in args.target]
     if args.check:
         return _check(args, profiles)
-    if not args.pcap:
-        raise XsimError("offload needs --pcap FILE (the capture the program runs over), "
+    if not (args.pcap or args.records):
+        raise XsimError("offload needs --pcap FILE (the capture the program runs over) or "
+                        "--records FILE (what `xsim run --pcap F --records FILE` wrote), "
                         "or --check")
+    if args.records and args.maps_in:
+        raise XsimError("--maps-in goes with --pcap: a records file holds what its own run "
+                        "did, with the maps that run had")
     if args.rate and args.sweep:
         raise XsimError("--rate and --sweep are exclusive: --sweep offers 10% to 100% of "
                         "each target's line rate")
@@ -247,7 +255,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prog", help="the program: function or section name")
     p.add_argument("--target", action="append", required=True,
                    help="a profile name (xsim targets) or a .toml path; repeat to compare")
-    p.add_argument("--pcap", help="the capture the program runs over (the workload)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--pcap", help="the capture the program runs over (the workload)")
+    source.add_argument("--records", metavar="R.jsonl",
+                        help="the workload from the records of a capture run (`xsim run OBJ "
+                             "--pcap F --records R.jsonl`) instead")
     p.add_argument("--maps-in", help="JSON list of map entries to apply before the run")
     p.add_argument("--rate", help="offered load: Mpps, or 500kpps, 40Gbps (default: the "
                                   "target's line rate)")
@@ -258,7 +270,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--packets", type=int,
                    help="packets per study, the capture cycled (default: the study's, "
                         "xsim.nic.study.DEFAULT_PACKETS)")
-    p.add_argument("--limit", type=int, help="use only the capture's first N frames")
+    p.add_argument("--limit", type=int, help="use only the capture's first N frames (the "
+                                             "first N records)")
     p.add_argument("--check", action="store_true",
                    help="list every reason each target refuses the program (exit 6 if one "
                         "does)")

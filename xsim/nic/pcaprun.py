@@ -5,7 +5,8 @@ Each Ethernet frame of the capture goes through its hook's test run, as
 XDP_TX, each redirect target) are written to their own pcap files with the
 program's changes.  Frames that cannot be run (another link type, a
 snaplen-truncated capture, a frame the test run refuses) are counted with a
-message, never crashed on.
+message, never crashed on.  A run that writes records counts executions per pc, so that
+each record can name its packet's path (see ``workload.RecordPaths``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ..runtime.object import Object, ObjectProgram
 from ..runtime.testrun import TestRunRefused, dump_map, test_run
 from .batch import FAILED, NOT_RUN, RAN, Outcomes, XdpBatchRunner, batchable
 from .pcap import ETHERNET, PacketBatch, PcapReader, PcapWriter
+from .workload import CountingTier, RecordPaths
 from .xdp import PAGE_SIZE
 
 #: packets per batch: the unit of progress reports and of output writes
@@ -86,8 +88,9 @@ class _Outputs:
 
 
 def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcomes,
-             tier: str) -> None:
-    """Packet ``i`` of ``batch`` as its own test run, into ``out``."""
+             tier: str | CountingTier, paths: RecordPaths | None) -> None:
+    """Packet ``i`` of ``batch`` as its own test run, into ``out``; with ``paths`` (then
+    ``tier`` counts), its path is numbered there."""
     pkt = batch.packet(i)
     if pkt.linktype != ETHERNET:
         out.errors[i] = f"link type {pkt.linktype} is not Ethernet"
@@ -102,6 +105,8 @@ def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcome
         return
     out.insns[i] = res.result.insns
     out.calls[i] = dict(res.result.helper_calls)
+    if paths is not None:
+        out.path[i] = paths.number(tier.trace(res.result))
     if res.result.error is not None:
         out.outcome[i] = FAILED
         out.errors[i] = str(res.result.error)
@@ -116,7 +121,7 @@ def _run_one(hook, prog: ObjectProgram, batch: PacketBatch, i: int, out: Outcome
 
 
 def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
-             outputs: _Outputs, records: IO[str] | None) -> None:
+             outputs: _Outputs, records: IO[str] | None, paths: RecordPaths | None) -> None:
     """Verdicts, outputs, errors and records of one batch, in packet order."""
     n = len(batch)
     ran = out.outcome == RAN
@@ -161,12 +166,15 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
             records.write(json.dumps({"index": index, "error": out.errors[i]}) + "\n")
             continue
         ok = out.outcome[i] == RAN
-        records.write(json.dumps({
+        record = {
             "index": index, "verdict": verdict_of[int(retval[i])] if ok else "error",
             "len_in": int(batch.caplen[i]), "len_out": int(out.out_len[i]) if ok else 0,
             "redirect": out.redirect.get(i),
             "helper_calls": {str(k): v for k, v in out.helper_calls(i).items()},
-            "insns": int(out.insns[i])}) + "\n")
+            "insns": int(out.insns[i])}
+        if paths is not None:
+            record.update(paths.fields(int(out.path[i]), batch.packet(i).data))
+        records.write(json.dumps(record) + "\n")
 
 
 def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
@@ -179,7 +187,8 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
     XDP programs run in the compiled per-packet loop of :mod:`.batch` (``batch=False``
     runs every packet through ``test_run`` instead; both give the same answers);
     ``progress`` is called with the number of packets done after each batch.  ``tier``
-    "jit" runs native code in that loop; "auto" does so for programs the loop runs."""
+    "jit" runs native code in that loop; "auto" does so for programs the loop runs.
+    With ``records``, every tier counts executions per pc for the records' paths."""
     hook = HOOKS.get(prog.spec.prog_type)
     if hook is None or not hasattr(hook, "verdict"):
         raise XsimError(f"{prog.prog_type} programs cannot run on a capture yet")
@@ -190,18 +199,20 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
         tier = "jit" if batch and batchable(prog) and prog.hooked().compiles() else "interp"
     # the compiled loop runs the interpreter or host code; an emulated ISA goes per packet
     loop = batch and batchable(prog) and tier in ("interp", "jit")
-    runner = XdpBatchRunner(prog, tier=tier) if loop else None
+    paths = RecordPaths(obj) if records is not None else None
+    runner = XdpBatchRunner(prog, tier=tier, paths=paths) if loop else None
+    one = CountingTier(tier) if paths is not None else tier     # one test run per packet
     t0 = time.perf_counter()
     try:
         for chunk in reader.batches(BATCH):
             outcomes = Outcomes(len(chunk), int(chunk.caplen.sum()) + PAGE_SIZE)
             if runner is not None:
                 runner.run(chunk, lambda i, c=chunk, o=outcomes: _run_one(hook, prog, c, i, o,
-                                                                          tier), outcomes)
+                                                                          one, paths), outcomes)
             else:
                 for i in range(len(chunk)):
-                    _run_one(hook, prog, chunk, i, outcomes, tier)
-            _account(hook, chunk, outcomes, summary, outputs, records)
+                    _run_one(hook, prog, chunk, i, outcomes, one, paths)
+            _account(hook, chunk, outcomes, summary, outputs, records, paths)
             if progress is not None:
                 progress(summary.packets)
     finally:

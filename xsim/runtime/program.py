@@ -142,16 +142,10 @@ class Program:
         elif tier in ISA_TIERS:
             _emulator().emulated(self, tier, histogram)
         t0 = time.perf_counter_ns()
-        if not isinstance(tier, str):
-            outcome = tier.drive(self, repeat, budget, histogram, calls)
-        elif tier == "jit":
-            outcome = _jit_driver().drive(self, repeat, budget, histogram, calls)
-        elif tier in ISA_TIERS:
-            outcome = _emulator().drive(self, repeat, budget, histogram, calls, tier)
-        elif self._tail_calls:
-            outcome = self._drive_each(repeat, budget, histogram, calls)
+        if isinstance(tier, str):
+            outcome = self.drive_tier(tier, repeat, budget, histogram, calls)
         else:
-            outcome = self._drive(repeat, budget, histogram, calls)
+            outcome = tier.drive(self, repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
         last, status, error, insns, total, runs, used, r0, fast = outcome
         if error is None and status != _DONE:
@@ -171,6 +165,19 @@ class Program:
         if histogram:
             result.histogram = _histogram(used)
         return result
+
+    def drive_tier(self, tier: str, repeat: int, budget: int, histogram: bool,
+                   calls: dict[int, int]) -> tuple:
+        """``repeat`` runs on the inputs ``prepare`` laid out, on the named tier ("auto"
+        resolved): the outcome tuple of :meth:`Tier.drive`.  A Tier of a layer above
+        calls it to run a tier its own way (with the histogram on, say)."""
+        if tier == "jit":
+            return _jit_driver().drive(self, repeat, budget, histogram, calls)
+        if tier in ISA_TIERS:
+            return _emulator().drive(self, repeat, budget, histogram, calls, tier)
+        if self._tail_calls:
+            return self._drive_each(repeat, budget, histogram, calls)
+        return self._drive(repeat, budget, histogram, calls)
 
     def compiles(self) -> bool:
         """Whether the "auto" tier compiles this program (compiling it if so): not too

@@ -8,21 +8,32 @@ row their dependencies and the row's resources allow:
 * removed: packet bounds checks (a register-register jump against a value loaded from
   the context: the hardware checks bounds itself) and stack zeroing (a store of zero
   relative to r10: the hardware clears the stack per packet);
-* fused: ``rD = rS`` followed by ``rD op= x`` becomes one 3-operand instruction, and
-  ``r0 = K`` before ``exit`` becomes a parametrized exit;
+* fused: ``rD = rS`` followed by ``rD op= x`` becomes one 3-operand instruction,
+  ``r0 = K`` before ``exit`` becomes a parametrized exit, and 6 contiguous bytes
+  copied in pieces of 1, 2 or 4 bytes (a MAC address) become one 6-byte load and one
+  6-byte store (Sec. 3.2);
 * a row holds at most ``lanes`` instructions, ``mem_ports`` memory accesses and
   ``helpers_per_row`` helper calls; a value is read in a row after the row that
-  writes it (RAW), a register is written after it is read (WAR, same row allowed)
-  and after its previous write (WAW); stores stay ordered with every other access
-  and helper call; the block's jump or exit goes in its last row.
+  writes it (RAW), a register is written after it is read (WAR, same row allowed);
+  two writes of one register need no order (the compiler renames one of them, Sec.
+  3.4) unless the first is a helper's r0, which stays where the helper module puts
+  it; a helper writes only r0 (r1-r5 are dead after a call, so their clobber is not
+  a write to order); the Bernstein conditions are over memory locations too (Sec.
+  3.3), so a store is ordered only with the accesses that may touch its bytes
+  (:func:`regions` tells stack slots, context, packet and map values apart), and a
+  helper call with every access; the block's jump or exit goes in its last row.
 
 One row runs per cycle, so a block costs its row count each time it runs.  This is
-a model of the paper's scheduler, not its code: the paper also moves instructions
-across blocks, which this does not do.
+a model of the paper's scheduler, not its code.  Like the compiler of hXDP's
+artifacts (``parallelizer/optimizer_core.py`` in axbryd/hXDP-Artifacts, whose
+firewall ROM bears it out), it schedules each block on its own: that compiler's
+code motion across blocks is switched off there ("minor performance improvement,
+disabled for now"), and its folding of a following block's lone branch into the
+current row is never called.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,6 +58,12 @@ class Slot:
     stores: bool
     helper: bool
     ends: bool
+    #: registers written that must stay those registers (a helper's or ld_abs's r0):
+    #: a later write of one of them waits for this one, the others get renamed
+    fixed: frozenset[int] = frozenset()
+    #: where a memory access goes: (region, base value, first byte, end) with region
+    #: "stack", "ctx", "pkt" or "map"; None when unknown (it may alias anything)
+    loc: tuple | None = None
 
 
 def _uses(insn: Insn) -> tuple[set[int], set[int]]:
@@ -85,12 +102,15 @@ def _slot(insn: Insn, reads: set[int] | None = None) -> Slot:
     r, w = _uses(insn)
     kind = insn.op.kind
     helper = kind is Kind.CALL and insn.src != oc.CALL_LOCAL
+    if helper:
+        w = {0}             # the helper module returns r0; r1-r5 are dead, not written
     return Slot(insn.pc, frozenset(r if reads is None else reads), frozenset(w),
                 loads=kind in (Kind.LDX, Kind.ATOMIC, Kind.LDPKT) or helper,
                 stores=kind in (Kind.ST, Kind.STX, Kind.ATOMIC) or helper,
                 helper=helper,
                 ends=kind in (Kind.JA, Kind.JCOND, Kind.EXIT) or kind is Kind.CALL
-                and insn.src == oc.CALL_LOCAL)
+                and insn.src == oc.CALL_LOCAL,
+                fixed=frozenset({0}) if helper or kind is Kind.LDPKT else frozenset())
 
 
 class CtxTrack:
@@ -122,13 +142,212 @@ class CtxTrack:
             self.loaded.add(insn.dst)
 
 
-def transform(block: list[Insn]) -> tuple[list[Slot], int]:
-    """hXDP's in-block transformations (stack zeroing out, 3-operand ALU, parametrized
-    exit) on one block: its slots and how many instructions went away."""
+_MAP_LOOKUP = 1         # bpf_map_lookup_elem: r0 points into a map value or is NULL
+
+
+def _base(insn: Insn) -> int | None:
+    """The address register of a memory access, else None."""
+    kind = insn.op.kind
+    if kind is Kind.LDX:
+        return insn.src
+    if kind in (Kind.ST, Kind.STX, Kind.ATOMIC):
+        return insn.dst
+    return None
+
+
+def regions(fn_blocks: dict[int, "cfg.Block"], by_pc: dict[int, Insn],
+            entry: bool) -> dict[int, tuple]:
+    """Where each load and store of a function goes, as far as the pointers' origins
+    tell: the stack (r10 plus a known offset), the context (r1 at entry), the packet
+    (a pointer loaded from the context), a map value (bpf_map_lookup_elem's r0, or an
+    ``lddw`` address: global data); pointer arithmetic keeps the region.  A forward
+    data flow over the blocks, joined where the predecessors agree; an access through
+    a register of unknown origin is left out (it may alias anything).  Two accesses in
+    different regions, or through one value of one base register at disjoint offsets,
+    or at disjoint known stack offsets, touch different memory locations: the
+    Bernstein conditions (hXDP OSDI'20 Sec. 3.3) let them share a row."""
+    preds: dict[int, list[int]] = {b: [] for b in fn_blocks}
+    for b, blk in fn_blocks.items():
+        for t in blk.succs:
+            if t in preds:
+                preds[t].append(b)
+    start = next(iter(fn_blocks))
+    init = {10: ("stack", 0)}
+    if entry:
+        init[1] = ("ctx",)
+    out_state: dict[int, dict | None] = {b: None for b in fn_blocks}
+    locs: dict[int, tuple] = {}
+    changed = True
+    while changed:
+        changed = False
+        for b, blk in fn_blocks.items():
+            ins = [out_state[q] for q in preds[b] if out_state[q] is not None]
+            if b == start:
+                ins.append(init)
+            if not ins:
+                continue
+            state = {r: t for r, t in ins[0].items() if all(i.get(r) == t for i in ins[1:])}
+            defs: dict[int, object] = {}
+            for pc in blk.pcs:
+                insn = by_pc[pc]
+                base = _base(insn)
+                if base is not None and base in state:
+                    tag, size = state[base], insn.op.size
+                    if tag[0] == "stack":
+                        lo = None if tag[1] is None else tag[1] + insn.off
+                        locs[pc] = ("stack", None, lo, None if lo is None else lo + size)
+                    else:
+                        locs[pc] = (tag[0], (base, defs.get(base, ("in", b))), insn.off,
+                                    insn.off + size)
+                state = _step_region(state, insn)
+                for w in _uses(insn)[1]:
+                    defs[w] = pc
+            if state != out_state[b]:
+                out_state[b] = state
+                changed = True
+    return locs
+
+
+def _step_region(state: dict, insn: Insn) -> dict:
+    op, kind = insn.op, insn.op.kind
+    new = None
+    if kind is Kind.ALU and op.width == 64:
+        if op.operation == "mov" and op.src is Field.READ:
+            new = state.get(insn.src)
+        elif op.operation in ("add", "sub") and insn.dst in state:
+            tag = state[insn.dst]
+            if tag[0] != "stack":
+                new = tag
+            elif op.src is not Field.READ and tag[1] is not None:
+                new = ("stack", tag[1] + (insn.imm if op.operation == "add" else -insn.imm))
+            else:
+                new = ("stack", None)
+    elif kind is Kind.LDX and state.get(insn.src) == ("ctx",):
+        new = ("pkt",)          # data, data_end, data_meta (the scalars are never bases)
+    elif kind is Kind.LDDW:
+        new = ("map",)
+    elif kind is Kind.CALL and insn.src != oc.CALL_LOCAL and insn.imm == _MAP_LOOKUP:
+        new = ("map",)
+    state = {r: t for r, t in state.items() if r not in _uses(insn)[1]}
+    if new is not None:
+        state[insn.dst if kind is not Kind.CALL else 0] = new
+    return state
+
+
+def _alias(a: tuple | None, b: tuple | None) -> bool:
+    """Whether two accesses may touch one memory location."""
+    if a is None or b is None:
+        return True
+    if a[0] != b[0]:
+        return False
+    if a[0] != "stack" and a[1] != b[1]:
+        return True                         # two pointers into one region: unknown
+    if a[2] is None or b[2] is None:
+        return True
+    return a[2] < b[3] and b[2] < a[3]
+
+
+def _copy48(block: list[Insn], i: int, after: list[set[int]],
+            locs: dict[int, tuple]) -> tuple[Slot, Slot, int] | None:
+    """The 6-byte copy starting at ``block[i]``, if one does: plain loads of 1, 2 or 4
+    bytes from one base register and stores, each of a register's loaded value at its
+    size, to one destination base, nothing else in between (pairwise or all loads
+    first); the loads tile 6 bytes and the stores put each piece at the same place of
+    6 destination bytes; the loaded registers are dead after it.  Returns the 6-byte
+    load's and store's slots and how many instructions they replace."""
+    first = block[i]
+    base, dest = first.src, None
+    loaded: dict[int, tuple[int, int]] = {}     # register -> (source offset, size)
+    loads: list[tuple[int, int]] = []
+    pairs: list[tuple[int, int, int]] = []      # (destination offset, source offset, size)
+    for j in range(i, min(len(block), i + 12)):
+        insn, op = block[j], block[j].op
+        if op.kind is Kind.LDX and op.operation == "ldx" and op.size <= 4 \
+                and insn.src == base and insn.dst not in (base, dest):
+            loaded[insn.dst] = (insn.off, op.size)
+            loads.append((insn.off, op.size))
+        elif op.kind is Kind.STX and insn.src in loaded and op.size == loaded[insn.src][1] \
+                and insn.dst not in loaded and (dest is None or insn.dst == dest):
+            dest = insn.dst
+            pairs.append((insn.off, *loaded[insn.src]))
+            if sum(n for _, _, n in pairs) >= 6:
+                break
+        else:
+            return None
+    else:
+        return None
+    src_lo = min(o for o, _ in loads)
+    dst_lo = min(d for d, _, _ in pairs)
+    tiles = sorted(loads)
+    if sorted((o, n) for _, o, n in pairs) != tiles or \
+            any(o + n != nxt for (o, n), (nxt, _) in zip(tiles, tiles[1:])) or \
+            tiles[-1][0] + tiles[-1][1] - src_lo != 6 or \
+            any(d - dst_lo != o - src_lo for d, o, _ in pairs):
+        return None
+    if dest == base and abs(dst_lo - src_lo) < 6:
+        return None                         # an overlapping copy within one region
+    if set(loaded) & after[j]:
+        return None
+    temp = first.dst
+
+    def six(pc: int, lo: int) -> tuple | None:     # the 6 bytes at lo, in pc's region
+        loc = locs.get(pc)
+        if loc is None or loc[2] is None:
+            return loc
+        shift = lo - (block_off[pc])
+        return (loc[0], loc[1], loc[2] + shift, loc[2] + shift + 6)
+
+    block_off = {insn.pc: insn.off for insn in block[i:j + 1]}
+    return (Slot(first.pc, frozenset({base}), frozenset({temp}), loads=True, stores=False,
+                 helper=False, ends=False, loc=six(first.pc, src_lo)),
+            Slot(block[j].pc, frozenset({dest, temp}), frozenset(), loads=False, stores=True,
+                 helper=False, ends=False, loc=six(block[j].pc, dst_lo)),
+            j + 1 - i)
+
+
+def _fuse48(block: list[Insn], live: set[int],
+            locs: dict[int, tuple]) -> list[Insn | Slot]:
+    """hXDP's 6-byte load/store (Sec. 3.2) on one block: each 6-byte copy made of
+    smaller loads and stores becomes two slots; everything else stays."""
+    after: list[set[int]] = [set()] * len(block)
+    cur = set(live)
+    for j in range(len(block) - 1, -1, -1):
+        after[j] = set(cur)
+        r, w = _uses(block[j])
+        cur = (cur - w) | r
+    out: list[Insn | Slot] = []
+    i = 0
+    while i < len(block):
+        found = _copy48(block, i, after, locs) if block[i].op.kind is Kind.LDX else None
+        if found:
+            out.extend(found[:2])
+            i += found[2]
+        else:
+            out.append(block[i])
+            i += 1
+    return out
+
+
+def transform(block: list[Insn], live: set[int] | None = None,
+              locs: dict[int, tuple] | None = None) -> tuple[list[Slot], int]:
+    """hXDP's in-block transformations (stack zeroing out, 6-byte load/store, 3-operand
+    ALU, parametrized exit) on one block: its slots and how many instructions went
+    away.  ``live`` is what the block's successors read (every register when None);
+    ``locs`` where its loads and stores go (from :func:`regions`; unknown when None)."""
+    locs = locs or {}
+    entries = _fuse48(block, set(range(11)) if live is None else live, locs)
     slots: list[Slot | None] = []
     zero: set[int] = set()
     pending: dict[int, int] = {}            # rD -> index of a 64-bit ``rD = rS`` or ``rD = K``
-    for insn in block:
+    for insn in entries:
+        if isinstance(insn, Slot):          # a fused 6-byte load or store
+            for d in list(pending):
+                if d in insn.reads or d in insn.writes or \
+                        slots[pending[d]].reads & insn.writes:
+                    del pending[d]
+            zero -= insn.writes
+            slots.append(insn)
+            continue
         op, kind = insn.op, insn.op.kind
         r, w = _uses(insn)
         zeroing = (kind is Kind.ST and insn.dst == 10 and insn.imm == 0) or \
@@ -147,7 +366,8 @@ def transform(block: list[Insn]) -> tuple[list[Slot], int]:
         for d in list(pending):
             if d in r or d in w or slots[pending[d]].reads & w:
                 del pending[d]
-        slots.append(_slot(insn, reads))
+        slot = _slot(insn, reads)
+        slots.append(replace(slot, loc=locs[insn.pc]) if insn.pc in locs else slot)
         is_mov = kind is Kind.ALU and op.operation == "mov"
         if is_mov and (op.width == 64 or (insn.dst == 0 and op.src is not Field.READ)):
             pending[insn.dst] = len(slots) - 1
@@ -156,7 +376,7 @@ def transform(block: list[Insn]) -> tuple[list[Slot], int]:
         else:
             zero -= w
     kept = [s for s in slots if s is not None]
-    return kept, len(slots) - len(kept)
+    return kept, len(block) - len(kept)
 
 
 _PURE = (Kind.ALU, Kind.END, Kind.LDDW, Kind.LDX)
@@ -207,19 +427,21 @@ def schedule(slots: list[Slot], lanes: int, mem_ports: int, helpers_per_row: int
     """Rows the block's slots need on a VLIW core with those resources."""
     rows: list[list[int]] = []              # per row: [ops, memory ops, helper calls]
     last_write: dict[int, int] = {}
+    last_fixed: dict[int, int] = {}         # register -> row of its last fixed write
     last_read: dict[int, int] = {}
-    last_store = last_access = -1
+    accesses: list[tuple[int, Slot]] = []  # (row, slot) of the memory accesses so far
     end_floor = 0
     for s in slots:
         floor = 0
         for r in s.reads:
             floor = max(floor, last_write.get(r, -1) + 1)
         for w in s.writes:
-            floor = max(floor, last_write.get(w, -1) + 1, last_read.get(w, 0))
-        if s.loads or s.stores:
-            floor = max(floor, last_store + 1)
-        if s.stores:
-            floor = max(floor, last_access + (0 if not s.loads else 1))
+            floor = max(floor, last_fixed.get(w, -1) + 1, last_read.get(w, 0))
+        for prow, p in accesses if s.loads or s.stores else ():
+            if (p.stores or s.stores) and _alias(p.loc, s.loc):
+                # after a store; a store may share the row of a load it follows
+                floor = max(floor, prow + (0 if s.stores and not s.loads and not p.stores
+                                          else 1))
         if s.ends:
             floor = max(floor, end_floor)
         mem = int(s.loads or s.stores)
@@ -240,10 +462,10 @@ def schedule(slots: list[Slot], lanes: int, mem_ports: int, helpers_per_row: int
             last_read[r] = max(last_read.get(r, 0), row)
         for w in s.writes:
             last_write[w] = row
+            if w in s.fixed:
+                last_fixed[w] = row
         if s.loads or s.stores:
-            last_access = max(last_access, row)
-        if s.stores:
-            last_store = row
+            accesses.append((row, s))
     return len(rows)
 
 
@@ -282,6 +504,7 @@ def schedule_program(prog: Program, lanes: int, mem_ports: int, helpers_per_row:
         ctx = CtxTrack(entry=fn.entry == 0)
         blocks = cfg.blocks(fn, prog._code)
         kept = {}
+        locs = regions(blocks, by_pc, fn.entry == 0)
         if optimize:       # bounds checks out first, then what only they used
             for start, block in blocks.items():
                 kept[start] = [i for i in (by_pc[pc] for pc in block.pcs)
@@ -293,10 +516,12 @@ def schedule_program(prog: Program, lanes: int, mem_ports: int, helpers_per_row:
             insns = [by_pc[pc] for pc in block.pcs]
             if optimize:
                 body, dead = dead_code(kept[start], live[start])
-                slots, removed = transform(body)
+                slots, removed = transform(body, live[start], locs)
                 removed += dead + len(insns) - len(kept[start])
             else:
-                slots, removed = [_slot(i) for i in insns], 0
+                slots = [replace(_slot(i), loc=locs[i.pc]) if i.pc in locs else _slot(i)
+                         for i in insns]
+                removed = 0
             out[start] = (schedule(slots, lanes, mem_ports, helpers_per_row), len(insns),
                           removed)
     return Schedule(prog.name, out)
