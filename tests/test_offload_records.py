@@ -147,16 +147,23 @@ def test_one_test_run_per_packet_writes_the_same_records(tmp_path) -> None:
     assert sum(n for _, n in pcs) == first["insns"]
 
 
+def _both_ways(tmp_path, obj_path, capture, prog: str, tier: str):
+    """The records of a capture run of ``prog`` and the workload read back from them,
+    checked equal to the one ``from_pcap`` builds (each on a freshly loaded object)."""
+    rec = _records(tmp_path, obj_path, capture, prog=prog, tier=tier)
+    o = xsim.load(obj_path)
+    want = from_pcap(o, o.programs[prog], capture)
+    o = xsim.load(obj_path)
+    got = from_records(o, o.programs[prog], rec)
+    _same(want, got)
+    return rec, got
+
+
 @pytest.mark.parametrize("tier", ["interp", "jit"])
 def test_tail_calls_and_faults(tmp_path, tail, tier) -> None:
     """Paths through several programs (one count entry each), faults as XDP_ABORTED."""
     obj_path, capture = tail
-    rec = _records(tmp_path, obj_path, capture, prog="entry", tier=tier)
-    o = xsim.load(obj_path)
-    want = from_pcap(o, o.programs["entry"], capture)
-    o = xsim.load(obj_path)
-    got = from_records(o, o.programs["entry"], rec)
-    _same(want, got)
+    rec, got = _both_ways(tmp_path, obj_path, capture, "entry", tier)
     assert set(got.programs) == {"entry", "even", "odd"} and len(got.paths) > 3
     assert {"tx", "aborted"} <= set(got.verdict_counts())
     lines = [json.loads(line) for line in rec.read_text().splitlines()]
@@ -168,12 +175,7 @@ def test_tail_calls_and_faults(tmp_path, tail, tier) -> None:
 @pytest.mark.parametrize("tier", ["interp", "jit"])
 def test_faults_in_the_capture_loop_keep_their_lookups(tmp_path, tail, tier) -> None:
     obj_path, capture = tail
-    rec = _records(tmp_path, obj_path, capture, prog="lookup_fault", tier=tier)
-    o = xsim.load(obj_path)
-    want = from_pcap(o, o.programs["lookup_fault"], capture)
-    o = xsim.load(obj_path)
-    got = from_records(o, o.programs["lookup_fault"], rec)
-    _same(want, got)
+    _rec, got = _both_ways(tmp_path, obj_path, capture, "lookup_fault", tier)
     aborted = {got.paths[k].helpers.get(1) for k in got.path[got.verdict == 0]}
     assert aborted == {1}
 

@@ -292,18 +292,9 @@ def _fp_offset(regs: dict[int, int], reg: int) -> int | None:
     return 0 if reg == _FP else regs.get(reg)
 
 
-def _base(insn: Insn) -> int | None:
-    k = insn.op.kind
-    if k is Kind.LDX:
-        return insn.src
-    if k in (Kind.ST, Kind.STX, Kind.ATOMIC):
-        return insn.dst
-    return None
-
-
 def _slot(insn: Insn, regs: dict[int, int]) -> int | None:
     """The r10-relative offset a load, store or atomic touches, if known."""
-    base = _base(insn)
+    base = insn.mem_base
     b = _fp_offset(regs, base) if base is not None else None
     return None if b is None else b + insn.off
 

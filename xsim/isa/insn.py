@@ -60,6 +60,16 @@ class Insn:
             return self.pc + 1 + self.imm
         return None
 
+    @property
+    def mem_base(self) -> int | None:
+        """The register a load, store or atomic takes its address from, else None."""
+        kind = self.op.kind
+        if kind is Kind.LDX:
+            return self.src
+        if kind in (Kind.ST, Kind.STX, Kind.ATOMIC):
+            return self.dst
+        return None
+
     def encode(self) -> bytes:
         out = _FMT.pack(self.op.opcode, (self.src << 4) | self.dst, self.off, self.imm)
         if self.op.kind is Kind.LDDW:

@@ -9,7 +9,6 @@ loop's unchecked copy runs only when all of it holds.
 """
 from __future__ import annotations
 
-from ..isa import interp as ip
 from . import loops
 
 _32 = 1 << 32
@@ -81,27 +80,15 @@ def guard(f, lp: loops.Loop, budget: int) -> tuple:
     ok.append(ult(iterations, c(MAX_ITERATIONS)))
     last = b.sub(iterations, c(1))
     rows = []
-    rg = b.load(f.rg)
     for g in lp.groups:
         base, step = vals.of(g.base)
         ok.append(ult(step, c(_32)))
         lo = b.add(base, c(g.lo))
         hi = b.add(b.add(lo, b.mul(last, step)), c(g.hi - g.lo))
-        rid = b.lshr(lo, c(ip.REGION_SHIFT))
-        rid = b.select(ult(rid, b.load(f.rows)), rid, c(0))     # no such row: row 0
-        row = b.mul(rid, c(ip.RG_COLS))
-
-        def col(k, row=row):
-            return f.rgword(rg, row, k)
-        vbase = col(ip.RG_VBASE)
-        need = c(g.perm)
-        size = b.select(b.icmp_unsigned("==", b.and_(col(ip.RG_PERM), need), need),
-                        col(ip.RG_SIZE), c(0))
         # hi - lo is below 2**63, so off <= end says that the span does not wrap
-        off, end = b.sub(lo, vbase), b.sub(hi, vbase)
-        ok.append(b.icmp_unsigned("<=", off, end))
-        ok.append(b.icmp_unsigned("<=", end, size))
-        rows.append((rid, b.sub(col(ip.RG_HOST), vbase)))
+        inside, rid, delta = f.span_row(lo, hi, g.perm)
+        ok.append(inside)
+        rows.append((rid, delta))
     # every 32-bit value the proof reads stays below 2**32 for all iterations
     for base, step in vals.narrow:
         ok.append(ult(step, c(MAX_STEP)))

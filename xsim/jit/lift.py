@@ -688,37 +688,41 @@ class _Fn:
         """The guard at ``pc`` on ``[s, e)``; where it fails, the interpreter goes on at
         ``resume`` with ``insns`` counted."""
         b = self.b
-        need = self.const(self.proof.perms[pc])
-        rid = b.lshr(s, self.const(ip.REGION_SHIFT))
         stub = self.llfn.append_basic_block(f"unproven{pc}")
         with b.goto_block(stub):
             self.word(self.st, ip.S_PC, self.const(resume))
             self.word(self.st, ip.S_INSNS, insns)
             b.branch(self._handoff_block())
-        have = b.icmp_unsigned("<", rid, b.load(self.rows))
-        # no such row reads row 0 instead: the row's loads need no branch before them,
-        # so a guard made on entry is loop-invariant whole (and LLVM makes it once)
-        rid = b.select(have, rid, self.const(0))
-        fits = b.and_(have, b.and_(b.icmp_unsigned("<=", s, e),
-                                   b.icmp_unsigned("<", e, self.const(bounds.GUARD_LIMIT))))
-        rg = b.load(self.rg)
-        row = b.mul(rid, self.const(ip.RG_COLS))
-        vbase, size, host, perm = (self.rgword(rg, row, col) for col in (
-            ip.RG_VBASE, ip.RG_SIZE, ip.RG_HOST, ip.RG_PERM))
-        inside = b.and_(fits, b.and_(
-            b.icmp_unsigned("==", b.and_(perm, need), need),
-            b.and_(b.icmp_unsigned("<=", b.sub(s, vbase), size),
-                   b.icmp_unsigned("<=", b.sub(e, vbase), size))))
+        inside, rid, delta = self.span_row(s, e, self.proof.perms[pc])
+        inside = b.and_(inside, b.and_(b.icmp_unsigned("<=", s, e), b.icmp_unsigned(
+            "<", e, self.const(bounds.GUARD_LIMIT))))
         good = self.llfn.append_basic_block(f"proved{pc}")
         b.cbranch(inside, good, stub).set_weights([1000, 1])
         b.position_at_end(good)
-        p = self.proved
+        p, rg = self.proved, b.load(self.rg)
         old = b.mul(b.load(p["rid"]), self.const(ip.RG_COLS))
         for k, col in (("reads", ip.RG_READS), ("writes", ip.RG_WRITES)):
             self.rgword(rg, old, col, b.add(self.rgword(rg, old, col), b.load(p[k])))
             b.store(self.const(0), p[k])
         b.store(rid, p["rid"])
-        b.store(b.sub(host, vbase), p["delta"])
+        b.store(delta, p["delta"])
+
+    def span_row(self, lo, hi, need: int) -> tuple:
+        """Whether ``[lo, hi)`` lies inside the row of ``lo``'s region with permissions
+        ``need``: (i1, row id, host - vbase).  The row is read with no branch before it
+        (no such row reads row 0, which holds nothing), so a check on loop-invariant
+        values is loop-invariant whole and LLVM makes it once."""
+        b, c = self.b, self.const
+        rid = b.lshr(lo, c(ip.REGION_SHIFT))
+        rid = b.select(b.icmp_unsigned("<", rid, b.load(self.rows)), rid, c(0))
+        rg, row = b.load(self.rg), b.mul(rid, c(ip.RG_COLS))
+        vbase, size, host, perm = (self.rgword(rg, row, col) for col in (
+            ip.RG_VBASE, ip.RG_SIZE, ip.RG_HOST, ip.RG_PERM))
+        off, end = b.sub(lo, vbase), b.sub(hi, vbase)
+        inside = b.and_(b.icmp_unsigned("==", b.and_(perm, c(need)), c(need)),
+                        b.and_(b.icmp_unsigned("<=", off, end),
+                               b.icmp_unsigned("<=", end, size)))
+        return inside, rid, b.sub(host, vbase)
 
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:

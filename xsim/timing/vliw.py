@@ -145,16 +145,6 @@ class CtxTrack:
 _MAP_LOOKUP = 1         # bpf_map_lookup_elem: r0 points into a map value or is NULL
 
 
-def _base(insn: Insn) -> int | None:
-    """The address register of a memory access, else None."""
-    kind = insn.op.kind
-    if kind is Kind.LDX:
-        return insn.src
-    if kind in (Kind.ST, Kind.STX, Kind.ATOMIC):
-        return insn.dst
-    return None
-
-
 def regions(fn_blocks: dict[int, "cfg.Block"], by_pc: dict[int, Insn],
             entry: bool) -> dict[int, tuple]:
     """Where each load and store of a function goes, as far as the pointers' origins
@@ -190,7 +180,7 @@ def regions(fn_blocks: dict[int, "cfg.Block"], by_pc: dict[int, Insn],
             defs: dict[int, object] = {}
             for pc in blk.pcs:
                 insn = by_pc[pc]
-                base = _base(insn)
+                base = insn.mem_base
                 if base is not None and base in state:
                     tag, size = state[base], insn.op.size
                     if tag[0] == "stack":
