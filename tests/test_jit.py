@@ -287,6 +287,20 @@ def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path)
     assert res.r0 == 7 and getattr(prog, "_native", None) is None
 
 
+def test_a_compile_puts_the_heap_out_of_the_collectors_reach(monkeypatch,
+                                                             tmp_path: Path) -> None:
+    """A compile that is not a cache hit freezes the objects alive before it (once per
+    process), so a full collection during lifting does not walk the imports."""
+    import gc
+    from xsim.jit import engine
+    monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(engine, "_FROZEN", False)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    res = Program.from_bytes(assemble("mov %r0, 9\nexit")).run(tier="jit")
+    assert res.r0 == 9 and gc.get_freeze_count() > 0 and engine._FROZEN
+
+
 @pytest.mark.parametrize("prog, ctx", [("loop_prog", (10, 100)), ("loop_prog", (10, 4)),
                                        ("loop_prog", (0, 0))])
 def test_helpers_that_call_back_into_the_program(prog: str, ctx: tuple) -> None:
