@@ -1182,8 +1182,12 @@ class Lifter:
         # helpers and a handoff to see: no loop-carried chain through memory
         done = b.phi(I64, name="done")
         total = b.phi(I64, name="total")
+        # r0 too: each run starts with the last one's, passed in a register (the word
+        # is still written after each run, for the driver and the interpreter)
+        r0 = b.phi(I64, name="r0")
         done.add_incoming(c(0), before)
         total.add_incoming(c(0), before)
+        r0.add_incoming(c(0), before)
         word(st, ip.S_RUNS_DONE, done)
         word(st, ip.S_TOTAL, total)
         word(st, ip.S_INSNS, c(0))
@@ -1192,7 +1196,7 @@ class Lifter:
         # what the program leaves in r1-r5 at its exit is seen by nothing
         with b.goto_entry_block():
             out = b.alloca(I64, 6, name="out")
-        args = [st, env, out, word(st, ip.R_BASE), word(st, ip.S_INIT_R1),
+        args = [st, env, out, r0, word(st, ip.S_INIT_R1),
                 word(st, ip.S_INIT_R2)] + [c(0)] * 7 + [top, c(0)]
         status = b.call(self.llfns[0], args)
         finished = f.append_basic_block("finished")
@@ -1205,12 +1209,26 @@ class Lifter:
         word(st, ip.S_RUNS_LEFT, b.sub(runs, done))
         b.ret(status)
         b.position_at_end(finished)
-        word(st, ip.R_BASE, b.select(b.icmp_unsigned("==", status, c(RETURNED)), b.load(out),
-                                     word(st, ip.R_BASE)))     # a stop left it there
+        returned = f.append_basic_block("returned")
+        left_off = f.append_basic_block("left_off")
+        ran = f.append_basic_block("ran")
+        b.cbranch(b.icmp_unsigned("==", status, c(RETURNED)), returned, left_off)
+        b.position_at_end(returned)
+        r0_returned = b.load(out)
+        b.branch(ran)
+        b.position_at_end(left_off)
+        r0_stopped = word(st, ip.R_BASE)            # a stop left it there
+        b.branch(ran)
+        b.position_at_end(ran)
+        r0_next = b.phi(I64)
+        r0_next.add_incoming(r0_returned, returned)
+        r0_next.add_incoming(r0_stopped, left_off)
         total1 = b.add(total, word(st, ip.S_INSNS))
         done1 = b.add(done, c(1))
-        done.add_incoming(done1, finished)
-        total.add_incoming(total1, finished)
+        done.add_incoming(done1, ran)
+        total.add_incoming(total1, ran)
+        r0.add_incoming(r0_next, ran)
+        word(st, ip.R_BASE, r0_next)
         last = f.append_basic_block("last")
         b.cbranch(b.icmp_unsigned(">=", done1, runs), last, run)
         b.position_at_end(last)
