@@ -58,6 +58,8 @@ CB_GO_ON, CB_FAILED, CB_TAIL_CALL, CB_STOP = 0, 1, 2, 3
 
 ENTRY = "xsim_entry"
 _MASK = (1 << 64) - 1
+#: instructions that can neither fault nor leave the function: no count to make for them
+_COUNTLESS = set(ALU) | set(END) | JCONDS | {"lddw", "ja"}
 
 
 class _Reload:
@@ -501,7 +503,7 @@ class _Fn:
         group = None if self.fast is not None else self._group(pcs)
         first = pcs.index(group[0]) if group else 0
         for k2, pc in enumerate(pcs[:first]):
-            self.insn(pc, self._count_at(len(pcs) - k2 - 1), nxt)
+            self.insn(pc, self._count_at(pc, len(pcs) - k2 - 1), nxt)
         if group:
             fast = self.llfn.append_basic_block(f"grouped{group[0]}")
             slow = self.llfn.append_basic_block(f"checked{group[0]}")
@@ -514,17 +516,20 @@ class _Fn:
             self.unchecked = unchecked
             ended = False
             for k2 in range(first, len(pcs)):
-                ended = self.insn(pcs[k2], self._count_at(len(pcs) - k2 - 1), nxt)
+                ended = self.insn(pcs[k2], self._count_at(pcs[k2], len(pcs) - k2 - 1), nxt)
             self.unchecked = None
             if not ended:
                 if nxt is None:   # running off the end of a function: the decoder's job
                     raise JitUnsupported(f"pc {pcs[-1]}: the function falls off its end")
                 b.branch(self.target(nxt))
 
-    def _count_at(self, left: int):
-        """The count after an instruction with ``left`` more to come in its block: read
-        from ``self.left`` (which holds the block's end), not kept from the block's start,
-        since an access's miss goes through the function's shared block and comes back."""
+    def _count_at(self, pc: int, left: int):
+        """The count after the instruction at ``pc`` with ``left`` more to come in its
+        block (None where nothing reads it): read from ``self.left`` (which holds the
+        block's end), not kept from the block's start, since an access's miss goes
+        through the function's shared block and comes back."""
+        if pc not in self.proof.guards and NAMES[int(self.l.code[pc, 0])] in _COUNTLESS:
+            return None
         return self.b.sub(self.count(), self.const(left))
 
     def count(self):
