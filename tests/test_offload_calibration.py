@@ -49,3 +49,14 @@ def test_scaling_comes_from_the_cores_not_a_table() -> None:
     one = run_study(host, workload(fig), cores=1, packets=5000)
     three = run_study(host, workload(fig), cores=3, packets=5000)
     assert one.bottleneck == "cores" and three.mpps > 2.5 * one.mpps
+
+
+def test_the_drop_path_row_runs_only_the_drop_path() -> None:
+    """The firewall row that assumes the drop path: every frame of its capture is
+    dropped after one lookup (a miss), whether the key's ports needed a swap or not."""
+    from xsim.nic.calibration import workload
+    fig = next(f for f in FIGURES if f.program.endswith("firewall_ports.o"))
+    w = workload(fig)
+    assert w.verdict_counts() == {"drop": len(w)}
+    assert [p.helpers for p in w.paths] == [{1: 1}] * len(w.paths)   # the lookup alone
+    assert {p.insns for p in w.paths} <= set(range(40, 50))
