@@ -280,11 +280,31 @@ def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path)
         pytest.skip("no fork on this OS: compiling happens in-process")
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(engine, "optimized_text", lambda *a: _os.abort())
+    engine.stop_compiler()          # the next compiler process is forked with the patch
     prog = Program.from_bytes(assemble("mov %r0, 7\nexit"))
     with pytest.raises(engine.CompilerCrashed, match="signal 6"):
         prog.run(tier="jit")
     res = prog.run(tier="auto", repeat=100)
     assert res.r0 == 7 and getattr(prog, "_native", None) is None
+    assert engine._COMPILER is None      # each crash took its compiler process with it
+
+
+def test_one_compiler_process_serves_every_compile(tmp_path: Path, monkeypatch) -> None:
+    """Compiles go to one forked compiler process, which stays for the next one."""
+    import os as _os
+    from xsim.jit import engine
+    if not hasattr(_os, "fork"):
+        pytest.skip("no fork on this OS: compiling happens in-process")
+    monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
+    engine.stop_compiler()
+    got = [Program.from_bytes(assemble(f"mov %r0, {k}\nexit")).run(tier="jit").r0
+           for k in (3, 4)]
+    pid = engine._COMPILER.pid
+    assert got == [3, 4] and pid != _os.getpid()
+    assert Program.from_bytes(assemble("mov %r0, 5\nexit")).run(tier="jit").r0 == 5
+    assert engine._COMPILER.pid == pid
+    engine.stop_compiler()
+    assert engine._COMPILER is None
 
 
 def test_a_compile_puts_the_heap_out_of_the_collectors_reach(monkeypatch,

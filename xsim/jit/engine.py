@@ -14,6 +14,7 @@ import gc
 import hashlib
 import importlib.metadata
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,8 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
     ``profile``: a build that counts executions per pc."""
     tm = target_machine()
     cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
-    obj, compile_s, hit = cached_object(code, consts, name, tm, host_triple(), cpu, profile)
+    obj, compile_s, hit = cached_object(code, consts, name, ("host",), host_triple(), cpu,
+                                        profile)
     t1 = time.perf_counter()
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -172,9 +174,8 @@ def object_for(code: np.ndarray, consts: np.ndarray, name: str, triple: str, cpu
                features: str, code_model: str, profile: bool = False) -> tuple[bytes, float, bool]:
     """Position-independent relocatable object code of a lowered program for another
     target (the emulator links it): (object, compile seconds, from the disk cache)."""
-    tm = machine_for(triple, cpu, features, code_model)
-    return cached_object(code, consts, name, tm, triple, f"{cpu}{features} pic {code_model}",
-                         profile)
+    return cached_object(code, consts, name, (triple, cpu, features, code_model), triple,
+                         f"{cpu}{features} pic {code_model}", profile)
 
 
 def machine_for(triple: str, cpu: str, features: str, code_model: str) -> llvm.TargetMachine:
@@ -186,10 +187,17 @@ def machine_for(triple: str, cpu: str, features: str, code_model: str) -> llvm.T
         cpu=cpu, features=features, opt=3, reloc="pic", codemodel=code_model)
 
 
-def cached_object(code: np.ndarray, consts: np.ndarray, name: str, tm: llvm.TargetMachine,
+def _machine(spec: tuple) -> llvm.TargetMachine:
+    """The target machine a spec names: ``("host",)`` (the JIT's) or ``(triple, cpu,
+    features, code model)`` (position-independent code for the emulator)."""
+    return target_machine() if spec == ("host",) else machine_for(*spec)
+
+
+def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
                   triple: str, cpu: str, profile: bool) -> tuple[bytes, float, bool]:
-    """The program's object code for ``tm``, from the disk cache or compiled (in a child
-    process) and cached: (object, compile seconds, from the cache)."""
+    """The program's object code for the machine ``spec`` names (see ``_machine``), from
+    the disk cache or compiled (in the compiler process) and cached: (object, compile
+    seconds, from the cache)."""
     cpu += " profile" if profile else ""
     planted = plant.active()            # a test's planted bug: never a correct build's key
     cpu += f" plant {planted}" if planted else ""
@@ -203,7 +211,7 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, tm: llvm.Targ
     _freeze_heap()
     # lifted here (JitUnsupported comes straight from it), compiled in the child
     text = lifted(code, consts, name, profile=profile)
-    obj = _isolated(lambda: tm.emit_object(optimized_text(text, tm, triple)))
+    obj = _compile(spec, text, triple)
     compile_s = time.perf_counter() - t0
     if path is not None:
         try:
@@ -256,55 +264,108 @@ def optimized_module(code: np.ndarray, consts: np.ndarray, name: str,
     return optimized_text(lifted(code, consts, name, **lift_options), tm, triple)
 
 
-#: compiler children whose answer came in full but that may still be exiting: reaped
-#: (without waiting) on the next compile
-_EXITING: list[int] = []
+def _build(spec: tuple, text: str, triple: str) -> bytes:
+    tm = _machine(spec)
+    return tm.emit_object(optimized_text(text, tm, triple))
 
 
-def _reap_exited() -> None:
-    for pid in list(_EXITING):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _EXITING.remove(pid)
+def _send(f, data: bytes) -> None:
+    f.write(len(data).to_bytes(8, "little") + data)
+    f.flush()
 
 
-def _isolated(make) -> bytes:
-    """``make()`` in a forked child where the OS has fork: an LLVM assertion or crash
-    on some program then takes down the child, not the host process (and becomes a
-    CompilerCrashed).  JitUnsupported comes back as itself.  The child's answer is
-    framed with its length, so the parent goes on once it has all of it, without
-    waiting for the child to unmap its copy of the process (about 7 ms here)."""
-    if not hasattr(os, "fork") or os.environ.get("XSIM_JIT_FORK", "1") == "0":
-        return make()
-    _reap_exited()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                  # the child: compile, send, leave
-        faulthandler.disable()                    # a crash here is reported by the parent
-        try:
+def _receive(f) -> bytes | None:
+    """One framed message, or None where the other side ended before it was whole."""
+    head = f.read(8)
+    if len(head) != 8:
+        return None
+    want = int.from_bytes(head, "little")
+    data = f.read(want)
+    return data if len(data) == want else None
+
+
+class _Compiler:
+    """A forked child that compiles IR text to object code, one request after another
+    (target machine spec, IR text, triple in; the object or the error out).  An LLVM
+    assertion or crash on some program takes down this process, not the host's, and
+    the next compile starts another.  It is forked once, not once per program: a fork
+    of a process that holds numba and LLVM, and the child's first writes to the pages
+    it shares, cost 20-30 ms a compile (a quarter of a cross-check campaign)."""
+
+    def __init__(self) -> None:
+        _init()                  # LLVM's options are set before the fork, for both sides
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                              # the compiler: serve until the host goes
+            faulthandler.disable()                # a crash here is reported by the host
             try:
-                payload = b"O" + make()
-            except lift.JitUnsupported as exc:
-                payload = b"U" + str(exc).encode()
-            except BaseException as exc:         # noqa: BLE001 - reported to the parent
-                payload = b"E" + f"{type(exc).__name__}: {exc}".encode()
-            view = memoryview(len(payload).to_bytes(8, "little") + payload)
-            while view:
-                view = view[os.write(write, view):]
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        head = f.read(8)
-        want = int.from_bytes(head, "little") if len(head) == 8 else -1
-        data = f.read(want) if want > 0 else b""
-    if want > 0 and len(data) == want:
-        _EXITING.append(pid)
-    else:                                         # it died before it had said it all
-        _, status = os.waitpid(pid, 0)
+                os.close(req_w)
+                os.close(resp_r)
+                _serve(os.fdopen(req_r, "rb"), os.fdopen(resp_w, "wb"))
+            finally:
+                os._exit(0)
+        os.close(req_r)
+        os.close(resp_w)
+        self.pid, self.owner = pid, os.getpid()
+        self.requests, self.answers = os.fdopen(req_w, "wb"), os.fdopen(resp_r, "rb")
+
+    def compile(self, spec: tuple, text: str, triple: str) -> bytes | None:
+        """The framed answer (kind byte, body), or None if the compiler died on it."""
+        try:
+            _send(self.requests, pickle.dumps((spec, text, triple)))
+        except (BrokenPipeError, OSError):
+            return None
+        return _receive(self.answers)
+
+    def end(self) -> int:
+        """Close its pipes and reap it; its wait status."""
+        for f in (self.requests, self.answers):
+            try:
+                f.close()
+            except OSError:
+                pass
+        _, status = os.waitpid(self.pid, 0)
+        return status
+
+
+def _serve(requests, answers) -> None:
+    while (req := _receive(requests)) is not None:
+        spec, text, triple = pickle.loads(req)
+        try:
+            payload = b"O" + _build(spec, text, triple)
+        except lift.JitUnsupported as exc:
+            payload = b"U" + str(exc).encode()
+        except BaseException as exc:             # noqa: BLE001 - reported to the host
+            payload = b"E" + f"{type(exc).__name__}: {exc}".encode()
+        _send(answers, payload)
+
+
+_COMPILER: _Compiler | None = None
+
+
+def stop_compiler() -> None:
+    """End the compiler process (the next compile starts a new one, which sees this
+    process's code and settings as they are then)."""
+    global _COMPILER
+    if _COMPILER is not None and _COMPILER.owner == os.getpid():
+        _COMPILER.end()
+    _COMPILER = None
+
+
+def _compile(spec: tuple, text: str, triple: str) -> bytes:
+    """Object code of lifted IR text for the machine ``spec`` names: in the compiler
+    process where the OS has fork (``XSIM_JIT_FORK=0``: in this one).  A crash there
+    is a CompilerCrashed; JitUnsupported comes back as itself."""
+    global _COMPILER
+    if not hasattr(os, "fork") or os.environ.get("XSIM_JIT_FORK", "1") == "0":
+        return _build(spec, text, triple)
+    if _COMPILER is None or _COMPILER.owner != os.getpid():   # none yet, or a parent's
+        _COMPILER = _Compiler()
+    data = _COMPILER.compile(spec, text, triple)
+    if data is None:                              # it died on this program
+        status = _COMPILER.end()
+        _COMPILER = None
         why = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                else f"exit status {os.WEXITSTATUS(status)}")
         raise CompilerCrashed(f"LLVM crashed compiling this program ({why}); tier 'interp' "
