@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import os
 import pickle
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,7 @@ class _Compiler:
         pid = os.fork()
         if pid == 0:                              # the compiler: serve until the host goes
             faulthandler.disable()                # a crash here is reported by the host
+            signal.signal(signal.SIGINT, signal.SIG_IGN)   # the host's Ctrl-C is the host's
             try:
                 os.close(req_w)
                 os.close(resp_r)
@@ -306,12 +308,16 @@ class _Compiler:
         self.pid, self.owner = pid, os.getpid()
         self.requests, self.answers = os.fdopen(req_w, "wb"), os.fdopen(resp_r, "rb")
 
-    def compile(self, spec: tuple, text: str, triple: str) -> bytes | None:
-        """The framed answer (kind byte, body), or None if the compiler died on it."""
+    def send(self, spec: tuple, text: str, triple: str) -> bool:
+        """Hand it a request; False if it had already gone (it never saw this one)."""
         try:
             _send(self.requests, pickle.dumps((spec, text, triple)))
         except (BrokenPipeError, OSError):
-            return None
+            return False
+        return True
+
+    def answer(self) -> bytes | None:
+        """The framed answer (kind byte, body), or None if the compiler died on it."""
         return _receive(self.answers)
 
     def end(self) -> int:
@@ -321,7 +327,10 @@ class _Compiler:
                 f.close()
             except OSError:
                 pass
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:                 # reaped already
+            status = 0
         return status
 
 
@@ -358,7 +367,11 @@ def _compile(spec: tuple, text: str, triple: str) -> bytes:
         return _build(spec, text, triple)
     if _COMPILER is None or _COMPILER.owner != os.getpid():   # none yet, or a parent's
         _COMPILER = _Compiler()
-    data = _COMPILER.compile(spec, text, triple)
+    if not _COMPILER.send(spec, text, triple):    # gone before this program: another one
+        _COMPILER.end()
+        _COMPILER = _Compiler()
+        _COMPILER.send(spec, text, triple)
+    data = _COMPILER.answer()
     if data is None:                              # it died on this program
         status = _COMPILER.end()
         _COMPILER = None
