@@ -16,7 +16,7 @@ from xsim.nic.study import StudyError, path_costs, run_study
 from xsim.nic.workload import WorkloadError, from_pcap
 from xsim.timing.model import Pipeline, Stage
 from xsim.timing.profile import ProfileError, all_targets, find_target, load_profile
-from xsim.timing.vliw import _slot, schedule, schedule_program, transform
+from xsim.timing.vliw import schedule, schedule_program, slot_of, transform
 
 ROOT = Path(__file__).resolve().parents[1]
 OFF = ROOT / "examples" / "offload"
@@ -125,7 +125,7 @@ def test_not_a_capture_is_a_clear_error(tmp_path) -> None:
 # -- VLIW -------------------------------------------------------------------------------
 
 def _slots(text: str):
-    return [_slot(i) for i in decode(xsim.assemble(text))]
+    return [slot_of(i) for i in decode(xsim.assemble(text))]
 
 
 def test_vliw_rows_follow_dependencies_and_resources() -> None:

@@ -98,7 +98,9 @@ def _uses(insn: Insn) -> tuple[set[int], set[int]]:
     return set(), set()
 
 
-def _slot(insn: Insn, reads: set[int] | None = None) -> Slot:
+def slot_of(insn: Insn, reads: set[int] | None = None) -> Slot:
+    """The scheduler's view of one instruction: the registers it reads (``reads`` in
+    place of its own, after renaming) and writes, and the resources it needs."""
     r, w = _uses(insn)
     kind = insn.op.kind
     helper = kind is Kind.CALL and insn.src != oc.CALL_LOCAL
@@ -356,7 +358,7 @@ def transform(block: list[Insn], live: set[int] | None = None,
         for d in list(pending):
             if d in r or d in w or slots[pending[d]].reads & w:
                 del pending[d]
-        slot = _slot(insn, reads)
+        slot = slot_of(insn, reads)
         slots.append(replace(slot, loc=locs[insn.pc]) if insn.pc in locs else slot)
         is_mov = kind is Kind.ALU and op.operation == "mov"
         if is_mov and (op.width == 64 or (insn.dst == 0 and op.src is not Field.READ)):
@@ -509,7 +511,7 @@ def schedule_program(prog: Program, lanes: int, mem_ports: int, helpers_per_row:
                 slots, removed = transform(body, live[start], locs)
                 removed += dead + len(insns) - len(kept[start])
             else:
-                slots = [replace(_slot(i), loc=locs[i.pc]) if i.pc in locs else _slot(i)
+                slots = [replace(slot_of(i), loc=locs[i.pc]) if i.pc in locs else slot_of(i)
                          for i in insns]
                 removed = 0
             out[start] = (schedule(slots, lanes, mem_ports, helpers_per_row), len(insns),
