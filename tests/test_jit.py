@@ -307,22 +307,42 @@ def test_one_compiler_process_serves_every_compile(tmp_path: Path, monkeypatch) 
     assert engine._COMPILER is None
 
 
-def test_a_compiler_process_gone_between_compiles_is_replaced(tmp_path: Path,
-                                                               monkeypatch) -> None:
-    """A compiler process that died while idle (killed from outside) costs the next
-    compile nothing but a new fork: only a death on the program itself is an error."""
+@pytest.fixture
+def compiler_pid(tmp_path: Path, monkeypatch) -> int:
+    """The pid of this process's compiler process, after one compile through it."""
     import os as _os
-    import signal
     from xsim.jit import engine
     if not hasattr(_os, "fork"):
         pytest.skip("no fork on this OS: compiling happens in-process")
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
     assert Program.from_bytes(assemble("mov %r0, 6\nexit")).run(tier="jit").r0 == 6
-    gone = engine._COMPILER.pid
-    _os.kill(gone, signal.SIGKILL)
-    _os.waitpid(gone, 0)            # dead before the next compile sends it anything
+    return engine._COMPILER.pid
+
+
+def test_a_compiler_process_gone_between_compiles_is_replaced(compiler_pid: int) -> None:
+    """A compiler process that died while idle (killed from outside) costs the next
+    compile nothing but a new fork: only a death on the program itself is an error."""
+    import os as _os
+    import signal
+    from xsim.jit import engine
+    _os.kill(compiler_pid, signal.SIGKILL)
+    _os.waitpid(compiler_pid, 0)    # dead before the next compile sends it anything
     assert Program.from_bytes(assemble("mov %r0, 8\nexit")).run(tier="jit").r0 == 8
-    assert engine._COMPILER.pid != gone
+    assert engine._COMPILER.pid != compiler_pid
+
+
+def test_the_compiler_process_leaves_ctrl_c_to_its_host(compiler_pid: int) -> None:
+    """A SIGINT (a terminal's Ctrl-C reaches the whole process group) does not end the
+    compiler process: the host decides what an interrupt means."""
+    import os as _os
+    import signal
+    import time
+    from xsim.jit import engine
+    _os.kill(compiler_pid, signal.SIGINT)
+    time.sleep(0.05)
+    assert _os.waitpid(compiler_pid, _os.WNOHANG) == (0, 0)          # still there
+    assert Program.from_bytes(assemble("mov %r0, 2\nexit")).run(tier="jit").r0 == 2
+    assert engine._COMPILER.pid == compiler_pid
 
 
 def test_a_compile_puts_the_heap_out_of_the_collectors_reach(monkeypatch,
@@ -365,22 +385,3 @@ def test_a_callback_writes_the_native_callers_stack() -> None:
     code = _loop_program("ldxdw %r3, [%r2+0]\nadd %r3, %r1\nstxdw [%r2+0], %r3\nmov %r0, 0\nexit")
     got = both(Program.from_bytes(code, helpers=helpers), repeat=2)
     assert got["error"] is None and got["r0"] == 3 + (0 + 1 + 2) * 10
-
-
-def test_the_compiler_process_leaves_ctrl_c_to_its_host(tmp_path: Path, monkeypatch) -> None:
-    """A SIGINT (a terminal's Ctrl-C reaches the whole process group) does not end the
-    compiler process: the host decides what an interrupt means."""
-    import os as _os
-    import signal
-    import time
-    from xsim.jit import engine
-    if not hasattr(_os, "fork"):
-        pytest.skip("no fork on this OS: compiling happens in-process")
-    monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
-    assert Program.from_bytes(assemble("mov %r0, 1\nexit")).run(tier="jit").r0 == 1
-    pid = engine._COMPILER.pid
-    _os.kill(pid, signal.SIGINT)
-    time.sleep(0.05)
-    assert _os.waitpid(pid, _os.WNOHANG) == (0, 0)          # still there
-    assert Program.from_bytes(assemble("mov %r0, 2\nexit")).run(tier="jit").r0 == 2
-    assert engine._COMPILER.pid == pid
