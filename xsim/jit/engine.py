@@ -10,6 +10,7 @@ cache path is the path every run takes.  ``XSIM_CACHE_DIR`` moves the cache;
 from __future__ import annotations
 
 import faulthandler
+import functools
 import gc
 import hashlib
 import importlib.metadata
@@ -184,9 +185,11 @@ def machine_for(triple: str, cpu: str, features: str, code_model: str) -> llvm.T
         cpu=cpu, features=features, opt=3, reloc="pic", codemodel=code_model)
 
 
+@functools.cache
 def _machine(spec: tuple) -> llvm.TargetMachine:
     """The target machine a spec names: ``("host",)`` (the JIT's) or ``(triple, cpu,
-    features, code model)`` (position-independent code for the emulator)."""
+    features, code model)`` (position-independent code for the emulator); made once
+    per process and spec, not once per compile."""
     return target_machine() if spec == ("host",) else machine_for(*spec)
 
 
@@ -206,7 +209,7 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
     if obj is not None:
         return obj, 0.0, True
     _freeze_heap()
-    # lifted here (JitUnsupported comes straight from it), compiled in the child
+    # lifted here (JitUnsupported comes straight from it), compiled in the compiler process
     text = lifted(code, consts, name, profile=profile)
     obj = _compile(spec, text, triple)
     compile_s = time.perf_counter() - t0
