@@ -82,6 +82,23 @@ def test_unknown_target_lists_the_known_ones() -> None:
         find_target("no-such-card")
 
 
+def test_user_profiles_from_xsim_targets(tmp_path, monkeypatch) -> None:
+    """A user adds a target by writing a file into a directory of $XSIM_TARGETS; a file of
+    a shipped name there replaces the shipped profile."""
+    nfp = (ROOT / "targets" / "nfp-4000.toml").read_text()
+    (tmp_path / "my-card.toml").write_text(nfp.replace('name = "nfp-4000"', 'name = "my-card"'))
+    (tmp_path / "nfp-4000.toml").write_text(nfp.replace("\nmhz = 800.0", "\nmhz = 1000.0", 1))
+    monkeypatch.setenv("XSIM_TARGETS", str(tmp_path))
+    assert find_target("my-card").name == "my-card"
+    mine = find_target("nfp-4000")
+    assert str(mine.path) == str(tmp_path / "nfp-4000.toml") and mine.mhz == 1000
+    names = [p.name for p in all_targets()]
+    assert names.count("nfp-4000") == 1 and "my-card" in names and "hxdp-sume" in names
+    out = _xsim("targets", "--json")
+    listed = {t["name"]: t["file"] for t in json.loads(out.stdout)}
+    assert listed["my-card"] == str(tmp_path / "my-card.toml")
+
+
 # -- workload ---------------------------------------------------------------------------
 
 def test_workload_counts_classes_helpers_and_maps() -> None:

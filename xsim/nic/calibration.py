@@ -20,7 +20,8 @@ from .study import path_costs, run_study
 from .workload import Workload, from_pcap
 
 CALIBRATION_DIR = TARGETS_DIR / "calibration"
-ROOT = TARGETS_DIR.parent
+#: the figures' programs and captures are the repository's examples: a source tree's
+ROOT = Path(__file__).resolve().parents[2]
 PACKETS = 200_000
 
 
@@ -67,6 +68,10 @@ def workload(fig: Figure) -> Workload:
     """The figure's program over its capture (one run per program, capture and maps)."""
     key = (fig.program, fig.pcap, fig.maps_in)
     if key not in _WORKLOADS:
+        if not (ROOT / fig.program).exists():
+            raise ProfileError(CALIBRATION_DIR / fig.file, f"figure {fig.figure!r}: its program {fig.program} "
+                                         f"is not under {ROOT}: calibration runs in a source "
+                                         "checkout of xsim", "program")
         obj = load(ROOT / fig.program)
         if fig.maps_in:
             apply_maps_in(obj, json.loads((ROOT / fig.maps_in).read_text()))

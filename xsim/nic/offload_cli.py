@@ -46,7 +46,7 @@ def targets_table() -> "rich.table.Table":  # noqa: F821
     from rich.table import Table
 
     from ..timing.profile import all_targets
-    table = Table(title="xsim targets (targets/*.toml)")
+    table = Table(title="xsim targets (shipped profiles; $XSIM_TARGETS directories first)")
     for col in ("target", "kind", "units", "clock", "link", "offload rules", "models"):
         table.add_column(col)
     for p in all_targets():
@@ -244,7 +244,7 @@ def cmd_offload(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add ``targets`` and ``offload`` to the ``xsim`` command's subcommands."""
-    p = sub.add_parser("targets", help="list the hardware target profiles (targets/*.toml)")
+    p = sub.add_parser("targets", help="list the hardware target profiles (shipped, and in $XSIM_TARGETS)")
     p.add_argument("--json", action="store_true", help="print them as JSON")
     p.set_defaults(func=cmd_targets)
 

@@ -10,6 +10,7 @@ field is a :class:`ProfileError` naming the file and the dotted field.
 from __future__ import annotations
 
 import fnmatch
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,12 @@ from typing import Any
 from ..errors import XsimError
 from ..runtime.helper_table import BY_NAME
 
-#: where the shipped profiles are: ``targets/`` at the repository root
-TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
+#: the shipped profiles: ``targets/`` of the repository, which an installed xsim carries
+#: as ``xsim/targets`` (setup.py copies it there); a source tree has only the first
+_PACKAGED = Path(__file__).resolve().parents[1] / "targets"
+TARGETS_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "targets"
+#: directories of a user's own profiles, searched before the shipped ones (os.pathsep-separated)
+USER_TARGETS_ENV = "XSIM_TARGETS"
 
 KINDS = ("cpu", "vliw", "npu")
 LOCATIONS = ("host", "nic")
@@ -282,22 +287,35 @@ def _build(path: Path, v: dict[str, Any]) -> Profile:
         calibration=v.get("calibration.file"))
 
 
-def target_paths(directory: Path = TARGETS_DIR) -> list[Path]:
-    return sorted(directory.glob("*.toml"))
+def target_dirs() -> list[Path]:
+    """Where profiles are looked up by name: the directories of ``$XSIM_TARGETS`` in
+    order, then the shipped ones, so a user's file of a shipped name replaces it."""
+    user = [Path(d) for d in os.environ.get(USER_TARGETS_ENV, "").split(os.pathsep) if d]
+    return [*user, TARGETS_DIR]
 
 
-def find_target(name: str, directory: Path = TARGETS_DIR) -> Profile:
-    """A profile by name (``targets/NAME.toml``) or by path to a TOML file."""
+def target_paths(directories: list[Path] | None = None) -> list[Path]:
+    """One profile file per name, the first directory that has the name winning."""
+    found: dict[str, Path] = {}
+    for d in target_dirs() if directories is None else directories:
+        for path in sorted(d.glob("*.toml")):
+            found.setdefault(path.stem, path)
+    return sorted(found.values(), key=lambda p: p.stem)
+
+
+def find_target(name: str) -> Profile:
+    """A profile by name (``NAME.toml`` in :func:`target_dirs`) or by path to a TOML file."""
     candidate = Path(name)
     if candidate.suffix == ".toml" or candidate.exists():
         return load_profile(candidate)
-    path = directory / f"{name}.toml"
-    if not path.exists():
-        names = ", ".join(p.stem for p in target_paths(directory)) or "none"
-        raise ProfileError(path, f"no target {name!r} (targets: {names}; or give a path "
-                                 "to a .toml profile)")
-    return load_profile(path)
+    for d in target_dirs():
+        if (d / f"{name}.toml").exists():
+            return load_profile(d / f"{name}.toml")
+    names = ", ".join(p.stem for p in target_paths()) or "none"
+    raise ProfileError(TARGETS_DIR / f"{name}.toml",
+                       f"no target {name!r} (targets: {names}; or give a path to a .toml "
+                       f"profile, or a directory of them in ${USER_TARGETS_ENV})")
 
 
-def all_targets(directory: Path = TARGETS_DIR) -> list[Profile]:
-    return [load_profile(p) for p in target_paths(directory)]
+def all_targets() -> list[Profile]:
+    return [load_profile(p) for p in target_paths()]
