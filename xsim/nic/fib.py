@@ -536,6 +536,17 @@ def _direct_table(p: bytearray, flags: int) -> int:
     return tbid
 
 
+def _out_device(t: _Tables, route: Route | None) -> Device | int:
+    """The device a route sends out of, or the lookup's return code where it sends
+    nothing: no route, a reject route (a throw route is NOT_FWDED), not unicast."""
+    if route is None:
+        return NOT_FWDED
+    if route.type in _REJECT:
+        return _REJECT[route.type]
+    out = t.devices.get(route.ifindex)
+    return out if route.type == "unicast" and out is not None else NOT_FWDED
+
+
 def _ipv4(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, int]:
     """bpf_ipv4_fib_lookup: (return code, the MTU for bpf_fib_set_fwd_params)."""
     ifindex = struct.unpack_from("<I", p, _IFINDEX)[0]
@@ -555,13 +566,9 @@ def _ipv4(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, i
         route = _lookup4(t.v4[RT_TABLE_MAIN], dst, oif)
         if (route is None or route.type == "throw") and RT_TABLE_DEFAULT in t.v4:
             route = _lookup4(t.v4[RT_TABLE_DEFAULT], dst, oif)
-    if route is None:
-        return NOT_FWDED, 0
-    if route.type in _REJECT:
-        return _REJECT[route.type], 0
-    out = t.devices.get(route.ifindex)
-    if route.type != "unicast" or out is None:
-        return NOT_FWDED, 0
+    out = _out_device(t, route)
+    if isinstance(out, int):
+        return out, 0
     mtu = 0
     if check_mtu:
         mtu = route.mtu or min(out.mtu, IP_MAX_MTU)      # ip_mtu_from_fib_result
@@ -605,13 +612,9 @@ def _ipv6(t: _Tables, p: bytearray, flags: int, check_mtu: bool) -> tuple[int, i
     else:
         route = (_lookup6(t.v6[RT_TABLE_LOCAL], dst, ifindex)
                  or _lookup6(t.v6[RT_TABLE_MAIN], dst, ifindex))
-    if route is None:
-        return NOT_FWDED, 0
-    if route.type in ("blackhole", "unreachable", "prohibit"):
-        return _REJECT[route.type], 0
-    out = t.devices.get(route.ifindex)
-    if route.type != "unicast" or out is None:
-        return NOT_FWDED, 0
+    out = _out_device(t, route)
+    if isinstance(out, int):
+        return out, 0
     mtu = 0
     if check_mtu:
         # ip6_mtu_from_fib6: a locked route MTU, else the device's mtu6
