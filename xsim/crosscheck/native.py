@@ -20,6 +20,10 @@ mapped, and where:
   ``struct sk_buff``) at :data:`KERNEL_CTX`, built from xsim's context region by the
   hook (:class:`~xsim.runtime.hooks.KernelContext`); a syscall program's context is
   plain memory, the ``memory`` region itself.
+- a per-CPU array's ``pptrs`` at its kernel address (element i's value for CPU 0 in
+  xsim's region), and this CPU's per-CPU offset where gs:[this_cpu_off] reads it
+  (:data:`PER_CPU_OFFSET`), which the inlined lookups add;
+- the stand-in elements of an LRU hash's inlined lookups at :data:`LRU_ELEMENTS`.
 
 Every call target outside the image is a one-byte ``ret`` with a code hook on it:
 ``*_return_thunk`` is just that return; a helper (``bpf_<name>``, by the helper
@@ -27,7 +31,8 @@ table's names, or a map operation the verifier called directly, such as
 ``trie_lookup_elem``) runs xsim's helper of that id from the registry the
 interpreter uses; ``__htab_map_lookup_elem`` (the verifier's inlined hash lookup)
 runs xsim's lookup and returns the element address the inlined code adds the key's
-length to; the hook's kernel functions (the LD_ABS loaders) run its stand-ins.
+length to (for an LRU hash, a stand-in element whose header the code writes); the
+hook's kernel functions (the LD_ABS loaders) run its stand-ins.
 Around each call the guest's memory and the kernel structs are copied into xsim's
 address space and back; pointer arguments to the context, a map or an array's
 values are translated to xsim's addresses, and an array value pointer coming back
@@ -36,9 +41,9 @@ may leave them.
 
 An unmapped access, an illegal instruction or a run past the instruction cap is a
 :class:`~xsim.crosscheck.emulate.JitDefect` with the native pc, never a crash.  What
-xsim cannot stand in for (per-CPU data through gs, tail calls, callbacks, an LRU
-hash's inlined lookup, an unmirrored context field, a kernel function it does not
-know) is :class:`~xsim.errors.NativeUnsupported`, raised before or during the run.
+xsim cannot stand in for (the kernel's own per-CPU variables, a per-CPU hash's inlined
+lookup, tail calls, callbacks, an unmirrored context field, a kernel function it does
+not know) is :class:`~xsim.errors.NativeUnsupported`, raised before or during the run.
 
 A pointer argument is recognised by its value (the context's base, a kernel map
 address, an address inside an array's values); a scalar with such a value would be
@@ -47,6 +52,7 @@ translated too, which kernel addresses make vanishingly unlikely.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +91,11 @@ POISON = 0xDEAD_0BAD_DEAD_0BAD
 #: where the hook's kernel structs go, and the entry's return address
 KERNEL_CTX = 0x7400_0000_0000
 RETURN_AT = 0x7500_0000_0000
+#: where the running CPU's per-CPU offset is (gs:[this_cpu_off] with gs based to land here)
+PER_CPU_OFFSET = 0x7600_0000_0000
+#: the stand-in elements of LRU hash lookups (a header the inlined lookup writes, a value)
+LRU_ELEMENTS = 0x7700_0000_0000
+_LRU_SPACE = 1 << 20
 _PAGE = 0x1000
 _MASK = (1 << 64) - 1
 _INT3, _RET = 0xCC, b"\xc3"
@@ -103,6 +114,8 @@ _MAP_OPS = (("_lookup_percpu_elem", "map_lookup_percpu_elem"), ("_lookup_elem", 
 _HTAB_LOOKUP = "__htab_map_lookup_elem"
 _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS.bpftool_name, MapType.HASH_OF_MAPS.bpftool_name)
 _LOOKUP_ID = BY_NAME["map_lookup_elem"].id
+#: BPF_ALU64 | BPF_MOV | BPF_X, with off BPF_ADDR_PERCPU: BPF_MOV64_PERCPU_REG
+_MOV64_X, _ADDR_PERCPU, _LDX_DW = 0xBF, -1, 0x79
 
 
 #: unicorn's x86-64 has no physical address above 2**52 and no MMU of its own here, so
@@ -157,6 +170,43 @@ def _map_union(uc: unicorn.Uc, spans: Iterable[tuple[int, int]], fill: int = 0,
 Handler = Callable[["_Machine", tuple[int, ...]], int]
 
 
+def _percpu_movs(xlated: bytes) -> list[tuple[int, bool]]:
+    """Each BPF_MOV64_PERCPU_REG of the verifier's code (a per-CPU pointer made this CPU's,
+    which the x86-64 JIT adds gs:[this_cpu_off] for): (its index, whether it ends an
+    inlined per-CPU array lookup, ``r0 = *(u64 *)(r0 + 0)`` of ``array->pptrs[i]``)."""
+    out = []
+    for i in range(len(xlated) // 8):
+        code, regs, off = struct.unpack_from("<BBh", xlated, 8 * i)
+        if code == _MOV64_X and off == _ADDR_PERCPU:
+            prev = struct.unpack_from("<BBh", xlated, 8 * (i - 1)) if i else (0, 0, 0)
+            out.append((i, prev[0] == _LDX_DW and prev[2] == 0 and prev[1] == regs))
+    return out
+
+
+def _this_cpu_off(image: KernelImage) -> int | None:
+    """The gs-relative address the image reads this CPU's per-CPU offset at (None if it
+    reads no per-CPU data), or NativeUnsupported for per-CPU data xsim cannot stand in for:
+    what xsim models is the values of per-CPU arrays, which their inlined lookups reach
+    through ``array->pptrs[i]`` plus this CPU's offset."""
+    gs = [(pc, at) for address, code in image.function_code()
+          for pc, at in scan(code, address).per_cpu]
+    if not gs:
+        return None
+    movs = _percpu_movs(image.xlated)
+    reads = [i for i, of_array in movs if not of_array]
+    if reads:
+        raise NativeUnsupported(f"a per-CPU variable read (xlated insn {reads[0]})",
+                                "xsim models per-CPU arrays' values, not the kernel's own "
+                                "per-CPU variables (bpf_get_smp_processor_id, the current "
+                                "task)")
+    addresses = {at for _, at in gs}
+    if len(movs) != len(gs) or len(addresses) != 1 or None in addresses:
+        raise NativeUnsupported(f"per-CPU data (gs:) at {image.where(gs[0][0])}",
+                                "it is not the JIT's gs:[this_cpu_off] of an inlined per-CPU "
+                                "array lookup")
+    return gs[0][1]
+
+
 class NativeTier:
     """A KernelImage as a tier of ``Program.run`` for one program of a loaded object."""
 
@@ -174,14 +224,11 @@ class NativeTier:
             raise KernelImageError(f"the image is a {image.prog_type.kernel_name} program, "
                                    f"{op.name} a {op.prog_type} one")
         self.image = image
-        per_cpu = [pc for address, code in image.function_code()
-                   for pc in scan(code, address).per_cpu]
-        if per_cpu:
-            raise NativeUnsupported(f"per-CPU data (gs:) at {image.where(per_cpu[0])}",
-                                    "xsim models no kernel per-CPU area (per-CPU maps, "
-                                    "bpf_get_smp_processor_id)")
+        #: the gs-relative address of this_cpu_off, where the code reads per-CPU data
+        self.this_cpu_off = _this_cpu_off(image)
         self.windows: list[tuple[int, Map]] = []    # (kernel address of value 0, array)
         self.map_addresses: dict[int, Map] = {}     # struct bpf_map * -> map
+        self.pptrs: list[tuple[int, Map]] = []      # (kernel address of pptrs[0], array)
         for m in image.maps:
             if m.type in _MAP_IN_MAP:
                 raise NativeUnsupported(f"map {m.name} ({m.type})", "the code's inlined lookups "
@@ -197,6 +244,9 @@ class NativeTier:
                                        f"the object's: {theirs}")
             if m.kernel_address is not None:
                 self.map_addresses[m.kernel_address] = mine
+                if mine.type is MapType.PERCPU_ARRAY:
+                    self.pptrs.append((m.kernel_address + image.offset("bpf_array", "value"),
+                                       mine))
             if m.value_address is not None:
                 self.windows.append((m.value_address, mine))
         hook = HOOKS.get(op.spec.prog_type)
@@ -250,15 +300,20 @@ class NativeTier:
 
 def _htab_lookup(machine: _Machine, args: tuple[int, ...]) -> int:
     """__htab_map_lookup_elem(map, key): the htab_elem whose key the inlined code steps
-    over (offsetof(struct htab_elem, key) + round_up(key_size, 8)) to its value."""
+    over (offsetof(struct htab_elem, key) + round_up(key_size, 8)) to its value.  An LRU
+    hash's inlined lookup also sets the element's ``lru_node.ref``, in a header xsim's
+    maps have no room for: its element is a stand-in (:meth:`_Machine.lru_element`)."""
     m = machine.space.owner_at(args[0])
-    if not isinstance(m, Map) or m.type is not MapType.HASH:
+    if not isinstance(m, Map) or m.type not in (MapType.HASH, MapType.LRU_HASH):
         kind = m.type.bpftool_name if isinstance(m, Map) else "no map"
-        raise NativeUnsupported(f"the inlined lookup of a {kind}", "only a plain hash map's: an "
-                                "LRU hash's writes its element's header, for which xsim's maps "
-                                "have no room, and a per-CPU hash's reads per-CPU data")
+        raise NativeUnsupported(f"the inlined lookup of a {kind}", "only a plain or LRU hash "
+                                "map's: a per-CPU hash's reads per-CPU data of hash elements")
     value = machine.helper(_LOOKUP_ID, args)
-    return value - machine.tier.key_offset - round8(m.key_size) if value else 0
+    if not value:
+        return 0
+    if m.type is MapType.LRU_HASH:
+        return machine.lru_element(m, value)
+    return value - machine.tier.key_offset - round8(m.key_size)
 
 
 class _Machine:
@@ -288,11 +343,48 @@ class _Machine:
         self.ctx_region = self.space.by_name["memory"]
         if tier.context is not None:
             _map_union(uc, [(KERNEL_CTX, KERNEL_CTX + tier.context.size)])
+        self.cpu_offset = self._cpu_offset()
+        if tier.this_cpu_off is not None:
+            _map_union(uc, [(PER_CPU_OFFSET, PER_CPU_OFFSET + 8)])
+            uc.reg_write(x86.UC_X86_REG_GS_BASE, (PER_CPU_OFFSET - tier.this_cpu_off) & _MASK)
+        _map_union(uc, [(a, a + 8 * m.max_entries) for a, m in tier.pptrs])
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._invalid)
         self._mapped: dict[str, tuple[int, int]] = {}
+        _map_union(uc, [(LRU_ELEMENTS, LRU_ELEMENTS + _LRU_SPACE)])
+        #: xsim's address of an LRU value -> (its stand-in's address, the value size)
+        self.lru_values: dict[int, tuple[int, int]] = {}
+        self._lru_free = LRU_ELEMENTS
         self.error: XsimError | None = None
         self.unsupported: NativeUnsupported | None = None
         self.stop: int | None = None
+
+    def _cpu_offset(self) -> int:
+        """This CPU's per-CPU offset: what makes ``array->pptrs[i]`` (here element i's value
+        for CPU 0 in xsim's region) element i's value for the running CPU.  xsim keeps an
+        element's per-CPU values side by side, so that offset is the CPU times the value
+        slot, one number for every per-CPU array only where their slots are one size."""
+        cpu = self.prog.env.cpu
+        slots = {m.elem for _, m in self.tier.pptrs}
+        if cpu and len(slots) > 1:
+            raise NativeUnsupported(f"per-CPU arrays of value slots {sorted(slots)} on CPU {cpu}",
+                                    "xsim's per-CPU values of arrays of different value sizes "
+                                    "are not one per-CPU offset apart (run on CPU 0)")
+        return cpu * slots.pop() if slots else 0
+
+    def lru_element(self, m: Map, value: int) -> int:
+        """A stand-in htab_elem in the guest for the LRU value at xsim's ``value``: a zeroed
+        header (the inlined lookup tests and sets its ``lru_node.ref``) and a copy of the
+        value, which the syncs keep equal to xsim's, for the rest of the run."""
+        head = self.tier.key_offset + round8(m.key_size)
+        if value not in self.lru_values:
+            size = head + round8(m.value_size)
+            if self._lru_free + size > LRU_ELEMENTS + _LRU_SPACE:
+                raise NativeUnsupported("an LRU hash lookup", f"more LRU elements in one run "
+                                        f"than the {_LRU_SPACE} bytes set aside for them")
+            self.uc.mem_write(physical(self._lru_free), bytes(head))
+            self.lru_values[value] = (self._lru_free + head, m.value_size)
+            self._lru_free += size
+        return self.lru_values[value][0] - head
 
     # -- memory: xsim's regions and the kernel structs, in and out ------------------------
     def _placements(self) -> list[tuple[Region, int]]:
@@ -324,6 +416,13 @@ class _Machine:
         ctx = self.tier.context
         if ctx is not None:
             self.uc.mem_write(physical(KERNEL_CTX), ctx.to_kernel(self._ctx_bytes(), KERNEL_CTX))
+        if self.tier.this_cpu_off is not None:
+            self.uc.mem_write(PER_CPU_OFFSET, self.cpu_offset.to_bytes(8, "little"))
+        for at, m in self.tier.pptrs:
+            self.uc.mem_write(physical(at), struct.pack(f"<{m.max_entries}Q", *(
+                m.value_address(i) for i in range(m.max_entries))))
+        for value, (guest, size) in self.lru_values.items():
+            self.uc.mem_write(physical(guest), self.space.read(value, size))
 
     def sync_out(self) -> None:
         """The guest's memory and kernel structs back into xsim's regions and context."""
@@ -331,6 +430,8 @@ class _Machine:
         for r, at in self._placements():
             mem[r.host:r.host + r.capacity] = memoryview(self.uc.mem_read(physical(at),
                                                                            r.capacity))
+        for value, (guest, size) in self.lru_values.items():
+            self.space.write(value, bytes(self.uc.mem_read(physical(guest), size)))
         ctx = self.tier.context
         if ctx is not None:
             new = ctx.from_kernel(bytes(self.uc.mem_read(physical(KERNEL_CTX), ctx.size)),
@@ -352,6 +453,9 @@ class _Machine:
         for at, r in self.windows:
             if at <= value < at + r.capacity:
                 return r.vaddr + value - at
+        for mine, (guest, size) in self.lru_values.items():
+            if guest <= value < guest + size:
+                return mine + value - guest
         return value
 
     def to_kernel(self, value: int) -> int:
@@ -442,6 +546,8 @@ class _Machine:
         if self.error is None and self.stop is None and pc != RETURN_AT:
             self.error = JitDefect(ISA, f"still running after {cap} instructions", pc)
         self.sync_out()
+        self.lru_values.clear()             # a run's element pointers end with it
+        self._lru_free = LRU_ELEMENTS
         r0 = self.stop if self.stop is not None else uc.reg_read(x86.UC_X86_REG_RAX)
         return r0, self.error
 
@@ -488,13 +594,14 @@ def _facts(obj: Object, op: ObjectProgram, tier: str | NativeTier, run: RunInput
 
 def crosscheck(image: KernelImage, path: str | Path, prog_name: str | None,
                runs: Sequence[RunInput], *, maps_in: list | None = None, repeat: int = 1,
-               budget: int = 10_000) -> Verdict:
+               budget: int = 10_000, ncpus: int = 1, cpu: int = 0) -> Verdict:
     """Each run on the interpreter and on the image, each side on its own load of the
-    object (``maps_in`` applied to both, maps kept from run to run as over a capture):
-    the number of runs compared up to the first difference, and that difference."""
+    object (``maps_in`` applied to both, maps kept from run to run as over a capture;
+    per-CPU maps of ``ncpus`` CPUs, the runs on ``cpu``): the number of runs compared up
+    to the first difference, and that difference."""
     sides = []
     for _ in range(2):
-        obj = load(path)
+        obj = load(path, ncpus=ncpus, cpu=cpu)
         if maps_in:
             testrun.apply_maps_in(obj, maps_in)
         sides.append((obj, obj.choose(prog_name or image.program)))

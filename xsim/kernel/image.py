@@ -101,8 +101,10 @@ class Scan:
     movabs: list[int]
     #: (pc, target) of every call and jump with an immediate target
     branches: list[tuple[int, int]]
-    #: pcs of instructions that address memory through gs (per-CPU data)
-    per_cpu: list[int]
+    #: (pc, address) of each instruction that reads memory through gs (per-CPU data) at an
+    #: absolute gs-relative address (the JIT's ``add reg, gs:[&this_cpu_off]``), the
+    #: address None where it is not absolute
+    per_cpu: list[tuple[int, int | None]]
 
 
 @functools.cache
@@ -126,7 +128,9 @@ def scan(code: bytes, address: int) -> Scan:
                 and ops[0].type == x86_const.X86_OP_IMM:
             out.branches.append((insn.address, ops[0].imm & _MASK))
         if _GS in insn.prefix:
-            out.per_cpu.append(insn.address)
+            mem = [op.mem for op in ops if op.type == x86_const.X86_OP_MEM]
+            absolute = len(mem) == 1 and mem[0].base == 0 and mem[0].index == 0
+            out.per_cpu.append((insn.address, mem[0].disp & _MASK if absolute else None))
     if end != address + len(code):
         raise KernelImageError(f"the code at {end:#x} does not decode as x86-64 (the "
                                f"function at {address:#x} has {len(code)} bytes)")

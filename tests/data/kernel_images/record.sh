@@ -16,3 +16,8 @@ done
 for p in skb_fields xdp_fields; do
     python -m xsim.cli kernel-image tests/data/nic/native_fields.o --prog $p -o $out/$p.json
 done
+for p in drop tx redirect firewall_ports katran; do
+    python -m xsim.cli kernel-image examples/offload/$p.o --prog $p -o $out/$p.json
+done
+python -m xsim.cli kernel-image examples/offload/firewall.o --prog firewall \
+    -o $out/offload_firewall.json
