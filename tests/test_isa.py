@@ -16,6 +16,7 @@ import pytest
 import xsim
 from conftest import conformance_dir
 from test_jit import outcome
+from test_native import CASES as NATIVE_CASES, PROGRAM_OF
 from xsim.cli import main
 from xsim.conformance import HELPERS
 from xsim.conformance.datafile import read_data_file
@@ -85,6 +86,33 @@ def test_firewall_example_on_its_hook(isa: str) -> None:
         b = testrun.test_run(prog, data_in=pkt.data, tier=isa)
         assert (a.result.r0, a.data_out, a.redirect) == (b.result.r0, b.data_out, b.redirect)
         assert outcome(a.result) == outcome(b.result)
+
+
+def _facts(obj, prog, tier: str, run) -> dict:
+    """What one test run leaves: its result, what it writes out and every map."""
+    out = testrun.test_run(prog, data_in=run.data_in, ctx_in=run.ctx_in, tier=tier)
+    return {"result": outcome(out.result), "data_out": out.data_out, "ctx_out": out.ctx_out,
+            "redirect": out.redirect, "printk": out.printk,
+            "maps": {name: testrun.dump_map(m) for name, m in obj.maps.items()}}
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("case", sorted(NATIVE_CASES))
+def test_every_example_program_on_its_inputs(case: str, isa: str) -> None:
+    """Each example program (the kernel-image cases: every shipped example but the raw
+    pkt_parse, which test_bench_programs runs, and two programs that read every context
+    field) over the first frames of its capture, each tier on its own load of the object
+    so that the maps carry over from frame to frame as in a capture run."""
+    path, maps, runs = NATIVE_CASES[case]
+    sides = []
+    for tier in ("interp", isa):
+        obj = xsim.load(path)
+        if maps:
+            testrun.apply_maps_in(obj, json.loads(maps.read_text()))
+        sides.append((tier, obj, obj.programs[PROGRAM_OF.get(case, case)]))
+    for k, run in enumerate(runs[:32]):
+        (ta, oa, pa), (tb, ob, pb) = sides
+        assert _facts(oa, pa, ta, run) == _facts(ob, pb, tb, run), f"{case}, run {k}"
 
 
 # -- what checked code never does: a defect, not a crash ---------------------------------------
