@@ -61,3 +61,28 @@ def test_generated_programs_agree(capsys) -> None:
     assert main(["crosscheck", "--gen", "12", "--seed", "3", "--jobs", "1"]) == 0
     assert "12 programs on x86_64, aarch64, riscv64: 0 with differences" in \
         capsys.readouterr().out
+
+
+def test_a_per_cpu_run_on_another_cpu(capsys, tmp_path) -> None:
+    """--cpus/--cpu as for xsim run: katran's per-CPU counter on CPU 2 of 3, on each ISA and
+    on the kernel's image of it."""
+    from xsim.nic.pcap import read_packets
+    off = EXAMPLES / "offload"
+    frame = tmp_path / "frame.bin"
+    frame.write_bytes(next(iter(read_packets(off / "udp64.pcap"))).data)
+    common = [str(off / "katran.o"), "--data-in", str(frame), "--maps-in",
+              str(off / "katran.maps.json"), "--cpus", "3", "--cpu", "2"]
+    assert main(["crosscheck", *common, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agree"]
+    image = Path(__file__).parent / "data" / "kernel_images" / "katran.json"
+    assert main(["crosscheck", "--native", str(image), *common]) == 0
+    assert "agrees with the interpreter on 1 run" in capsys.readouterr().out
+
+
+def test_a_cpu_out_of_range_is_refused(capsys) -> None:
+    for cmd in (["run", str(EXAMPLES / "offload" / "drop.o")],
+                ["crosscheck", str(EXAMPLES / "offload" / "drop.o")]):
+        assert main([*cmd, "--cpus", "2", "--cpu", "2"]) == 2
+        assert "cpu 2 is not one of the 2 CPUs" in capsys.readouterr().err
+        assert main([*cmd, "--cpus", "0"]) == 2
+        assert "at least 1" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import XsimError
 from ..runtime import Program, testrun
+from ..runtime.env import RunEnv
 from ..runtime.object import load
 from ..runtime.source import ELF_MAGIC, read_code
 from . import diff, targets
@@ -43,11 +44,12 @@ def _isas(text: str) -> list[str]:
 
 def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes | None,
                  ctx_in: bytes | None, maps_in: list | None, repeat: int,
-                 budget: int | None) -> dict:
-    """One test run of an object's program on ``tier``, from a fresh load: what the
-    tiers must agree on (or ``{"raised": ...}``)."""
+                 budget: int | None, ncpus: int = 1, cpu: int = 0) -> dict:
+    """One test run of an object's program on ``tier``, from a fresh load (per-CPU maps of
+    ``ncpus`` CPUs, the run on ``cpu``): what the tiers must agree on (or ``{"raised":
+    ...}``)."""
     try:
-        obj = load(path)
+        obj = load(path, ncpus=ncpus, cpu=cpu)
         if maps_in:
             testrun.apply_maps_in(obj, maps_in)
         prog = obj.choose(prog_name)
@@ -77,7 +79,7 @@ def check_file(args: argparse.Namespace) -> int:
         found = {i: (None if d is None else str(d)) for i, d in found.items()}
     else:
         kw = dict(data_in=data_in, ctx_in=ctx_in, maps_in=maps_in, repeat=args.repeat,
-                  budget=args.budget)
+                  budget=args.budget, ncpus=args.cpus, cpu=args.cpu)
         ref = object_facts(str(path), args.prog, "interp", **kw)
         found = {i: first_difference(ref, object_facts(str(path), args.prog, i, **kw))
                  for i in isas}
@@ -185,7 +187,8 @@ def check_native(args: argparse.Namespace) -> int:
         runs = [native.RunInput("the run", _read(args.data_in), _read(args.ctx_in))]
     maps_in = json.loads(Path(args.maps_in).read_text()) if args.maps_in else None
     verdict = native.crosscheck(image, args.file, args.prog, runs, maps_in=maps_in,
-                                repeat=args.repeat, budget=args.budget)
+                                repeat=args.repeat, budget=args.budget, ncpus=args.cpus,
+                                cpu=args.cpu)
     what = f"x86_64 (the kernel's JIT image {Path(args.native).name})"
     if args.json:
         print(json.dumps({"agree": verdict.agree, "runs": verdict.runs,
@@ -203,6 +206,7 @@ def _read(path: str | None) -> bytes | None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    RunEnv(ncpus=args.cpus, cpu=args.cpu)    # a bad --cpus/--cpu stops here, not in each run
     if args.native:
         return check_native(args)
     if args.abi or args.pcap:
@@ -235,6 +239,8 @@ def add_parser(sub, frames: Callable[[str], list[tuple[str, bytes]]] | None = No
     p.add_argument("--maps-in", help="JSON list of map entries to apply before the run")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--budget", type=int, default=10_000)
+    p.add_argument("--cpus", type=int, default=1, help="CPUs the per-CPU maps hold values for")
+    p.add_argument("--cpu", type=int, default=0, help="the CPU the runs are on")
     p.add_argument("--gen", type=int, default=0, help="check this many generated programs")
     p.add_argument("--seed", type=int, default=0, help="the first generated program's seed")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

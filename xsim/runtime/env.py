@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ..errors import XsimError
+
 
 @dataclass
 class ProcessContext:
@@ -39,8 +41,11 @@ class RunEnv:
     net: object = None
 
     def __post_init__(self) -> None:
+        if self.ncpus < 1:
+            raise XsimError(f"{self.ncpus} CPUs: a run needs at least 1 (--cpus)")
         if not 0 <= self.cpu < self.ncpus:
-            raise ValueError(f"cpu {self.cpu} is not one of the {self.ncpus} CPUs")
+            raise XsimError(f"cpu {self.cpu} is not one of the {self.ncpus} CPUs (--cpu 0 to "
+                            f"{self.ncpus - 1}, or more --cpus)")
         self.random = random.Random(self.seed)
 
     def now_ns(self) -> int:

@@ -281,5 +281,5 @@ def load(path: str | os.PathLike[str], *, env: RunEnv | None = None,
          ncpus: int | None = None, cpu: int | None = None) -> Object:
     """Load an ELF object: ``obj.programs[name].run(...)``, ``obj.maps[name]``."""
     if env is None:
-        env = RunEnv(ncpus=ncpus or 1, cpu=cpu or 0)
+        env = RunEnv(ncpus=1 if ncpus is None else ncpus, cpu=cpu or 0)
     return Object(load_spec(path), env=env)
