@@ -60,3 +60,13 @@ def test_the_drop_path_row_runs_only_the_drop_path() -> None:
     assert w.verdict_counts() == {"drop": len(w)}
     assert [p.helpers for p in w.paths] == [{1: 1}] * len(w.paths)   # the lookup alone
     assert {p.insns for p in w.paths} <= set(range(40, 50))
+
+
+def test_calibration_outside_a_source_tree_says_so(tmp_path, monkeypatch) -> None:
+    """The figures' programs are the repository's examples: without them, a clear error."""
+    from xsim.nic import calibration
+    from xsim.timing.profile import ProfileError
+    monkeypatch.setattr(calibration, "ROOT", tmp_path)
+    monkeypatch.setattr(calibration, "_WORKLOADS", {})
+    with pytest.raises(ProfileError, match="calibration runs in a source checkout"):
+        reproduce(figures()[0], packets=1000)

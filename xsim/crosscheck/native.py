@@ -417,7 +417,7 @@ class _Machine:
         if ctx is not None:
             self.uc.mem_write(physical(KERNEL_CTX), ctx.to_kernel(self._ctx_bytes(), KERNEL_CTX))
         if self.tier.this_cpu_off is not None:
-            self.uc.mem_write(PER_CPU_OFFSET, self.cpu_offset.to_bytes(8, "little"))
+            self.uc.mem_write(physical(PER_CPU_OFFSET), self.cpu_offset.to_bytes(8, "little"))
         for at, m in self.tier.pptrs:
             self.uc.mem_write(physical(at), struct.pack(f"<{m.max_entries}Q", *(
                 m.value_address(i) for i in range(m.max_entries))))

@@ -69,9 +69,10 @@ def workload(fig: Figure) -> Workload:
     key = (fig.program, fig.pcap, fig.maps_in)
     if key not in _WORKLOADS:
         if not (ROOT / fig.program).exists():
-            raise ProfileError(CALIBRATION_DIR / fig.file, f"figure {fig.figure!r}: its program {fig.program} "
-                                         f"is not under {ROOT}: calibration runs in a source "
-                                         "checkout of xsim", "program")
+            raise ProfileError(CALIBRATION_DIR / fig.file,
+                               f"figure {fig.figure!r}: its program {fig.program} is not "
+                               f"under {ROOT}: calibration runs in a source checkout of xsim",
+                               "program")
         obj = load(ROOT / fig.program)
         if fig.maps_in:
             apply_maps_in(obj, json.loads((ROOT / fig.maps_in).read_text()))

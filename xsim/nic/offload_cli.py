@@ -244,7 +244,8 @@ def cmd_offload(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add ``targets`` and ``offload`` to the ``xsim`` command's subcommands."""
-    p = sub.add_parser("targets", help="list the hardware target profiles (shipped, and in $XSIM_TARGETS)")
+    p = sub.add_parser("targets",
+                       help="list the hardware target profiles (shipped, and in $XSIM_TARGETS)")
     p.add_argument("--json", action="store_true", help="print them as JSON")
     p.set_defaults(func=cmd_targets)
 
