@@ -100,7 +100,7 @@ class ArrayMap(SlotValues, Map):
         return [i.to_bytes(4, "little") for i in range(self.max_entries)]
 
     def values(self) -> list[Any]:
-        return [v for _, v in self.items()]
+        return [self._get(i) for i in range(self.max_entries)]
 
     def items(self) -> list[tuple[bytes, Any]]:
         """(key, value) for every index (per-CPU: a list of values), from one read of the
