@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import random
 import struct
 from pathlib import Path
 
@@ -77,6 +78,10 @@ CASES.update({
     "firewall_ports": (OFF / "firewall_ports.o", None, UDP64),
     "katran": (OFF / "katran.o", OFF / "katran.maps.json", UDP64),
 })
+#: an LRU hash's stand-in element written through and handed to a helper: 8 keys, 4 entries
+LRU_FRAMES = [native.RunInput(f"frame {i}", bytes([k]) + bytes(59))
+              for i, k in enumerate(random.Random(7).choices(range(8), k=64))]
+CASES["native_lru"] = (ROOT / "tests" / "data" / "nic" / "native_lru.o", None, LRU_FRAMES)
 PROGRAM_OF = {"offload_firewall": "firewall"}
 
 

@@ -16,6 +16,8 @@ done
 for p in skb_fields xdp_fields; do
     python -m xsim.cli kernel-image tests/data/nic/native_fields.o --prog $p -o $out/$p.json
 done
+python -m xsim.cli kernel-image tests/data/nic/native_lru.o --prog native_lru \
+    -o $out/native_lru.json
 for p in drop tx redirect firewall_ports katran; do
     python -m xsim.cli kernel-image examples/offload/$p.o --prog $p -o $out/$p.json
 done
