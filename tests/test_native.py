@@ -82,6 +82,8 @@ CASES.update({
 LRU_FRAMES = [native.RunInput(f"frame {i}", bytes([k]) + bytes(59))
               for i, k in enumerate(random.Random(7).choices(range(8), k=64))]
 CASES["native_lru"] = (ROOT / "tests" / "data" / "nic" / "native_lru.o", None, LRU_FRAMES)
+#: bpf_get_smp_processor_id inlined beside a per-CPU array's lookup
+CASES["native_cpu"] = (ROOT / "tests" / "data" / "nic" / "native_cpu.o", None, LRU_FRAMES[:8])
 PROGRAM_OF = {"offload_firewall": "firewall"}
 
 
@@ -189,16 +191,37 @@ def test_a_wrong_per_cpu_or_lru_value_is_a_difference() -> None:
     assert check(with_code(image, at, off), "katran", UDP64).difference is not None
 
 
-def test_a_per_cpu_variable_read_is_unsupported() -> None:
-    """bpf_get_smp_processor_id inlined (r0 = &cpu_number; r0 = this CPU's r0; r0 = *(u32 *)r0)
-    reads a kernel per-CPU variable, which xsim does not model: a clear refusal."""
-    image = recorded("katran")
+def test_the_cpu_number_is_the_running_cpus() -> None:
+    """The inlined bpf_get_smp_processor_id reads the CPU number through gs: on each CPU of
+    3 the frame and the per-CPU count carry that CPU's number, as on the interpreter; a
+    read 4 bytes past the CPU number is a difference."""
+    image = recorded("native_cpu")
+    for cpu in (1, 2):
+        assert check(image, "native_cpu", ncpus=3, cpu=cpu).difference is None
+    read = PER_CPU_ADD + bytes.fromhex("8b4000")        # mov eax, [rax]: the CPU number
+    at = image.code.find(read)
+    wrong = with_code(image, at, read[:-1] + b"\x04")
+    assert "data_out" in check(wrong, "native_cpu", ncpus=3, cpu=2).difference
+
+
+def _xlated_with(image: KernelImage, before: tuple, after: tuple) -> KernelImage:
+    """The image with the instructions around its first BPF_MOV64_PERCPU_REG replaced."""
     xlated = bytearray(image.xlated)
     k = next(i for i in range(len(xlated) // 8)
              if xlated[8 * i] == 0xBF and struct.unpack_from("<h", xlated, 8 * i + 2)[0] == -1)
-    xlated[8 * (k - 1):8 * k] = struct.pack("<BBhi", 0xB4, 0, 0, 0x2B00C)    # w0 = imm
-    with pytest.raises(NativeUnsupported, match="per-CPU variable"):
-        check(dataclasses.replace(image, xlated=bytes(xlated)), "katran", UDP64[:1])
+    xlated[8 * (k - 1):8 * k] = struct.pack("<BBhi", *before)
+    xlated[8 * (k + 1):8 * (k + 2)] = struct.pack("<BBhi", *after)
+    return dataclasses.replace(image, xlated=bytes(xlated))
+
+
+@pytest.mark.parametrize("what, after", [
+    ("a 64-bit per-CPU variable (the inlined bpf_get_current_task)", (0x79, 0, 0, 0)),
+    ("a 32-bit one in a program that never asks for its CPU", (0x61, 0, 0, 0))])
+def test_other_per_cpu_variables_are_unsupported(what: str, after: tuple) -> None:
+    """r0 = &var; r0 = this CPU's r0; r0 = *r0: only bpf_get_smp_processor_id's is modelled."""
+    image = _xlated_with(recorded("katran"), (0xB7, 0, 0, 0x2B00C), after)
+    with pytest.raises(NativeUnsupported, match="per-CPU variable read"):
+        check(image, "katran", UDP64[:1])
 
 
 def test_the_recorded_layouts_are_this_kernels() -> None:

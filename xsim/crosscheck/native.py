@@ -22,7 +22,8 @@ mapped, and where:
   plain memory, the ``memory`` region itself.
 - a per-CPU array's ``pptrs`` at its kernel address (element i's value for CPU 0 in
   xsim's region), and this CPU's per-CPU offset where gs:[this_cpu_off] reads it
-  (:data:`PER_CPU_OFFSET`), which the inlined lookups add;
+  (:data:`PER_CPU_OFFSET`), which the inlined lookups add; the CPU number that the
+  inlined bpf_get_smp_processor_id reads, where this CPU's copy of it would be;
 - the stand-in elements of an LRU hash's inlined lookups at :data:`LRU_ELEMENTS`.
 
 Every call target outside the image is a one-byte ``ret`` with a code hook on it:
@@ -41,9 +42,10 @@ may leave them.
 
 An unmapped access, an illegal instruction or a run past the instruction cap is a
 :class:`~xsim.crosscheck.emulate.JitDefect` with the native pc, never a crash.  What
-xsim cannot stand in for (the kernel's own per-CPU variables, a per-CPU hash's inlined
-lookup, tail calls, callbacks, an unmirrored context field, a kernel function it does
-not know) is :class:`~xsim.errors.NativeUnsupported`, raised before or during the run.
+xsim cannot stand in for (the kernel's per-CPU variables but the CPU number, a per-CPU
+hash's inlined lookup, tail calls, callbacks, an unmirrored context field, a kernel
+function it does not know) is :class:`~xsim.errors.NativeUnsupported`, raised before or
+during the run.
 
 A pointer argument is recognised by its value (the context's base, a kernel map
 address, an address inside an array's values); a scalar with such a value would be
@@ -63,6 +65,8 @@ from unicorn import x86_const as x86
 from ..elf.kinds import MapType
 from ..errors import HelperError, NativeUnsupported, XsimError
 from ..isa import interp as ip
+from ..isa import opcodes as oc
+from ..isa.opcodes import Kind
 from ..kernel.image import KernelImage, KernelImageError, program_sha256, scan
 from ..runtime import testrun
 from ..runtime.helper_table import BY_ID, BY_NAME
@@ -114,8 +118,11 @@ _MAP_OPS = (("_lookup_percpu_elem", "map_lookup_percpu_elem"), ("_lookup_elem", 
 _HTAB_LOOKUP = "__htab_map_lookup_elem"
 _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS.bpftool_name, MapType.HASH_OF_MAPS.bpftool_name)
 _LOOKUP_ID = BY_NAME["map_lookup_elem"].id
-#: BPF_ALU64 | BPF_MOV | BPF_X, with off BPF_ADDR_PERCPU: BPF_MOV64_PERCPU_REG
-_MOV64_X, _ADDR_PERCPU, _LDX_DW = 0xBF, -1, 0x79
+#: BPF_ALU64 | BPF_MOV | BPF_X, with off BPF_ADDR_PERCPU: BPF_MOV64_PERCPU_REG; the moves
+#: of an immediate and the loads around it
+_MOV64_X, _ADDR_PERCPU = 0xBF, -1
+_MOV64_K, _MOV32_K, _LDX_DW, _LDX_W = 0xB7, 0xB4, 0x79, 0x61
+_SMP_ID = BY_NAME["get_smp_processor_id"].id
 
 
 #: unicorn's x86-64 has no physical address above 2**52 and no MMU of its own here, so
@@ -170,41 +177,56 @@ def _map_union(uc: unicorn.Uc, spans: Iterable[tuple[int, int]], fill: int = 0,
 Handler = Callable[["_Machine", tuple[int, ...]], int]
 
 
-def _percpu_movs(xlated: bytes) -> list[tuple[int, bool]]:
+def _percpu_movs(xlated: bytes) -> list[tuple[str, int | None]]:
     """Each BPF_MOV64_PERCPU_REG of the verifier's code (a per-CPU pointer made this CPU's,
-    which the x86-64 JIT adds gs:[this_cpu_off] for): (its index, whether it ends an
-    inlined per-CPU array lookup, ``r0 = *(u64 *)(r0 + 0)`` of ``array->pptrs[i]``)."""
-    out = []
-    for i in range(len(xlated) // 8):
-        code, regs, off = struct.unpack_from("<BBh", xlated, 8 * i)
-        if code == _MOV64_X and off == _ADDR_PERCPU:
-            prev = struct.unpack_from("<BBh", xlated, 8 * (i - 1)) if i else (0, 0, 0)
-            out.append((i, prev[0] == _LDX_DW and prev[2] == 0 and prev[1] == regs))
+    which the x86-64 JIT adds gs:[this_cpu_off] for), by what it ends: ``("array", None)``
+    an inlined per-CPU array lookup (``r = *(u64 *)(r + 0)`` of ``array->pptrs[i]`` before
+    it), ``("u32", address)`` a 32-bit read of the per-CPU variable at ``address`` (``r =
+    imm`` before it, ``r = *(u32 *)(r + 0)`` after: the inlined bpf_get_smp_processor_id),
+    ``("other", None)`` anything else."""
+    insns = [struct.unpack_from("<BBhi", xlated, 8 * i) for i in range(len(xlated) // 8)]
+    out: list[tuple[str, int | None]] = []
+    for i, (code, regs, off, _) in enumerate(insns):
+        if code != _MOV64_X or off != _ADDR_PERCPU:
+            continue
+        prev = insns[i - 1] if i else (0, 0, 0, 0)
+        after = insns[i + 1] if i + 1 < len(insns) else (0, 0, 0, 0)
+        if prev[:3] == (_LDX_DW, regs, 0):
+            out.append(("array", None))
+        elif prev[0] in (_MOV64_K, _MOV32_K) and prev[1] & 0xF == regs & 0xF \
+                and after[:3] == (_LDX_W, regs, 0):
+            imm = prev[3] & _MASK if prev[0] == _MOV64_K else prev[3] & 0xFFFF_FFFF
+            out.append(("u32", imm))
+        else:
+            out.append(("other", None))
     return out
 
 
-def _this_cpu_off(image: KernelImage) -> int | None:
-    """The gs-relative address the image reads this CPU's per-CPU offset at (None if it
-    reads no per-CPU data), or NativeUnsupported for per-CPU data xsim cannot stand in for:
-    what xsim models is the values of per-CPU arrays, which their inlined lookups reach
-    through ``array->pptrs[i]`` plus this CPU's offset."""
+def _per_cpu(image: KernelImage, op: ObjectProgram) -> tuple[int | None, list[int]]:
+    """(the gs-relative address the image reads this CPU's per-CPU offset at, or None if
+    it reads no per-CPU data; the addresses of the per-CPU CPU numbers it reads), or
+    NativeUnsupported for per-CPU data xsim cannot stand in for.  xsim models the values
+    of per-CPU arrays, which their inlined lookups reach through ``array->pptrs[i]`` plus
+    this CPU's offset, and the CPU number of the inlined bpf_get_smp_processor_id (told
+    apart from another 32-bit per-CPU variable by the program's calls of that helper)."""
     gs = [(pc, at) for address, code in image.function_code()
           for pc, at in scan(code, address).per_cpu]
     if not gs:
-        return None
+        return None, []
     movs = _percpu_movs(image.xlated)
-    reads = [i for i, of_array in movs if not of_array]
-    if reads:
-        raise NativeUnsupported(f"a per-CPU variable read (xlated insn {reads[0]})",
-                                "xsim models per-CPU arrays' values, not the kernel's own "
-                                "per-CPU variables (bpf_get_smp_processor_id, the current "
-                                "task)")
+    cpu_numbers = [at for kind, at in movs if kind == "u32"]
+    calls = sum(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER and i.imm == _SMP_ID
+                for i in op.program.insns)
+    if any(kind == "other" for kind, _ in movs) or len(cpu_numbers) != calls:
+        raise NativeUnsupported("a per-CPU variable read", "xsim models per-CPU arrays' "
+                                "values and the CPU number of bpf_get_smp_processor_id, not "
+                                "the kernel's other per-CPU variables (the current task)")
     addresses = {at for _, at in gs}
     if len(movs) != len(gs) or len(addresses) != 1 or None in addresses:
         raise NativeUnsupported(f"per-CPU data (gs:) at {image.where(gs[0][0])}",
                                 "it is not the JIT's gs:[this_cpu_off] of an inlined per-CPU "
-                                "array lookup")
-    return gs[0][1]
+                                "array lookup or CPU number")
+    return gs[0][1], sorted(set(cpu_numbers))
 
 
 class NativeTier:
@@ -224,8 +246,9 @@ class NativeTier:
             raise KernelImageError(f"the image is a {image.prog_type.kernel_name} program, "
                                    f"{op.name} a {op.prog_type} one")
         self.image = image
-        #: the gs-relative address of this_cpu_off, where the code reads per-CPU data
-        self.this_cpu_off = _this_cpu_off(image)
+        #: the gs-relative address of this_cpu_off, where the code reads per-CPU data, and
+        #: where the per-CPU CPU numbers of bpf_get_smp_processor_id are (for CPU 0)
+        self.this_cpu_off, self.cpu_numbers = _per_cpu(image, op)
         self.windows: list[tuple[int, Map]] = []    # (kernel address of value 0, array)
         self.map_addresses: dict[int, Map] = {}     # struct bpf_map * -> map
         self.pptrs: list[tuple[int, Map]] = []      # (kernel address of pptrs[0], array)
@@ -348,6 +371,8 @@ class _Machine:
             _map_union(uc, [(PER_CPU_OFFSET, PER_CPU_OFFSET + 8)])
             uc.reg_write(x86.UC_X86_REG_GS_BASE, (PER_CPU_OFFSET - tier.this_cpu_off) & _MASK)
         _map_union(uc, [(a, a + 8 * m.max_entries) for a, m in tier.pptrs])
+        _map_union(uc, [(a + self.cpu_offset, a + self.cpu_offset + 4)
+                        for a in tier.cpu_numbers])
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._invalid)
         self._mapped: dict[str, tuple[int, int]] = {}
         _map_union(uc, [(LRU_ELEMENTS, LRU_ELEMENTS + _LRU_SPACE)])
@@ -418,6 +443,9 @@ class _Machine:
             self.uc.mem_write(physical(KERNEL_CTX), ctx.to_kernel(self._ctx_bytes(), KERNEL_CTX))
         if self.tier.this_cpu_off is not None:
             self.uc.mem_write(physical(PER_CPU_OFFSET), self.cpu_offset.to_bytes(8, "little"))
+        for at in self.tier.cpu_numbers:
+            self.uc.mem_write(physical((at + self.cpu_offset) & _MASK),
+                              self.prog.env.cpu.to_bytes(4, "little"))
         for at, m in self.tier.pptrs:
             self.uc.mem_write(physical(at), struct.pack(f"<{m.max_entries}Q", *(
                 m.value_address(i) for i in range(m.max_entries))))

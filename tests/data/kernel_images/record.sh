@@ -16,8 +16,9 @@ done
 for p in skb_fields xdp_fields; do
     python -m xsim.cli kernel-image tests/data/nic/native_fields.o --prog $p -o $out/$p.json
 done
-python -m xsim.cli kernel-image tests/data/nic/native_lru.o --prog native_lru \
-    -o $out/native_lru.json
+for p in native_lru native_cpu; do
+    python -m xsim.cli kernel-image tests/data/nic/$p.o --prog $p -o $out/$p.json
+done
 for p in drop tx redirect firewall_ports katran; do
     python -m xsim.cli kernel-image examples/offload/$p.o --prog $p -o $out/$p.json
 done
