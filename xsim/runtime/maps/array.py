@@ -108,11 +108,13 @@ class ArrayMap(SlotValues, Map):
         made that most of its time (katran's 1,024-entry ring, 660,000 lookups a capture)."""
         self._can_read("keys")
         data = self._mem_read(0, self.max_entries * self.stride)
-        size, cpus = self.value_size, range(self.ncpus if self.percpu else 1)
-        rows = [[data[at:at + size] for at in range(s, s + len(cpus) * self.elem, self.elem)]
-                for s in range(0, len(data), self.stride)]
-        return [(i.to_bytes(4, "little"), row if self.percpu else row[0])
-                for i, row in enumerate(rows)]
+        size, stride, elem = self.value_size, self.stride, self.elem
+        if self.percpu:
+            values: list[Any] = [[data[at:at + size] for at in range(s, s + stride, elem)]
+                                 for s in range(0, len(data), stride)]
+        else:
+            values = [data[s:s + size] for s in range(0, len(data), stride)]
+        return [(i.to_bytes(4, "little"), v) for i, v in enumerate(values)]
 
     # -- program side ---------------------------------------------------------------------
     def prog_lookup(self, key: bytes, cpu: int) -> int:
