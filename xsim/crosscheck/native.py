@@ -374,6 +374,15 @@ class _Machine:
         _map_union(uc, [(a, a + 8 * m.max_entries) for a, m in tier.pptrs])
         _map_union(uc, [(a + self.cpu_offset, a + self.cpu_offset + 4)
                         for a in tier.cpu_numbers])
+        # the kernel's per-CPU data, fixed for the drive: written once, not at every sync
+        if tier.this_cpu_off is not None:
+            uc.mem_write(physical(PER_CPU_OFFSET), self.cpu_offset.to_bytes(8, "little"))
+        for at in tier.cpu_numbers:
+            uc.mem_write(physical((at + self.cpu_offset) & _MASK),
+                         self.prog.env.cpu.to_bytes(4, "little"))
+        for at, m in tier.pptrs:
+            uc.mem_write(physical(at), struct.pack(f"<{m.max_entries}Q", *(
+                m.value_address(i) for i in range(m.max_entries))))
         uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._invalid)
         self._mapped: dict[str, tuple[int, int]] = {}
         _map_union(uc, [(LRU_ELEMENTS, LRU_ELEMENTS + _LRU_SPACE)])
@@ -442,14 +451,6 @@ class _Machine:
         ctx = self.tier.context
         if ctx is not None:
             self.uc.mem_write(physical(KERNEL_CTX), ctx.to_kernel(self._ctx_bytes(), KERNEL_CTX))
-        if self.tier.this_cpu_off is not None:
-            self.uc.mem_write(physical(PER_CPU_OFFSET), self.cpu_offset.to_bytes(8, "little"))
-        for at in self.tier.cpu_numbers:
-            self.uc.mem_write(physical((at + self.cpu_offset) & _MASK),
-                              self.prog.env.cpu.to_bytes(4, "little"))
-        for at, m in self.tier.pptrs:
-            self.uc.mem_write(physical(at), struct.pack(f"<{m.max_entries}Q", *(
-                m.value_address(i) for i in range(m.max_entries))))
         for value, (guest, size) in self.lru_values.items():
             self.uc.mem_write(physical(guest), self.space.read(value, size))
 
