@@ -54,6 +54,9 @@ def _init() -> None:
         # tail would set them up on it
         llvm.set_option("xsim", "-enable-tail-merge=false")
         llvm.set_option("xsim", "-sink-common-insts=false")
+        # an out-of-order core gains nothing from a second schedule after register
+        # allocation, and it took a tenth of code generation (4 ms on the firewall)
+        llvm.set_option("xsim", "-post-RA-scheduler=false")
         _INITIALIZED = True
 
 
@@ -89,24 +92,18 @@ def target_machine(triple: str | None = None,
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """A short pipeline for lifted code: registers out of memory (SROA), folding,
-    constant propagation, jump threading; then LLVM's O1 function pipeline (its CSE
-    of loads, LICM and store elimination: pkt_parse 7.4 -> 5.5 ns, for about 8 ms more
-    of compile time on the firewall example).  Loop strength reduction is left to
-    code generation, which runs it anyway (a run of it here too made the same code,
-    for 4-5 ms more on the firewall).  It compiles in about half the time of O3."""
+    """The main function inlined into the run loop and its registers taken out of
+    memory (SROA), then LLVM's O1 function pipeline: its CSE of loads, LICM and store
+    elimination (pkt_parse 7.4 -> 5.5 ns, for about 8 ms more of compile time on the
+    firewall example).  A pre-pass of our own (folding, constant propagation, jump
+    threading, two InstCombines) before it cost 8-10 ms more on the firewall, and its
+    jump threading made the sieve's loops worse: 15,264 x86-64 instructions a run,
+    14,683 without it (pkt_parse 121 against 125).  Loop strength reduction is left to
+    code generation, which runs it anyway."""
     pb = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=2))
     pm = llvm.create_new_module_pass_manager()
     pm.add_always_inliner_pass()     # the main function into the run loop
     pm.add_sroa_pass()
-    pm.add_simplify_cfg_pass()
-    pm.add_instruction_combine_pass()
-    pm.add_sccp_pass()
-    # no NewGVN: on the phi webs of shared blocks it can fail an assertion (an abort)
-    pm.add_jump_threading_pass()
-    pm.add_aggressive_dce_pass()
-    pm.add_instruction_combine_pass()
-    pm.add_simplify_cfg_pass()
     pm.run(module, pb)
     o1 = llvm.create_pass_builder(tm, llvm.PipelineTuningOptions(speed_level=1))
     fpm = o1.getFunctionPassManager()
