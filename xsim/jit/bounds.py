@@ -72,14 +72,19 @@ class Proof:
 
 
 def _form(terms: dict, k: int) -> Form | None:
+    if abs(k) >= _MAX_CONST:
+        return None
     items = frozenset((a, c) for a, c in terms.items() if c)
-    if abs(k) >= _MAX_CONST or len(items) > _MAX_TERMS or any(
-            abs(c) > _MAX_COEF for _a, c in items):
+    if len(items) > _MAX_TERMS or any(abs(c) > _MAX_COEF for _a, c in items):
         return None
     return items, k
 
 
 def _add(x: Form, y: Form, sign: int = 1) -> Form | None:
+    """``x + sign * y``, or None where that is no form."""
+    if not y[0]:        # a constant (most sums): x's terms, which are a form's already
+        k = x[1] + sign * y[1]
+        return (x[0], k) if abs(k) < _MAX_CONST else None
     terms = dict(x[0])
     for a, c in y[0]:
         terms[a] = terms.get(a, 0) + sign * c
@@ -132,7 +137,10 @@ class _State:
 class _Prover:
     def __init__(self, fn: Function, code: np.ndarray, consts: np.ndarray,
                  cfg: dict[int, Block]) -> None:
-        self.fn, self.code, self.consts, self.cfg = fn, code, consts, cfg
+        self.fn, self.cfg = fn, cfg
+        #: the lowered code and constants as Python ints, read once: every path reads
+        #: them again, and a numpy element read costs as much as the rest of a step
+        self.rows, self.kvalues = code.tolist(), consts.tolist()
         self.tainted = self._in_loops()
         #: (base, offset, size, perm) of each access the proof may spare a check
         self.accesses = plain_accesses(code, cfg)
@@ -150,8 +158,8 @@ class _Prover:
 
     def operand(self, st: _State, slot: int) -> Form:
         if slot >= ip.C_BASE:
-            v = _signed(int(self.consts[slot - ip.C_BASE]))
-            return _form({}, v) or st.fresh(("k", slot))
+            v = _signed(self.kvalues[slot - ip.C_BASE])
+            return _const(v) if abs(v) < _MAX_CONST else st.fresh(("k", slot))
         return st.regs[slot - ip.R_BASE]
 
     # -- one round: every path, with the guards in ``guards`` ------------------------------
@@ -177,10 +185,10 @@ class _Prover:
                 self.step(st, pc)
             last = blk.pcs[-1]
             self.visit(st, last, guards, verdicts, need, demands)
-            name = NAMES[int(self.code[last, 0])]
-            if name in JCONDS:
+            row = self.rows[last]
+            if NAMES[row[0]] in JCONDS:
                 taken, other = st.copy(), st
-                target = int(self.code[last, 3])
+                target = row[3]
                 if len(blk.succs) == 2:     # (a jump to the next instruction tells nothing)
                     self.branch(taken, other, last)
                 for succ in blk.succs:
@@ -215,17 +223,25 @@ class _Prover:
 
     def apply(self, st: _State, g: Guard, pc: int):
         """What a guard at ``pc`` shows on this path: (s, e, pc), or None."""
-        s = _add(st.regs[g.base], _const(g.base_k), -1)
-        e = _add(st.regs[g.end], _const(g.end_k), -1)
+        shown = self.shows(st, g.base, g.base_k, g.end, g.end_k, g.add_s)
+        return None if shown is None else (*shown, pc)
+
+    @staticmethod
+    def shows(st: _State, base: int, base_k: int, end: int, end_k: int, add_s: bool):
+        """(s, e) of ``Guard(base, base_k, end, end_k, add_s)`` on this path, or None."""
+        s = _add(st.regs[base], _const(base_k), -1)
+        e = _add(st.regs[end], _const(end_k), -1)
         if s is None or e is None or s[1] or len(s[0]) != 1 or next(iter(s[0]))[1] != 1:
             return None
-        if g.add_s:
+        if add_s:
             e = _add(e, s)
         if e is None or e[1] or not e[0] or any(c != 1 for _a, c in e[0]) or e == s:
             return None
-        return s, e, pc
+        return s, e
 
     def proves(self, st: _State, addr: Form, size: int, guard) -> bool:
+        if not st.facts:        # only a fact can bound the access's end
+            return False
         s, e, _pc = guard
         free = {a for a, _c in s[0] | e[0]}      # bounded by the guard
 
@@ -256,6 +272,8 @@ class _Prover:
 
     def candidate(self, st: _State, addr: Form, size: int) -> Guard | None:
         """A guard that would prove this access here, from the registers of this path."""
+        if not st.facts:        # none would (proves)
+            return None
         regs = st.regs
         for r, f in enumerate(regs):
             if len(f[0]) != 1:
@@ -266,16 +284,16 @@ class _Prover:
                 continue
             for j, g in enumerate(regs):
                 for add_s in (False, True):
-                    guard = Guard(r, f[1], j, g[1], add_s)
-                    shown = self.apply(st, guard, -1)
-                    if shown is not None and shown[0] == s and self.proves(
-                            st, addr, size, shown):
-                        return guard
+                    shown = self.shows(st, r, f[1], j, g[1], add_s)
+                    if shown is None or shown[0] != s:
+                        continue
+                    if self.proves(st, addr, size, (*shown, -1)):
+                        return Guard(r, f[1], j, g[1], add_s)
         return None
 
     # -- what instructions do to a path -------------------------------------------------------
     def branch(self, taken: _State, other: _State, pc: int) -> None:
-        e, a, bslot, _c = (int(v) for v in self.code[pc])
+        e, a, bslot, _c = self.rows[pc]
         name = NAMES[e]
         if not name.endswith("64"):
             return
@@ -299,7 +317,7 @@ class _Prover:
             st.facts = (st.facts + ((fact, atoms),))[-_MAX_FACTS:]
 
     def step(self, st: _State, pc: int) -> None:
-        e, a, bslot, c = (int(v) for v in self.code[pc])
+        e, a, bslot, c = self.rows[pc]
         name = NAMES[e]
         regs = st.regs
         dst = a - ip.R_BASE if 0 <= a - ip.R_BASE < 11 else None
@@ -396,7 +414,7 @@ def prove(fn: Function, code: np.ndarray, consts: np.ndarray,
             return Proof()
         verdicts, need, demands = found
     proven = {pc for pc, ok in verdicts.items() if ok}
-    calls = any(NAMES[int(code[pc, 0])] in CALLS for blk in cfg.values() for pc in blk.pcs)
+    calls = any(NAMES[p.rows[pc][0]] in CALLS for blk in cfg.values() for pc in blk.pcs)
     at_entry = {} if calls else {pc: e for pc in guards if pc in need and
                                  (e := _entry_terms(p.shown.get(pc, {None}))) is not None}
     return Proof({pc: g for pc, g in guards.items() if pc in need},

@@ -104,7 +104,7 @@ def access(code: np.ndarray, pc: int) -> tuple[int, int, int, int] | None:
     """(base register, signed offset, size, permission) of the access at ``pc`` that
     goes through the region table, or None (no access, or a frame access: r10 plus an
     offset inside the frame needs no check)."""
-    e, a, bslot, c = (int(x) for x in code[pc])
+    e, a, bslot, c = code[pc].tolist()
     name = NAMES[e]
     off = c - (1 << 64) if c >> 63 else c
     if name in LOADS:

@@ -62,18 +62,17 @@ def _widen(old, new):
     return ("n", lo, hi)
 
 
-def _const(consts: np.ndarray, slot: int) -> int:
-    return int(consts[slot - ip.C_BASE]) & _M64
-
-
 class _Analysis:
     def __init__(self, fn: Function, code: np.ndarray, consts: np.ndarray,
                  cfg: dict[int, Block]) -> None:
-        self.fn, self.code, self.consts, self.cfg = fn, code, consts, cfg
+        self.fn, self.cfg = fn, cfg
+        #: the lowered code and constants as Python ints, read once: the fixpoint reads
+        #: them again on every visit, and a numpy element read costs as much as a step
+        self.rows, self.kvalues = code.tolist(), consts.tolist()
 
     def operand(self, regs: list, slot: int):
         if slot >= ip.C_BASE:
-            v = _const(self.consts, slot)
+            v = self.kvalues[slot - ip.C_BASE] & _M64
             return ("n", v, v)
         return regs[slot - ip.R_BASE]
 
@@ -119,18 +118,18 @@ class _Analysis:
     def leave(self, regs: list, blk: Block):
         """(successor, registers on that edge) for the block's last instruction."""
         last = blk.pcs[-1]
-        name = NAMES[int(self.code[last, 0])]
-        if name not in JCONDS:
+        row = self.rows[last]
+        if NAMES[row[0]] not in JCONDS:
             self.step(regs, last)
             return [(s, list(regs)) for s in blk.succs]
-        target = int(self.code[last, 3])
+        target = row[3]
         if len(blk.succs) == 1:
             return [(blk.succs[0], list(regs))]
         return [(s, self.narrow(list(regs), last, s == target)) for s in blk.succs]
 
     def narrow(self, regs: list, pc: int, taken: bool) -> list:
         """The registers on the edge where the comparison at ``pc`` was ``taken`` (or not)."""
-        e, a, bslot, _c = (int(v) for v in self.code[pc])
+        e, a, bslot, _c = self.rows[pc]
         name = NAMES[e]
         op, width = name[:-2], int(name[-2:])
         r = a - ip.R_BASE
@@ -159,7 +158,7 @@ class _Analysis:
         return regs
 
     def step(self, regs: list, pc: int) -> None:
-        e, a, bslot, _c = (int(v) for v in self.code[pc])
+        e, a, bslot, _c = self.rows[pc]
         name = NAMES[e]
         dst = a - ip.R_BASE
         if name in CALLS or name in PKT:
@@ -246,6 +245,6 @@ def proven(fn: Function, code: np.ndarray, consts: np.ndarray,
                 _f, lo, hi = regs[base]
                 if lo + off >= -FRAME and hi + off + size <= 0:
                     out.add(pc)
-            if pc != cfg[start].pcs[-1] or NAMES[int(code[pc, 0])] not in JCONDS:
+            if pc != cfg[start].pcs[-1] or NAMES[an.rows[pc][0]] not in JCONDS:
                 an.step(regs, pc)
     return out

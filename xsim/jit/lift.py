@@ -27,6 +27,10 @@ compiles for aarch64 and riscv64.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
+
 import numpy as np
 from llvmlite import ir
 
@@ -35,11 +39,14 @@ from ..isa import opcodes as oc
 
 from . import bounds, cfg, frame, loops, plant
 from .guard import guard
+from .irbuild import Builder
 from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
                   functions)
 from .semantics import ALU, END, I8, I32, I64, jcond
 
 I64P, I8P = I64.as_pointer(), I8.as_pointer()
+#: the integer type of a memory access of each size, and its pointer type
+_ACCESS = {n: (ir.IntType(8 * n), ir.IntType(8 * n).as_pointer()) for n in (1, 2, 4, 8)}
 
 # -- the env words: what the driver gives the native code, reread after each call out --
 ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
@@ -67,6 +74,7 @@ class _Reload:
     address, size, permission, fault kind, pc and count) and a switch back to it."""
 
     def __init__(self, f: _Fn) -> None:
+        self.f = f
         self.b = b = f.b
         e = f.cache
         self.block = f.llfn.append_basic_block("reload")
@@ -121,11 +129,12 @@ class _Reload:
     def arrive(self, came: ir.Block, back: ir.Block, addr, size: int, perm: int, kind: int,
                pc: int, count) -> None:
         """An access in ``came`` misses the cached row; it goes on at ``back``."""
-        c = lambda v: ir.Constant(I64, v)      # noqa: E731
+        c = self.f.const
         for phi, v in zip(self.phis, (addr, c(size), c(perm), c(kind), c(pc), count)):
             phi.add_incoming(v, came)
-        self.case.add_incoming(ir.Constant(I32, self.cases), came)
-        self.switch.add_case(ir.Constant(I32, self.cases), back)
+        case = self.f.l.constant(I32, self.cases)
+        self.case.add_incoming(case, came)
+        self.switch.add_case(case, back)
         self.cases += 1
 
 
@@ -135,7 +144,7 @@ class _Fn:
     def __init__(self, lifter: Lifter, fn: Function, llfn: ir.Function) -> None:
         self.l, self.fn, self.llfn = lifter, fn, llfn
         entry = llfn.append_basic_block("entry")
-        b = self.b = ir.IRBuilder(entry)
+        b = self.b = Builder(entry)
         self.scope = lifter.subprogram(llfn, fn.entry + 1) if lifter.debug else None
         self._shared_blocks: dict[str, tuple] = {}
         #: the base register whose accesses its block's group check covered (or None)
@@ -144,6 +153,8 @@ class _Fn:
         self.fast: tuple | None = None
         self.route: dict[int, ir.Block] = {}
         self._reload_at: _Reload | None = None
+        #: pc -> its DILocation (debug builds)
+        self._locations: dict[int, ir.DIValue] = {}
         if self.scope is not None:     # where code has no one pc (the shared exit)
             self._no_pc = lifter.module.add_debug_info(
                 "DILocation", {"line": 0, "column": 0, "scope": self.scope})
@@ -182,13 +193,16 @@ class _Fn:
     def at(self, pc: int) -> None:
         """The instructions built from here on come from ``pc`` (debug builds only)."""
         if self.scope is not None:
-            self.b.debug_metadata = self.l.module.add_debug_info(
-                "DILocation", {"line": pc + 1, "column": 0, "scope": self.scope})
+            loc = self._locations.get(pc)
+            if loc is None:     # add_debug_info would find it, after sorting its operands
+                loc = self._locations[pc] = self.l.module.add_debug_info(
+                    "DILocation", {"line": pc + 1, "column": 0, "scope": self.scope})
+            self.b.debug_metadata = loc
 
     def word(self, base, index, value=None, tag: str | None = None):
         """Load (or store ``value`` into) word ``index`` of an i64 array; ``st`` and ``env``
         accesses get their alias class by themselves, others say theirs in ``tag``."""
-        ptr = self.b.gep(base, [index if isinstance(index, ir.Value) else ir.Constant(I64, index)])
+        ptr = self.b.gep(base, [index if isinstance(index, ir.Value) else self.const(index)])
         tag = tag or ("st" if base is self.st else "env" if base is self.env else None)
         if value is None:
             instr = self.b.load(ptr, align=8)
@@ -222,11 +236,12 @@ class _Fn:
     def operand(self, slot: int):
         """An operand slot of the lowered code: a register, or an instruction's constant."""
         if slot >= ip.C_BASE:
-            return ir.Constant(I64, int(self.l.consts[slot - ip.C_BASE]))
+            return self.const(int(self.l.consts[slot - ip.C_BASE]))
         return self.reg(slot - ip.R_BASE)
 
-    def const(self, v: int):
-        return ir.Constant(I64, v & _MASK)
+    def const(self, v: int) -> ir.Constant:
+        """The i64 constant ``v`` (modulo 2**64), one object per value and module."""
+        return self.l.i64(v)
 
     def _shared(self, name: str, build):
         """A block built once per function, that code from many places jumps to (it has no
@@ -284,10 +299,14 @@ class _Fn:
         """Stop the run with ``status`` at ``pc`` (``fault``: address, size, kind)."""
         self.b.branch(self._stub(status, pc, count, fault))
 
+    def cbranch(self, cond, then: ir.Block, other: ir.Block, weights: tuple[int, int]) -> None:
+        """A conditional branch with branch weights (``then``'s, ``other``'s)."""
+        self.b.cbranch(cond, then, other).set_metadata("prof", self.l.weights(*weights))
+
     def cold_exit(self, cond, status: int, pc: int, count, fault: tuple | None = None) -> None:
         """If ``cond``, stop with ``status``; go on in a new block otherwise."""
         good = self.llfn.append_basic_block(f"go{pc}")
-        self.b.cbranch(cond, self._stub(status, pc, count, fault), good).set_weights([1, 1000])
+        self.cbranch(cond, self._stub(status, pc, count, fault), good, (1, 1000))
         self.b.position_at_end(good)
 
     # -- the region cache: the row of the last region this function touched, and the
@@ -378,8 +397,8 @@ class _Fn:
                                                  b.sub(addr, b.load(e["vbase"])))])
         have = self.llfn.append_basic_block(f"have{pc}")
         reload = self._reload()
-        b.cbranch(self._out_of(b.load(e[self._SIZE_OF[perm]]), b.sub(addr, b.load(e["vbase"])),
-                               self.const(size)), reload.block, have).set_weights([1, 1000])
+        self.cbranch(self._out_of(b.load(e[self._SIZE_OF[perm]]), b.sub(addr, b.load(e["vbase"])),
+                                  self.const(size)), reload.block, have, (1, 1000))
         came = b.block
         reload.arrive(came, have, addr, size, perm, kind, pc, count)
         b.position_at_end(have)
@@ -413,15 +432,14 @@ class _Fn:
                 b.store(b.add(b.load(owed[k]), self.const(1)), owed[k])
 
     def load_mem(self, ptr, size: int):
-        ty = ir.IntType(8 * size)
-        v = self.b.load(self.b.bitcast(ptr, ty.as_pointer()), align=1)
+        v = self.b.load(self.b.bitcast(ptr, _ACCESS[size][1]), align=1)
         v.set_metadata("tbaa", self.l.tbaa["mem"])
         return v
 
     def store_mem(self, ptr, size: int, value) -> None:
-        ty = ir.IntType(8 * size)
+        ty, ptr_ty = _ACCESS[size]
         v = value if size == 8 else self.b.trunc(value, ty)
-        self.b.store(v, self.b.bitcast(ptr, ty.as_pointer()), align=1).set_metadata(
+        self.b.store(v, self.b.bitcast(ptr, ptr_ty), align=1).set_metadata(
             "tbaa", self.l.tbaa["mem"])
 
     def spill(self) -> None:
@@ -488,7 +506,7 @@ class _Fn:
             fits = b.icmp_unsigned(">=", left0, self.const(budget))
             body = self.llfn.append_basic_block(f"fast{start}")
             over = self.llfn.append_basic_block(f"handoff{start}")
-            b.cbranch(fits, body, over).set_weights([1000, 1])
+            self.cbranch(fits, body, over, (1000, 1))
             # the budget may run out before the next checkpoint: the interpreter takes
             # over from here and stops at the very instruction (registers, frames and
             # words are its own)
@@ -558,7 +576,7 @@ class _Fn:
             for v in c.values():
                 b.store(self.const(0), v)
         fast = {pc: self.llfn.append_basic_block(f"unchecked{pc}") for pc in lp.blocks}
-        b.cbranch(ok, fast[h], self.checked_head[h]).set_weights([1000, 1])
+        self.cbranch(ok, fast[h], self.checked_head[h], (1000, 1))
         route = dict(fast)
         for t in lp.exits:         # on the way out: the counts to their rows
             leave = route[t] = self.llfn.append_basic_block(f"leave{h}_{t}")
@@ -582,7 +600,7 @@ class _Fn:
 
     def _written(self, pc: int) -> set[int]:
         """The registers the instruction at ``pc`` writes (within a block)."""
-        e, a, bslot, c = (int(x) for x in self.l.code[pc])
+        e, a, bslot, c = self.l.code[pc].tolist()
         name = NAMES[e]
         if name in ALU or name in END or name in LOADS or name == "lddw":
             return {a - ip.R_BASE}
@@ -629,7 +647,7 @@ class _Fn:
             return b.and_(b.icmp_unsigned(">=", end, off),
                           b.icmp_unsigned("<=", end, b.load(e[which])))
         other = self.llfn.append_basic_block(f"probe{_pc}")
-        b.cbranch(inside(), fast, other).set_weights([1000, 1])
+        self.cbranch(inside(), fast, other, (1000, 1))
         b.position_at_end(other)
         rid = b.lshr(addr, self.const(ip.REGION_SHIFT))
         reload = self.llfn.append_basic_block(f"probemiss{_pc}")
@@ -702,7 +720,7 @@ class _Fn:
         inside = b.and_(inside, b.and_(b.icmp_unsigned("<=", s, e), b.icmp_unsigned(
             "<", e, self.const(bounds.GUARD_LIMIT))))
         good = self.llfn.append_basic_block(f"proved{pc}")
-        b.cbranch(inside, good, stub).set_weights([1000, 1])
+        self.cbranch(inside, good, stub, (1000, 1))
         b.position_at_end(good)
         p, rg = self.proved, b.load(self.rg)
         old = b.mul(b.load(p["rid"]), self.const(ip.RG_COLS))
@@ -738,7 +756,7 @@ class _Fn:
             counts = self.b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
             self.word(counts, pc, self.b.add(self.word(counts, pc, tag="mem"), self.const(1)),
                       tag="mem")
-        e, a, bslot, c = (int(x) for x in self.l.code[pc])
+        e, a, bslot, c = self.l.code[pc].tolist()
         name = NAMES[e]
         b = self.b
         if name in ALU:
@@ -906,8 +924,8 @@ class _Fn:
             other = self.llfn.append_basic_block(f"nolook{pc}")
             fault = self.llfn.append_basic_block(f"lookfault{pc}")
             sw = b.switch(served, other)
-            sw.add_case(ir.Constant(I64, ip.LOOKUP_SERVED), done)
-            sw.add_case(ir.Constant(I64, ip.LOOKUP_FAULT), fault)
+            sw.add_case(self.const(ip.LOOKUP_SERVED), done)
+            sw.add_case(self.const(ip.LOOKUP_FAULT), fault)
             b.position_at_end(fault)
             self.exit(ip.FAULT, pc, count, (self.word(st, ip.S_FAULT_ADDR),
                                             self.word(st, ip.S_FAULT_SIZE),
@@ -924,7 +942,7 @@ class _Fn:
         block, switch = self._python_block()
         site = len(switch.cases)
         b.store(self.const(site), self.py_site)
-        switch.add_case(ir.Constant(I64, site), after)
+        switch.add_case(self.const(site), after)
         b.branch(block)
         b.position_at_end(after)
 
@@ -951,9 +969,9 @@ class _Fn:
             tail = self.llfn.append_basic_block("tail_call")
             stop = self.llfn.append_basic_block("helper_stopped")
             sw = b.switch(res, failed)
-            sw.add_case(ir.Constant(I64, CB_GO_ON), go)
-            sw.add_case(ir.Constant(I64, CB_TAIL_CALL), tail)
-            sw.add_case(ir.Constant(I64, CB_STOP), stop)
+            sw.add_case(self.const(CB_GO_ON), go)
+            sw.add_case(self.const(CB_TAIL_CALL), tail)
+            sw.add_case(self.const(CB_STOP), stop)
             for blk, status in ((failed, HELPER_FAILED), (tail, TAIL_CALL), (stop, STOP_RUN)):
                 b.position_at_end(blk)
                 b.ret(self.const(status))
@@ -995,8 +1013,8 @@ class _Fn:
         """Return ``status`` at once unless the callee returned normally."""
         bad = self.llfn.append_basic_block("callstop")
         good = self.llfn.append_basic_block("callgo")
-        self.b.cbranch(self.b.icmp_unsigned("!=", status, self.const(RETURNED)), bad,
-                       good).set_weights([1, 1000])
+        self.cbranch(self.b.icmp_unsigned("!=", status, self.const(RETURNED)), bad, good,
+                     (1, 1000))
         self.b.position_at_end(bad)
         self.b.ret(status)
         self.b.position_at_end(good)
@@ -1066,7 +1084,33 @@ class Lifter:
                 f.attributes.add("alwaysinline")
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
+        self._constants: dict[tuple[int, int], ir.Constant] = {}
+        self._weights: dict[tuple[int, int], ir.MDValue] = {}
         self.tbaa = self._alias_classes()
+
+    def constant(self, ty: ir.IntType, v: int) -> ir.Constant:
+        """The constant ``v`` (an int, not a bool) of type ``ty``, one object per value:
+        a constant is immutable, and a shared one formats its text once."""
+        key = (ty.width, v)
+        c = self._constants.get(key)
+        if c is None:
+            c = self._constants[key] = ir.Constant(ty, v)
+        return c
+
+    def i64(self, v: int) -> ir.Constant:
+        """The i64 constant ``v`` modulo 2**64."""
+        return self.constant(I64, v & _MASK)
+
+    def weights(self, taken: int, other: int) -> ir.MDValue:
+        """The branch weights node of a cbranch: what ``set_weights([taken, other])``
+        attaches, which builds the node's operands and looks it up again each time."""
+        key = (taken, other)
+        md = self._weights.get(key)
+        if md is None:
+            md = self._weights[key] = self.module.add_metadata(
+                [ir.MetaDataString(self.module, "branch_weights"),
+                 ir.Constant(I32, taken), ir.Constant(I32, other)])
+        return md
 
     def _alias_classes(self) -> dict[str, ir.MDValue]:
         """TBAA tags that tell LLVM the four arrays never overlap (they are separate
@@ -1125,11 +1169,11 @@ class Lifter:
         fnty = ir.FunctionType(I64, [I64P, I64P, I64, I64])
         f = ir.Function(self.module, fnty, name=ENTRY)
         st, env, runs, fresh = f.args
-        b = ir.IRBuilder(f.append_basic_block("entry"))
+        b = Builder(f.append_basic_block("entry"))
         if self.debug:      # line 0: no eBPF pc, but a scope for what is inlined here
             b.debug_metadata = self.module.add_debug_info(
                 "DILocation", {"line": 0, "column": 0, "scope": self.subprogram(f, 0)})
-        c = lambda v: ir.Constant(I64, v)       # noqa: E731
+        c = self.i64
 
         def word(base, i, value=None, tag="rg"):
             ptr = b.gep(base, [i if isinstance(i, ir.Value) else c(i)])
@@ -1250,4 +1294,20 @@ def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
     """The LLVM module of a program's lowered code, with the entry ``xsim_entry``;
     ``debug`` adds line info whose lines are eBPF pcs + 1, ``profile`` counts
     executions per pc."""
-    return Lifter(code, consts, name, triple, debug, profile).build()
+    with _gc_paused():
+        return Lifter(code, consts, name, triple, debug, profile).build()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off while a module is built.  A module is thousands of linked
+    objects made at once, and every collection that runs meanwhile walks those made so
+    far, again as they age (0.8 ms of the firewall's first lift).  The module is
+    collected like any other once it is garbage."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

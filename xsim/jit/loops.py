@@ -316,7 +316,7 @@ def _operand(regs: list, consts: np.ndarray, slot: int):
 
 def _step(regs: list, code: np.ndarray, consts: np.ndarray, pc: int) -> None:
     """Follow the instruction at ``pc`` on the symbolic registers."""
-    e, a, bslot, _c = (int(v) for v in code[pc])
+    e, a, bslot, _c = code[pc].tolist()
     name = NAMES[e]
     if name in LOADS:
         regs[a - ip.R_BASE] = None

@@ -4,9 +4,9 @@ RFC 9669's semantics, as the interpreter computes them: division by zero gives 0
 and modulo by zero the dividend, INT_MIN / -1 wraps, shift counts are masked to
 the operand width, 32-bit results are zero-extended.  Each entry takes the
 lifter's per-function state ``f`` (its builder ``f.b``, ``f.const`` and the
-module's ``f.l.bswap`` intrinsics) and the operand values.  The ``plant.active()``
-tests build a known JIT bug instead, for the differential checker's tests
-(:mod:`.plant`).
+module's ``f.l.constant`` constants and ``f.l.bswap`` intrinsics) and the operand
+values.  The ``plant.active()`` tests build a known JIT bug instead, for the
+differential checker's tests (:mod:`.plant`).
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ def _divmod(f, x, y, signed: bool, mod: bool, width: int):
         signed = False
     ty = ir.IntType(width)
     x, y = b.trunc(x, ty) if width < 64 else x, b.trunc(y, ty) if width < 64 else y
-    zero = ir.Constant(ty, 0)
+    zero = f.l.constant(ty, 0)
     is_zero = b.icmp_unsigned("==", y, zero)
-    safe = b.select(is_zero, ir.Constant(ty, 1), y)
+    safe = b.select(is_zero, f.l.constant(ty, 1), y)
     if signed:
-        minus1 = b.icmp_signed("==", safe, ir.Constant(ty, -1))
-        safe = b.select(minus1, ir.Constant(ty, 1), safe)
+        minus1 = b.icmp_signed("==", safe, f.l.constant(ty, -1))
+        safe = b.select(minus1, f.l.constant(ty, 1), safe)
         q = b.srem(x, safe) if mod else b.sdiv(x, safe)
         q = b.select(minus1, zero if mod else b.neg(x), q)
     else:
@@ -56,12 +56,12 @@ def _shift(f, kind: str, x, y, width: int):
         kind = "rsh"
     ty = ir.IntType(width)
     xx = b.trunc(x, ty) if width < 64 else x
-    yy = b.and_(b.trunc(y, ty) if width < 64 else y, ir.Constant(ty, width - 1))
+    yy = b.and_(b.trunc(y, ty) if width < 64 else y, f.l.constant(ty, width - 1))
     r = {"lsh": b.shl, "rsh": b.lshr, "arsh": b.ashr}[kind](xx, yy)
     if plant.active() == "shift_unmasked" and not isinstance(y, ir.Constant):
         # a count >= width shifts every bit out, as a shifter that does not mask it
-        big = b.icmp_unsigned(">=", b.trunc(y, ty) if width < 64 else y, ir.Constant(ty, width))
-        out = b.ashr(xx, ir.Constant(ty, width - 1)) if kind == "arsh" else ir.Constant(ty, 0)
+        big = b.icmp_unsigned(">=", b.trunc(y, ty) if width < 64 else y, f.l.constant(ty, width))
+        out = b.ashr(xx, f.l.constant(ty, width - 1)) if kind == "arsh" else f.l.constant(ty, 0)
         r = b.select(big, out, r)
     return b.zext(r, I64) if width < 64 else r
 
@@ -130,7 +130,7 @@ def jcond(f, name: str, x, y):
     if width == 32 and plant.active() != "jmp32_as_64":
         x, y = b.trunc(x, I32), b.trunc(y, I32)
     if cond == "jset":
-        return b.icmp_unsigned("!=", b.and_(x, y), ir.Constant(x.type, 0))
+        return b.icmp_unsigned("!=", b.and_(x, y), f.l.constant(x.type, 0))
     ops = {"jeq": ("==", False), "jne": ("!=", False), "jgt": (">", False),
            "jge": (">=", False), "jlt": ("<", False), "jle": ("<=", False),
            "jsgt": (">", True), "jsge": (">=", True), "jslt": ("<", True), "jsle": ("<=", True)}
