@@ -42,11 +42,11 @@ from .guard import guard
 from .irbuild import Builder
 from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
                   functions)
-from .semantics import ALU, END, I8, I32, I64, jcond
+from .semantics import ALU, END, I8, I16, I32, I64, jcond
 
 I64P, I8P = I64.as_pointer(), I8.as_pointer()
 #: the integer type of a memory access of each size, and its pointer type
-_ACCESS = {n: (ir.IntType(8 * n), ir.IntType(8 * n).as_pointer()) for n in (1, 2, 4, 8)}
+_ACCESS = {ty.width // 8: (ty, ty.as_pointer()) for ty in (I8, I16, I32, I64)}
 
 # -- the env words: what the driver gives the native code, reread after each call out --
 ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
