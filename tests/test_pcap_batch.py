@@ -41,10 +41,63 @@ SEC("xdp") int faulty(struct xdp_md *ctx)
 char LICENSE[] SEC("license") = "GPL";
 """
 
+#: per-packet values the loop lays out (context fields, the socket, LD_ABS reaches),
+#: spread over the verdicts and summed into a map, and context writes a next packet
+#: must not see
+SKB_MIX = r"""
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
+unsigned long long load_word(void *skb, unsigned long long off) asm("llvm.bpf.load.word");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 4);
+         __type(key, __u32); __type(value, __u64); } acc SEC(".maps");
+
+static __u32 mix(struct __sk_buff *skb)
+{
+    __u32 v = skb->len * 31 + skb->pkt_type * 7 + skb->protocol + skb->ifindex * 3
+              + skb->mark + skb->cb[0] + skb->priority;
+    struct bpf_sock *sk = skb->sk;
+    if (sk)
+        v += sk->family * 11 + sk->src_ip4 + sk->dst_ip4 * 5 + sk->src_ip6[1]
+             + sk->dst_ip6[3] * 9 + sk->state + sk->rx_queue_mapping;
+    v += load_byte(skb, 0) + load_byte(skb, -0x200000) * 13 + load_byte(skb, -0x100000 + 5);
+    __u32 k = v & 3;
+    __u64 *slot = bpf_map_lookup_elem(&acc, &k);
+    if (slot)
+        __sync_fetch_and_add(slot, v);
+    skb->cb[0] = 5;
+    return v;
+}
+
+SEC("tc") int tc_mix(struct __sk_buff *skb)
+{
+    __u32 v = mix(skb);
+    void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+    if (data + 24 <= end)
+        v ^= *(__u32 *)(data + 20);
+    skb->mark = v;
+    skb->priority = 9;
+    return v % 9;
+}
+
+SEC("socket") int sock_mix(struct __sk_buff *skb) { return mix(skb) & 1 ? 0 : 64; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def skb_mix(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("skb")
+    (d / "mix.c").write_text(SKB_MIX)
+    compile_c(d / "mix.c", d / "mix.o")
+    return d / "mix.o"
+
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Path:
-    """The generated corpus, plus frames over one page, a truncated record, a runt."""
+    """The generated corpus, plus frames over one page, a truncated record, a runt, and
+    an IPv4 frame too short for an skb's test run."""
     path = tmp_path_factory.mktemp("cap") / "mixed.pcap"
     frames = corpus(1200, seed=3)
     rng = random.Random(5)
@@ -56,6 +109,7 @@ def capture(tmp_path_factory) -> Path:
             if i % 400 == 9:
                 w.write(f, i * 1000 + 2, orig_len=len(f) + 10)
         w.write(b"\x01" * 9, 10**9)
+        w.write(bytes(12) + b"\x08\x00" + bytes(6), 10**9 + 1)    # short for IPv4 (skb)
     return path
 
 
@@ -93,6 +147,23 @@ CASES = [
     (EXAMPLES / "l4_lb.o", "l4_lb", EXAMPLES / "backends.json", None),
     (EXAMPLES / "ipip.o", "encap", None, None),
     (EXAMPLES / "ipip.o", "decap", None, None),
+    (EXAMPLES / "tc_marker.o", "tc_marker", None, None),
+    (EXAMPLES / "dns_filter.o", "dns_filter", None, None),
+    (NIC / "tc_basic.o", "fields", None, None),
+    (NIC / "tc_basic.o", "load_store", None, None),
+    (NIC / "tc_basic.o", "csums", None, None),
+    (NIC / "tc_basic.o", "hashes", None, None),
+    (NIC / "tc_basic.o", "redirects", None, None),
+    (NIC / "tc_basic.o", "ld_abs_oob", None, None),
+    (NIC / "tc_resize.o", "change_tail", None, None),
+    (NIC / "tc_resize.o", "change_head", None, None),
+    (NIC / "tc_resize.o", "vlans", None, None),
+    (NIC / "tc_resize.o", "adjust_room", None, None),
+    (NIC / "tc_sk.o", "sk_into_packet", None, None),
+    (NIC / "tc_sk.o", "sock_sk_fields", None, None),
+    (NIC / "mixed.o", "tc_clone", None, None),
+    (NIC / "sock_basic.o", "load_bytes", None, None),
+    (NIC / "sock_basic.o", "out_of_bounds", None, None),
 ]
 
 
@@ -105,7 +176,19 @@ def test_the_loop_gives_what_one_run_per_packet_gives(tmp_path: Path, capture: P
     slow = _run(tmp_path, obj, prog, capture, False, maps_in, setup)
     for what, a, b in zip(("summary", "files", "records", "maps"), fast, slow):
         assert a == b, what
-    assert fast[0]["packets"] == 1200 + 4 + 3 + 1
+    assert fast[0]["packets"] == 1200 + 4 + 3 + 2
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+@pytest.mark.parametrize("prog", ["tc_mix", "sock_mix"])
+def test_skb_fields_per_packet(tmp_path: Path, capture: Path, skb_mix: Path, prog: str,
+                               tier: str) -> None:
+    """Each packet's context, socket and headers as its own test run has them."""
+    fast = _run(tmp_path, skb_mix, prog, capture, True, tier=tier)
+    slow = _run(tmp_path, skb_mix, prog, capture, False)
+    for what, a, b in zip(("summary", "files", "records", "maps"), fast, slow):
+        assert a == b, what
+    assert len(fast[0]["verdicts"]) >= 2 and any(fast[3]["acc"])
 
 
 def test_faults_and_the_packets_after_them(tmp_path: Path, capture: Path) -> None:
@@ -181,3 +264,31 @@ def test_write_batch_equals_write(tmp_path: Path) -> None:
     with PcapWriter(tmp_path / "c.pcap", snaplen=10) as w, pytest.raises(PcapError):
         w.write_batch(batch.data, batch.offset, batch.caplen, batch.timestamp_ns)
     assert np.all(batch.caplen >= 0)
+
+
+def _frames_for_skb_fields() -> list[bytes]:
+    rng = random.Random(11)
+    out = list(corpus(200, seed=9))
+    for dest in (bytes(6), b"\xff" * 6, b"\x01\x00\x5e\x00\x00\x01", b"\x02" + bytes(5)):
+        for proto in (b"\x08\x00", b"\x86\xdd", b"\x00\x40", b"\x08\x06"):
+            body = bytes(rng.randrange(256) for _ in range(60))
+            out.append(dest + bytes(6) + proto + body)
+    out += [bytes(12) + b"\x00\x20" + b"\xff\xff" + bytes(30), bytes(12) + b"\x00\x20",
+            bytes(12) + b"\x00\x20\xff"]
+    return [f for f in out if len(f) >= 14]     # the test run refuses shorter ones
+
+
+def test_the_loops_skb_fields_are_the_test_runs() -> None:
+    """The compiled copies of eth_type_trans, pkt_type and the socket's image."""
+    from xsim.nic import batch, skb, sock
+    from xsim.nic.flow import eth_type_trans
+    for f in _frames_for_skb_fields():
+        a = np.frombuffer(f, dtype=np.uint8)
+        proto = batch._eth_protocol(a, 0, len(f))
+        assert proto == eth_type_trans(f)
+        assert batch._pkt_type(a, 0) == skb._pkt_type(f[:6])
+        if len(f) >= skb.FRAME_MIN.get(int.from_bytes(f[12:14], "big"), 14):
+            mem = np.full(100, 0xEE, dtype=np.uint8)
+            batch._sock_fill(mem, 8, a, 0, proto)
+            assert mem[8:8 + sock.BPF_SOCK_SIZE].tobytes() == sock.sock_image(f)
+            assert (mem[:8] == 0xEE).all() and (mem[8 + sock.BPF_SOCK_SIZE:] == 0xEE).all()

@@ -1,17 +1,27 @@
-"""XDP over many packets in one compiled loop: the fast path of a capture run.
+"""XDP, TC and socket filters over many packets in one compiled loop: the fast path of
+a capture run.
 
 A capture run makes one test run per packet.  Done from Python, setting up a
-packet costs far more than a short program takes to run, so for XDP programs
-the per-packet loop itself is compiled: :func:`_xdp_loop` lays out each frame
-exactly as ``XdpHook.test_run`` does (a zeroed page, 256 bytes of headroom,
-the ``xdp_md`` image and its pointers), runs the interpreter core on it, and
-copies its ``data_out`` into an output buffer.  It returns to Python only
-for what Python must do: a helper written in Python (the loop resumes after
-it), a fault, a packet the test run would treat otherwise (too short, too
-long for one page, not Ethernet: run one at a time by the caller), or a full
-output buffer.  Packets that Python helpers touched end with a return to
-Python too, so that a redirect's target is picked up; their page is zeroed
-before the next packet, since those helpers may write outside the window.
+packet costs far more than a short program takes to run, so the per-packet loop
+itself is compiled: :func:`_loop` lays out each frame exactly as the hook's
+``test_run`` does, runs the interpreter core (or the JIT's native code) on it,
+and copies its ``data_out`` into an output buffer.
+
+- XDP (``XdpHook.test_run``): a zeroed page, 256 bytes of headroom, the ``xdp_md``
+  image and its pointers.
+- TC and socket filters (``SkbHook.test_run``): a zeroed buffer of 64 bytes of
+  headroom, the frame and ``skb_shared_info``'s room; ``struct __sk_buff`` made
+  afresh (the program may write it) with the frame's len, pkt_type and protocol;
+  the socket of ``skb->sk`` from the frame's IP addresses.  A socket filter's
+  ``data`` starts at the network header, and its ``data_out`` has the MAC header
+  zeroed, as the test run gives it.
+
+The loop returns to Python only for what Python must do: a helper written in
+Python (the loop resumes after it), a fault, a packet the test run would treat
+otherwise (too short, too long, not Ethernet: run one at a time by the caller), or
+a full output buffer.  Packets that Python helpers touched end with a return to
+Python too, so that a redirect's target or a clone is picked up; their buffer is
+zeroed before the next packet, since those helpers may write outside the window.
 
 With ``paths`` (a capture run that writes records) the loop counts executions per pc
 and numbers each packet's path: a packet whose counts, region accesses and compiled
@@ -32,16 +42,31 @@ from ..isa import interp as ip
 from ..isa.memops import copy_bytes, load64, store32, store64, zero_bytes
 from ..jit.call import call_entry
 from ..jit.lift import ENV_PY_CALLS, HANDOFF
+from ..runtime.hooks import HOOKS
 from ..runtime.program import DEFAULT_BUDGET, Program
+from . import skb
+from .skb import HEADROOM as SKB_HEADROOM
+from .skb import (LEN, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PKT_TYPE, PROTOCOL,
+                  TC_ACT_REDIRECT, SkbHook)
+from .skb import PTRS as SKB_PTRS
+from .skb import PTRS_AT as SKB_PTRS_AT
+from .skb import SHINFO_SIZE as SKB_SHINFO
+from .flow import ETH_P_802_2, ETH_P_802_3, ETH_P_IP, ETH_P_IPV6
 from .pcap import ETHERNET, PacketBatch
+from .sock import (AF_INET, AF_INET6, BPF_SOCK_SIZE, SOCK_DST_IP4, SOCK_DST_IP6, SOCK_FAMILY,
+                   SOCK_REGION, SOCK_RX_QUEUE_MAPPING, SOCK_SRC_IP4, SOCK_SRC_IP6, SOCK_STATE,
+                   TCP_CLOSE)
 from .workload import RecordPaths, Trace
 from .xdp import (_FRAMES, ETH_HLEN, LOOPBACK_IFINDEX, PAGE_SIZE, PTRS, PTRS_AT, SHINFO_SIZE,
-                  XDP_MD, XDP_PACKET_HEADROOM, Frame)
+                  XDP_MD, XDP_PACKET_HEADROOM, XDP_REDIRECT, Frame)
 
 # -- the batch state words (``bs``, int64) ----------------------------------------------
 (B_NEXT, B_CUR, B_PHASE, B_OUTPOS, B_PYTHON, B_DIRTY,
- B_PKT_HOST, B_PKT_VADDR, B_PKT_ROW, B_CTX_HOST, B_BUDGET, B_KNOWN) = range(12)
-B_WORDS = 12
+ B_PKT_HOST, B_PKT_VADDR, B_PKT_ROW, B_CTX_HOST, B_BUDGET, B_KNOWN,
+ B_PKT_SIZE, B_PKT_END, B_SOCK_HOST) = range(15)
+B_WORDS = 15
+# the hook whose test run the loop lays out
+XDP, SKB_L2, SKB_L3 = 0, 1, 2
 # phases: start the next packet, resume the current one after a helper, record its output
 START, RESUME, RECORD = 0, 1, 2
 # why the loop returned
@@ -50,15 +75,20 @@ DONE, HELPER, FAULT, SLOW, OUT_FULL, PYTHON_END, NEW_PATH = range(7)
 NOT_RUN, RAN, FAILED = 0, 1, 2
 #: the largest frame that fits one page after headroom and skb_shared_info
 MAX_LINEAR = PAGE_SIZE - XDP_PACKET_HEADROOM - SHINFO_SIZE
+#: the largest frame the loop lays out for an skb (longer ones run the ordinary way)
+SKB_MAX_FRAME = PAGE_SIZE - SKB_HEADROOM - SKB_SHINFO
+#: the skb buffer the loop keeps: headroom, the longest frame, skb_shared_info's room
+SKB_BUFFER = SKB_HEADROOM + SKB_MAX_FRAME + SKB_SHINFO
 _MD_INGRESS = 12                    # offsetof(struct xdp_md, ingress_ifindex)
 _U32 = np.uint64(0xFFFFFFFF)
 _NO_ENV = np.zeros(1, dtype=np.int64)
+_NO_CTX = np.zeros(1, dtype=np.uint8)
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 
 @njit(cache=True)
-def _start_packet(mem, rg, bs, data, off, n):
-    """The page, the window and the context of a fresh test run on ``data[off:off+n]``."""
+def _xdp_start(mem, rg, bs, data, off, n):
+    """The page, the window and the context of a fresh XDP test run on ``data[off:off+n]``."""
     h = bs[B_PKT_HOST]
     head = XDP_PACKET_HEADROOM
     v = np.uint64(bs[B_PKT_VADDR])
@@ -83,6 +113,75 @@ def _start_packet(mem, rg, bs, data, off, n):
     store64(mem, np.uint64(c + PTRS_AT), v + np.uint64(head))
     store64(mem, np.uint64(c + PTRS_AT + 8), v + np.uint64(head + n))
     store64(mem, np.uint64(c + PTRS_AT + 16), v + np.uint64(head))
+
+
+@njit(cache=True)
+def _eth_protocol(data, off, n):
+    """flow.eth_type_trans on ``data[off:off+n]`` (n >= ETH_HLEN)."""
+    proto = (np.int64(data[off + 12]) << 8) | np.int64(data[off + 13])
+    if proto >= 0x600:
+        return proto
+    if n >= 16 and data[off + 14] == 0xFF and data[off + 15] == 0xFF:
+        return ETH_P_802_3
+    return ETH_P_802_2
+
+
+@njit(cache=True)
+def _pkt_type(data, off):
+    """skb._pkt_type of the frame's destination address."""
+    for k in range(6):
+        if data[off + k]:
+            return PACKET_MULTICAST if data[off] & 1 else PACKET_OTHERHOST
+    return PACKET_HOST
+
+
+@njit(cache=True)
+def _sock_fill(mem, at, data, off, proto):
+    """sock.sock_image of the frame into ``mem[at:at + BPF_SOCK_SIZE]`` (a frame long
+    enough for its IP header: the test run refuses shorter ones)."""
+    zero_bytes(mem, at, BPF_SOCK_SIZE)
+    if proto == ETH_P_IP:
+        store32(mem, np.uint64(at + SOCK_FAMILY), np.uint64(AF_INET))
+        copy_bytes(mem, at + SOCK_SRC_IP4, data, off + ETH_HLEN + 12, 4)
+        copy_bytes(mem, at + SOCK_DST_IP4, data, off + ETH_HLEN + 16, 4)
+    elif proto == ETH_P_IPV6:
+        store32(mem, np.uint64(at + SOCK_FAMILY), np.uint64(AF_INET6))
+        copy_bytes(mem, at + SOCK_SRC_IP6, data, off + ETH_HLEN + 8, 16)
+        copy_bytes(mem, at + SOCK_DST_IP6, data, off + ETH_HLEN + 24, 16)
+    store32(mem, np.uint64(at + SOCK_STATE), np.uint64(TCP_CLOSE))
+    store32(mem, np.uint64(at + SOCK_RX_QUEUE_MAPPING), _U32)
+
+
+@njit(cache=True)
+def _skb_start(mem, rg, bs, data, off, n, ctx0, l2):
+    """The buffer, the window, ``struct __sk_buff`` and the socket of a fresh skb test
+    run on ``data[off:off+n]``; ``ctx0`` is the context before the frame's fields."""
+    h = bs[B_PKT_HOST]
+    v = np.uint64(bs[B_PKT_VADDR])
+    c = bs[B_CTX_HOST]
+    head = SKB_HEADROOM
+    end = head + n
+    if bs[B_DIRTY]:             # Python helpers ran: they may write anywhere in it
+        zero_bytes(mem, h, bs[B_PKT_SIZE])
+        bs[B_DIRTY] = 0
+    elif bs[B_PKT_END] > end:   # the buffer past the frame is zeros, as the test run's
+        zero_bytes(mem, h + end, bs[B_PKT_END] - end)
+    bs[B_PKT_END] = end
+    copy_bytes(mem, h + head, data, off, n)
+    start = head if l2 else head + ETH_HLEN
+    copy_bytes(mem, c, ctx0, 0, len(ctx0))
+    proto = _eth_protocol(data, off, n)
+    store32(mem, np.uint64(c + LEN), np.uint64(end - start))
+    store32(mem, np.uint64(c + PKT_TYPE), np.uint64(_pkt_type(data, off)))
+    store32(mem, np.uint64(c + PROTOCOL), np.uint64(((proto & 0xFF) << 8) | (proto >> 8)))
+    row = bs[B_PKT_ROW]
+    rg[row, ip.RG_VBASE] = v + np.uint64(start)
+    rg[row, ip.RG_SIZE] = np.uint64(end - start)
+    rg[row, ip.RG_HOST] = np.uint64(h + start)
+    store64(mem, np.uint64(c + SKB_PTRS_AT), v + np.uint64(start))
+    store64(mem, np.uint64(c + SKB_PTRS_AT + 8), v + np.uint64(end))
+    store64(mem, np.uint64(c + SKB_PTRS_AT + 16), v + np.uint64(start))
+    _sock_fill(mem, bs[B_SOCK_HOST], data, off, proto)
 
 
 @njit(cache=True)
@@ -123,10 +222,13 @@ def _known_path(counts, rg, lookups, known, hashes, n):
 
 
 @njit(cache=True)
-def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
-              r0, insns, fast, outcome, out, out_off, out_len, native, env,
-              prof, known, hashes, known_path, path):
+def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligible,
+          r0, insns, fast, outcome, out, out_off, out_len, native, env,
+          prof, known, hashes, known_path, path):
     """Run packets ``bs[B_NEXT]..`` until all are done or Python must act (see DONE..).
+
+    ``kind``: the hook whose test run lays each packet out (XDP, SKB_L2, SKB_L3), and
+    ``ctx0`` an skb's context before the frame's own fields.
 
     ``native``: the address of the program's JIT entry (then ``env`` is its words and
     Python helpers are served by its callback, inside the call), or 0 for the
@@ -148,7 +250,10 @@ def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
                 return SLOW
             if prof:
                 counts[:] = 0
-            _start_packet(mem, rg, bs, data, offset[i], length[i])
+            if kind == XDP:
+                _xdp_start(mem, rg, bs, data, offset[i], length[i])
+            else:
+                _skb_start(mem, rg, bs, data, offset[i], length[i], ctx0, kind == SKB_L2)
             if native:
                 status = call_entry(native, st, env, 1, 1)
                 if env[ENV_PY_CALLS]:
@@ -176,20 +281,29 @@ def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
             fast[i] = st[ip.S_FAST_LOOKUPS]
             return FAULT
         rv = st[ip.R_BASE]
-        # data_out, as the test run gives it for every action: [data_meta, data_end)
+        # data_out, as the test run gives it for every action: XDP's [data_meta,
+        # data_end), an skb's [data, data_end) (a socket filter's after a zeroed MAC
+        # header), inside the buffer
         c = bs[B_CTX_HOST]
         lo = bs[B_PKT_VADDR]
-        meta = np.int64(load64(mem, np.uint64(c + PTRS_AT + 16))) - lo
-        end = np.int64(load64(mem, np.uint64(c + PTRS_AT + 8))) - lo
-        meta = min(max(meta, 0), PAGE_SIZE)
-        end = min(max(end, meta), PAGE_SIZE)
-        k = end - meta
+        if kind == XDP:
+            first = np.int64(load64(mem, np.uint64(c + PTRS_AT + 16))) - lo
+            end = np.int64(load64(mem, np.uint64(c + PTRS_AT + 8))) - lo
+        else:
+            first = np.int64(load64(mem, np.uint64(c + SKB_PTRS_AT))) - lo
+            end = np.int64(load64(mem, np.uint64(c + SKB_PTRS_AT + 8))) - lo
+        first = min(max(first, 0), bs[B_PKT_SIZE])
+        end = min(max(end, first), bs[B_PKT_SIZE])
+        mac = ETH_HLEN if kind == SKB_L3 else 0
+        k = end - first
         pos = bs[B_OUTPOS]
-        if pos + k > len(out):
+        if pos + mac + k > len(out):
             bs[B_PHASE] = RECORD
             return OUT_FULL
         h = bs[B_PKT_HOST]
-        copy_bytes(out, pos, mem, h + meta, k)
+        zero_bytes(out, pos, mac)
+        copy_bytes(out, pos + mac, mem, h + first, k)
+        k += mac
         out_off[i] = pos
         out_len[i] = k
         bs[B_OUTPOS] = pos + k
@@ -209,9 +323,19 @@ def _xdp_loop(code, st, mem, rg, counts, bs, data, offset, length, eligible,
             path[i] = known_path[k]
 
 
+def _kind(prog) -> int | None:
+    """The loop's layout for ``prog``'s hook (None: the loop does not run it)."""
+    if prog.spec.prog_type is ProgType.XDP:
+        return XDP
+    hook = HOOKS.get(prog.spec.prog_type)
+    if isinstance(hook, SkbHook):
+        return SKB_L2 if hook.l2 else SKB_L3
+    return None
+
+
 def batchable(prog) -> bool:
     """Whether the compiled loop can run ``prog`` (an ObjectProgram) over a capture."""
-    return prog.spec.prog_type is ProgType.XDP and not prog.hooked()._tail_calls
+    return _kind(prog) is not None and not prog.hooked()._tail_calls
 
 
 class Outcomes:
@@ -284,13 +408,19 @@ class _PathCache:
         self.n += 1
 
 
-class XdpBatchRunner:
-    """Runs an XDP program's test runs over batches of packets in :func:`_xdp_loop`."""
+class BatchRunner:
+    """Runs an XDP, TC or socket filter program's test runs over batches of packets in
+    :func:`_loop`."""
 
     def __init__(self, prog, budget: int | None = None, tier: str = "interp",
                  paths: RecordPaths | None = None) -> None:
         """``paths``: count, and number each packet's path there (``Outcomes.path``)."""
         self.program: Program = prog.hooked()
+        self.kind = _kind(prog)
+        if self.kind is None or self.program._tail_calls:
+            raise XsimError(f"the capture loop does not run {prog.prog_type} programs "
+                            "that tail call or have another hook")
+        self.hook = HOOKS.get(prog.spec.prog_type)
         self.budget = DEFAULT_BUDGET if budget is None else budget
         self.paths = paths
         #: the JIT tier's native code, or None for the interpreter
@@ -298,26 +428,72 @@ class XdpBatchRunner:
         if tier == "jit":
             from ..jit.driver import native
             self.native = native(self.program, profile=paths is not None)
-        space = self.program.space
-        self.space = space
-        start = space.by_name["packet"].vaddr
-        ctx = XDP_MD.pack(0, 0, 0, LOOPBACK_IFINDEX, 0, 0) + PTRS.pack(
-            start + XDP_PACKET_HEADROOM, start + XDP_PACKET_HEADROOM + ETH_HLEN,
-            start + XDP_PACKET_HEADROOM, start, PAGE_SIZE)
-        self.program.prepare(ctx, bytes(PAGE_SIZE),
-                             (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + ETH_HLEN))
+        self.space = self.program.space
+        self.ctx0 = _NO_CTX
+        self._layout()
         self.bs = np.zeros(B_WORDS, dtype=np.int64)
         self.bs[B_DIRTY] = 1
         self.cache = _PathCache(self.program.n_slots)
 
+    def _layout(self) -> None:
+        """The regions as the hook's test run lays them out, at the loop's sizes."""
+        space = self.space
+        if self.kind == XDP:
+            start = space.by_name["packet"].vaddr
+            ctx = XDP_MD.pack(0, 0, 0, LOOPBACK_IFINDEX, 0, 0) + PTRS.pack(
+                start + XDP_PACKET_HEADROOM, start + XDP_PACKET_HEADROOM + ETH_HLEN,
+                start + XDP_PACKET_HEADROOM, start, PAGE_SIZE)
+            self.program.prepare(ctx, bytes(PAGE_SIZE),
+                                 (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + ETH_HLEN))
+            return
+        hook = self.hook
+        # a fresh run's helper state, for the next packet that calls a helper written in
+        # Python (the JIT's calls them from inside the loop); a packet's Python helpers
+        # see the loop's buffer, longer than its test run's, which changes only where
+        # past the frame's end the zeros stop
+        skb._STATES[space] = hook.state()
+        self.ctx0 = np.frombuffer(bytes(hook.base_context(space)), dtype=np.uint8)
+        space.fill(SOCK_REGION, bytes(BPF_SOCK_SIZE))
+        start = space.by_name["packet"].vaddr + hook.start
+        ctx = bytes(self.ctx0) + SKB_PTRS.pack(start, start, start)
+        self.program.prepare(ctx, bytes(SKB_BUFFER), (hook.start, hook.start),
+                             hook.headers)
+
+    def eligible(self, batch: PacketBatch) -> np.ndarray:
+        """The packets the loop runs (the others run the ordinary way, which runs or
+        refuses them as the test run does)."""
+        ok = (batch.linktype == ETHERNET) & (batch.caplen >= batch.orig_len) & (
+            batch.caplen >= ETH_HLEN)
+        if self.kind == XDP:
+            return ok & (batch.caplen <= MAX_LINEAR)
+        ok &= batch.caplen <= SKB_MAX_FRAME
+        some = np.flatnonzero(ok)
+        at = batch.offset[some] + 12                    # the ethertype
+        proto = batch.data[at].astype(np.int64) << 8 | batch.data[at + 1]
+        need = np.full(len(some), ETH_HLEN, dtype=np.int64)
+        for p, n in skb.FRAME_MIN.items():
+            need[proto == p] = n
+        ok[some] = batch.caplen[some] >= need
+        return ok
+
     def _refresh(self) -> None:
-        """Host offsets of the packet and context (a Python helper may have moved them)."""
+        """Host offsets of the regions the loop writes (a Python helper may have moved
+        them)."""
         space, bs = self.space, self.bs
         packet, memory = space.by_name["packet"], space.by_name["memory"]
         bs[B_PKT_HOST], bs[B_PKT_VADDR], bs[B_PKT_ROW] = packet.host, packet.vaddr, packet.index
         bs[B_CTX_HOST] = memory.host
         # the loop writes without bounds checks: these are what make that safe
-        if packet.capacity < PAGE_SIZE or memory.capacity < PTRS_AT + PTRS.size:
+        if self.kind == XDP:
+            bs[B_PKT_SIZE] = PAGE_SIZE
+            small = packet.capacity < PAGE_SIZE or memory.capacity < PTRS_AT + PTRS.size
+        else:
+            sock = space.by_name[SOCK_REGION]
+            bs[B_PKT_SIZE] = max(packet.size, SKB_BUFFER)
+            bs[B_SOCK_HOST] = sock.host
+            small = (packet.capacity < bs[B_PKT_SIZE] or sock.capacity < BPF_SOCK_SIZE
+                     or memory.capacity < SKB_PTRS_AT + SKB_PTRS.size)
+        if small:
             raise XsimError("the batch loop's packet or context region is too small")
 
     def run(self, batch: PacketBatch, slow, out: Outcomes) -> None:
@@ -326,8 +502,7 @@ class XdpBatchRunner:
         prog, bs = self.program, self.bs
         if len(batch) and int((batch.offset + batch.caplen).max()) > len(batch.data):
             raise XsimError("a packet batch whose packets run past its data")
-        eligible = ((batch.linktype == ETHERNET) & (batch.caplen >= batch.orig_len)
-                    & (batch.caplen >= ETH_HLEN) & (batch.caplen <= MAX_LINEAR))
+        eligible = self.eligible(batch)
         bs[B_NEXT], bs[B_PHASE], bs[B_OUTPOS], bs[B_BUDGET] = 0, START, out.outpos, self.budget
         frame = Frame()
         _FRAMES[self.space] = frame
@@ -340,12 +515,12 @@ class XdpBatchRunner:
                 native.prepare(self.budget, calls)
             cache.fit(self.space.table)
             bs[B_KNOWN] = cache.n
-            why = _xdp_loop(prog._code, prog._st, self.space.mem, self.space.table,
-                            prog._counts, bs, batch.data, batch.offset, batch.caplen, eligible,
-                            out.r0, out.insns, out.fast, out.outcome, out.out, out.out_off,
-                            out.out_len, native.code.entry if native else 0,
-                            native.env if native else _NO_ENV, self.paths is not None,
-                            cache.rows, cache.hashes, cache.paths, out.path)
+            why = _loop(self.kind, self.ctx0, prog._code, prog._st, self.space.mem,
+                        self.space.table, prog._counts, bs, batch.data, batch.offset,
+                        batch.caplen, eligible, out.r0, out.insns, out.fast, out.outcome,
+                        out.out, out.out_off, out.out_len, native.code.entry if native else 0,
+                        native.env if native else _NO_ENV, self.paths is not None,
+                        cache.rows, cache.hashes, cache.paths, out.path)
             i = int(bs[B_CUR])
             out.outpos = int(bs[B_OUTPOS])
             if why == DONE:
@@ -358,18 +533,16 @@ class XdpBatchRunner:
                     out.fast[i] = prog._st[ip.S_FAST_LOOKUPS]
                     out.errors[i] = str(error)
                     bs[B_PHASE], bs[B_PYTHON], bs[B_DIRTY] = START, 0, 1
-                    self._end_python(i, frame, calls, out)
+                    self._end_python(i, frame, calls, out, False)
                     self._number(i, out)
                 continue
             if why == FAULT:
                 failed = native.error if native is not None else None
                 out.errors[i] = str(failed or prog.error_of(int(prog._st[ip.S_STATUS])))
-                self._end_python(i, frame, calls, out)
+                self._end_python(i, frame, calls, out, False)
                 self._number(i, out)
             elif why == PYTHON_END:
-                if frame.redirect is not None and out.r0[i] & 0xFFFFFFFF == 4:
-                    out.redirect[i] = frame.redirect
-                self._end_python(i, frame, calls, out)
+                self._end_python(i, frame, calls, out, True)
                 self._number(i, out)
             elif why == NEW_PATH:
                 self._number(i, out)
@@ -381,8 +554,7 @@ class XdpBatchRunner:
                 slow(i)
                 bs[B_OUTPOS] = out.outpos
                 # the ordinary run refilled the regions: lay out the batch's again
-                self.program.prepare(self.space.bytes_of("memory"), bytes(PAGE_SIZE),
-                                     (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + ETH_HLEN))
+                self._layout()
                 _FRAMES[self.space] = frame
                 bs[B_DIRTY] = 1
 
@@ -395,10 +567,24 @@ class XdpBatchRunner:
                                                                          counts)))
         out.path[i] = self.paths.number(trace)
 
-    @staticmethod
-    def _end_python(i: int, frame: Frame, calls: dict[int, int], out: Outcomes) -> None:
+    def _end_python(self, i: int, frame: Frame, calls: dict[int, int], out: Outcomes,
+                    ran: bool) -> None:
+        """Packet ``i`` is over after Python had a part in it (``ran``: it returned): its
+        helper calls, redirect and clones into ``out``, and the helpers' state cleared."""
         if calls:
             out.calls[i] = dict(calls)
             calls.clear()
+        verdict = int(out.r0[i]) & 0xFFFFFFFF
+        if self.kind == XDP:
+            if ran and frame.redirect is not None and verdict == XDP_REDIRECT:
+                out.redirect[i] = frame.redirect
+        else:
+            state = skb._STATES.get(self.space)
+            if ran and state is not None:
+                if state.redirect is not None and verdict == TC_ACT_REDIRECT:
+                    out.redirect[i] = ("ifindex", state.redirect[0])
+                if state.clones:
+                    out.clones[i] = list(state.clones)
+            skb._STATES[self.space] = self.hook.state()     # for the next packet
         frame.redirect = None
         frame.frags.clear()

@@ -23,7 +23,7 @@ from ..errors import XsimError
 from ..runtime.hooks import HOOKS
 from ..runtime.object import Object, ObjectProgram
 from ..runtime.testrun import TestRunRefused, dump_map, test_run
-from .batch import FAILED, NOT_RUN, RAN, Outcomes, XdpBatchRunner, batchable
+from .batch import FAILED, NOT_RUN, RAN, Outcomes, BatchRunner, batchable
 from .pcap import ETHERNET, PacketBatch, PcapReader, PcapWriter
 from .workload import CountingTier, RecordPaths
 from .xdp import PAGE_SIZE
@@ -184,8 +184,9 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
     """Run ``prog`` on every packet of ``capture``; ``out`` names the pass output
     (``OUT.pcap``; ``OUT.tx.pcap`` and ``OUT.redirect-*.pcap`` beside it).
 
-    XDP programs run in the compiled per-packet loop of :mod:`.batch` (``batch=False``
-    runs every packet through ``test_run`` instead; both give the same answers);
+    XDP, TC and socket filter programs run in the compiled per-packet loop of
+    :mod:`.batch` (``batch=False`` runs every packet through ``test_run`` instead; both
+    give the same answers);
     ``progress`` is called with the number of packets done after each batch.  ``tier``
     "jit" runs native code in that loop; "auto" does so for programs the loop runs.
     With ``records``, every tier counts executions per pc for the records' paths."""
@@ -200,7 +201,7 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
     # the compiled loop runs the interpreter or host code; an emulated ISA goes per packet
     loop = batch and batchable(prog) and tier in ("interp", "jit")
     paths = RecordPaths(obj) if records is not None else None
-    runner = XdpBatchRunner(prog, tier=tier, paths=paths) if loop else None
+    runner = BatchRunner(prog, tier=tier, paths=paths) if loop else None
     one = CountingTier(tier) if paths is not None else tier     # one test run per packet
     t0 = time.perf_counter()
     try:

@@ -57,6 +57,8 @@ from .sock import (BPF_SOCK_SIZE, SOCK_REGION, check_sockets, get_listener_sock,
                    sock_image, tcp_sock)
 
 IPV4_MIN, IPV6_MIN = ETH_HLEN + 20, ETH_HLEN + 40
+#: the shortest frame the test run takes, by ethertype (ETH_HLEN for the others)
+FRAME_MIN = {ETH_P_IP: IPV4_MIN, ETH_P_IPV6: IPV6_MIN}
 #: NET_SKB_PAD + NET_IP_ALIGN on x86-64
 HEADROOM = 64
 #: SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
@@ -848,6 +850,30 @@ class SkbHook:
 
     def __init__(self, prog_types: tuple[ProgType, ...], l2: bool) -> None:
         self.prog_types, self.l2 = prog_types, l2
+        #: where ``data`` starts in the buffer: the MAC header, or (a socket filter) the
+        #: network header after it
+        self.start = HEADROOM if l2 else HEADROOM + ETH_HLEN
+        #: LD_ABS/LD_IND's SKF_NET_OFF / SKF_LL_OFF offsets: the network header, the MAC
+        #: header and the buffer's head, from the window's start
+        self.headers = (ETH_HLEN, 0, -self.start) if l2 else (0, -ETH_HLEN, -self.start)
+
+    def state(self) -> SkbState:
+        """A fresh run's helper state."""
+        return SkbState() if self.l2 else SkbState(net_off=0, mac_off=-ETH_HLEN)
+
+    @staticmethod
+    def sock_region(space: AddressSpace):
+        """The region of the socket every skb gets (made on first use)."""
+        return space.by_name.get(SOCK_REGION) or space.add(SOCK_REGION, BPF_SOCK_SIZE,
+                                                           writable=False)
+
+    def base_context(self, space: AddressSpace) -> bytearray:
+        """The __sk_buff a test run without ctx_in starts from, before the frame's own
+        fields (len, pkt_type, protocol) go in: loopback's ifindex and the socket."""
+        skb = bytearray(SKB_SIZE)
+        struct.pack_into("<I", skb, IFINDEX, LOOPBACK_IFINDEX)
+        struct.pack_into("<Q", skb, SK, self.sock_region(space).vaddr)
+        return skb
 
     def kernel_context(self, layouts: Layouts, insns: list[Insn]) -> SkbKernelContext:
         return kernel_context(layouts, insns)
@@ -868,35 +894,28 @@ class SkbHook:
             raise TestRunRefused(f"data_in of {len(data)} bytes is shorter than an Ethernet "
                                  f"header ({ETH_HLEN})")
         proto = int.from_bytes(data[12:14], "big")
-        need = {ETH_P_IP: IPV4_MIN, ETH_P_IPV6: IPV6_MIN}.get(proto, ETH_HLEN)
+        need = FRAME_MIN.get(proto, ETH_HLEN)
         if len(data) < need:
             raise TestRunRefused(f"data_in of {len(data)} bytes is too short for its "
                                  f"ethertype {proto:#06x} (needs {need})")
         ctx = _check_ctx_in(ctx_in, len(data), self.l2) if ctx_in is not None else None
-        skb = ctx if ctx is not None else bytearray(SKB_SIZE)
-        if ctx is None:
-            struct.pack_into("<I", skb, IFINDEX, LOOPBACK_IFINDEX)
-        start_off = HEADROOM if self.l2 else HEADROOM + ETH_HLEN
+        program = prog.hooked()
+        space = program.space
+        skb = self.base_context(space) if ctx is None else ctx
+        start_off = self.start
         end_off = HEADROOM + len(data)
         struct.pack_into("<2I", skb, LEN, end_off - start_off, _pkt_type(data[:6]))
         struct.pack_into("<I", skb, PROTOCOL,
                          int.from_bytes(eth_type_trans(data).to_bytes(2, "big"), "little"))
         buffer = bytearray(HEADROOM + len(data) + SHINFO_SIZE)
         buffer[HEADROOM:end_off] = data
-        program = prog.hooked()
-        space = program.space
-        sock = space.by_name.get(SOCK_REGION) or space.add(SOCK_REGION, BPF_SOCK_SIZE,
-                                                           writable=False)
+        struct.pack_into("<Q", skb, SK, self.sock_region(space).vaddr)
         space.fill(SOCK_REGION, sock_image(data))
-        struct.pack_into("<Q", skb, SK, sock.vaddr)
-        _STATES[space] = (SkbState() if self.l2 else SkbState(net_off=0, mac_off=-ETH_HLEN))
+        _STATES[space] = self.state()
         base = space.by_name["packet"].vaddr
         image = bytes(skb) + PTRS.pack(base + start_off, base + end_off, base + start_off)
-        # LD_ABS/LD_IND's SKF_NET_OFF / SKF_LL_OFF offsets: the network header, the MAC
-        # header and the buffer's head, from the window's start
-        headers = (ETH_HLEN, 0, -start_off) if self.l2 else (0, -ETH_HLEN, -start_off)
         res = program.run(image, packet=bytes(buffer), packet_window=(start_off, end_off),
-                          packet_headers=headers, tier=tier, repeat=repeat, budget=budget)
+                          packet_headers=self.headers, tier=tier, repeat=repeat, budget=budget)
         d, end = PTRS.unpack(res.memory[PTRS_AT:PTRS_AT + PTRS.size])[:2]
         after = space.bytes_of("packet")
         data_out = after[d - base:end - base]
