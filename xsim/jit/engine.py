@@ -237,7 +237,7 @@ def lifted(code: np.ndarray, consts: np.ndarray, name: str, **lift_options) -> s
            tuple(sorted(lift_options.items())))
     text = _LIFTED.get(key)
     if text is None:
-        text = _LIFTED[key] = str(lift.lift_module(code, consts, name, **lift_options))
+        text = _LIFTED[key] = lift.lift_text(code, consts, name, **lift_options)
         while len(_LIFTED) > _LIFTED_KEEP:
             del _LIFTED[next(iter(_LIFTED))]
     return text
