@@ -44,15 +44,16 @@ from ..jit.call import call_entry
 from ..jit.lift import ENV_PY_CALLS, HANDOFF
 from ..runtime.hooks import HOOKS
 from ..runtime.program import DEFAULT_BUDGET, Program
-from . import skb
+from .flow import ETH_P_802_2, ETH_P_802_3, ETH_P_IP, ETH_P_IPV6
+from .pcap import ETHERNET, PacketBatch
+from .skb import _STATES as SKB_STATES
+from .skb import FRAME_MIN
 from .skb import HEADROOM as SKB_HEADROOM
 from .skb import (LEN, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PKT_TYPE, PROTOCOL,
                   TC_ACT_REDIRECT, SkbHook)
 from .skb import PTRS as SKB_PTRS
 from .skb import PTRS_AT as SKB_PTRS_AT
 from .skb import SHINFO_SIZE as SKB_SHINFO
-from .flow import ETH_P_802_2, ETH_P_802_3, ETH_P_IP, ETH_P_IPV6
-from .pcap import ETHERNET, PacketBatch
 from .sock import (AF_INET, AF_INET6, BPF_SOCK_SIZE, SOCK_DST_IP4, SOCK_DST_IP6, SOCK_FAMILY,
                    SOCK_REGION, SOCK_RX_QUEUE_MAPPING, SOCK_SRC_IP4, SOCK_SRC_IP6, SOCK_STATE,
                    TCP_CLOSE)
@@ -451,7 +452,7 @@ class BatchRunner:
         # Python (the JIT's calls them from inside the loop); a packet's Python helpers
         # see the loop's buffer, longer than its test run's, which changes only where
         # past the frame's end the zeros stop
-        skb._STATES[space] = hook.state()
+        SKB_STATES[space] = hook.state()
         self.ctx0 = np.frombuffer(bytes(hook.base_context(space)), dtype=np.uint8)
         space.fill(SOCK_REGION, bytes(BPF_SOCK_SIZE))
         start = space.by_name["packet"].vaddr + hook.start
@@ -471,7 +472,7 @@ class BatchRunner:
         at = batch.offset[some] + 12                    # the ethertype
         proto = batch.data[at].astype(np.int64) << 8 | batch.data[at + 1]
         need = np.full(len(some), ETH_HLEN, dtype=np.int64)
-        for p, n in skb.FRAME_MIN.items():
+        for p, n in FRAME_MIN.items():
             need[proto == p] = n
         ok[some] = batch.caplen[some] >= need
         return ok
@@ -579,12 +580,12 @@ class BatchRunner:
             if ran and frame.redirect is not None and verdict == XDP_REDIRECT:
                 out.redirect[i] = frame.redirect
         else:
-            state = skb._STATES.get(self.space)
+            state = SKB_STATES.get(self.space)
             if ran and state is not None:
                 if state.redirect is not None and verdict == TC_ACT_REDIRECT:
                     out.redirect[i] = ("ifindex", state.redirect[0])
                 if state.clones:
                     out.clones[i] = list(state.clones)
-            skb._STATES[self.space] = self.hook.state()     # for the next packet
+            SKB_STATES[self.space] = self.hook.state()     # for the next packet
         frame.redirect = None
         frame.frags.clear()

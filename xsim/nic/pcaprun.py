@@ -23,7 +23,7 @@ from ..errors import XsimError
 from ..runtime.hooks import HOOKS
 from ..runtime.object import Object, ObjectProgram
 from ..runtime.testrun import TestRunRefused, dump_map, test_run
-from .batch import FAILED, NOT_RUN, RAN, Outcomes, BatchRunner, batchable
+from .batch import FAILED, NOT_RUN, RAN, BatchRunner, Outcomes, batchable
 from .pcap import ETHERNET, PacketBatch, PcapReader, PcapWriter
 from .workload import CountingTier, RecordPaths
 from .xdp import PAGE_SIZE

@@ -47,7 +47,7 @@ from ..errors import NativeUnsupported
 from ..isa.verifier import ctx_accesses
 from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
 from ..runtime.hooks import Layouts, register_hook
-from ..runtime.memory import AddressSpace
+from ..runtime.memory import AddressSpace, Region
 from ..runtime.program import Tier
 from ..runtime.testrun import TestRunOutput, TestRunRefused
 from .ctx import place, rewrite_context
@@ -862,7 +862,7 @@ class SkbHook:
         return SkbState() if self.l2 else SkbState(net_off=0, mac_off=-ETH_HLEN)
 
     @staticmethod
-    def sock_region(space: AddressSpace):
+    def sock_region(space: AddressSpace) -> Region:
         """The region of the socket every skb gets (made on first use)."""
         return space.by_name.get(SOCK_REGION) or space.add(SOCK_REGION, BPF_SOCK_SIZE,
                                                            writable=False)
