@@ -36,13 +36,13 @@ def test_a_difference_is_reported() -> None:
 def test_generated_programs_and_save(capsys, tmp_path, monkeypatch) -> None:
     """A campaign that finds a difference prints it minimized and, with --save, writes a
     .data file whose expected result is the interpreter's."""
-    real = diff.campaign
+    real = diff.run_cases
 
-    def one_bad(seeds, tiers, budget, jobs):
-        results = real(seeds, tiers, budget, 1)
+    def one_bad(seeds, tiers, budget):
+        results = real(seeds, tiers, budget)
         results[0].difference = "planted"
         return results
-    monkeypatch.setattr(diff, "campaign", one_bad)
+    monkeypatch.setattr(diff, "run_cases", one_bad)
     monkeypatch.setattr(diff, "shrink_difference", lambda code, *a: (code, None))
     assert main(["crosscheck", "--gen", "3", "--seed", "7", "--isa", "x86_64", "--jobs", "1",
                  "--save", str(tmp_path)]) == 1

@@ -2,7 +2,8 @@
 
 :mod:`.generate` builds random, always-decodable eBPF programs from the
 opcode table (and shrinks a program while a predicate holds); :mod:`.diff`
-runs one program on several tiers and describes the first difference.
+runs one program on several tiers and describes the first difference;
+:mod:`.campaign` runs many seeds in logged chunks that a later run goes on from.
 """
 from __future__ import annotations
 

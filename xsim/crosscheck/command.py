@@ -9,7 +9,8 @@ counts, helper calls), the test run's outputs and every region's bytes after it.
 ``xsim crosscheck --gen N --seed S [--isa LIST]`` checks N generated programs and
 prints each difference minimized; ``--save DIR`` writes each as a bpf_conformance
 ``.data`` file (raw words, memory, the interpreter's r0 or error), which
-``tests/test_regressions.py`` runs on every tier.
+``tests/test_regressions.py`` runs on every tier.  ``--log FILE`` keeps a record of
+the campaign that the same command goes on from (:mod:`.campaign`).
 
 ``xsim crosscheck --native IMAGE [--isa x86_64] [--abi kernel] OBJ --prog NAME [inputs,
 --pcap F]`` runs another JIT's code instead of xsim's: a kernel JIT image that
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from ..runtime import Program, testrun
 from ..runtime.env import RunEnv
 from ..runtime.object import load
 from ..runtime.source import ELF_MAGIC, read_code
-from . import diff, targets
+from . import campaign, diff, targets
 from .diff import first_difference
 
 ALL = ",".join(targets.ISAS)
@@ -142,17 +144,26 @@ def _helpers():
 def generate(args: argparse.Namespace) -> int:
     tiers = ("interp", *_isas(args.isa or ALL))
     seeds = range(args.seed, args.seed + args.gen)
-    bad = [r for r in diff.campaign(seeds, tiers, args.budget, args.jobs) if r.difference]
-    for r in bad:
-        c = diff.case(r.seed, args.budget)
+    log = Path(args.log) if args.log else None
+    note = (lambda line: print(line, file=sys.stderr, flush=True)) if log else None
+    found = campaign.run(seeds, tiers, args.budget, args.jobs, log, args.chunk, note)
+    for seed in found.differing:
+        c = diff.case(seed, args.budget)
         code, _ = diff.shrink_difference(c.code, c.memory, tiers, c.budget, c.repeat)
-        print(f"== seed {r.seed} (budget {c.budget}, repeat {c.repeat})")
+        print(f"== seed {seed} (budget {c.budget}, repeat {c.repeat})")
         print(diff.report(code, c.memory, diff.differences(code, c.memory, tiers, c.budget,
                                                            c.repeat)))
         if args.save:
-            print(f"saved {save_case(Path(args.save), r.seed, code, c.memory, c.budget)}")
-    print(f"{args.gen} programs on {', '.join(tiers[1:])}: {len(bad)} with differences")
-    return 1 if bad else 0
+            print(f"saved {save_case(Path(args.save), seed, code, c.memory, c.budget)}")
+    done = found.from_log + found.checked
+    where = f" ({found.from_log} of them from {log})" if found.from_log else ""
+    print(f"{done} programs on {', '.join(tiers[1:])}{where}: {len(found.differing)} with "
+          "differences")
+    if found.stopped:
+        print(f"stopped with {args.gen - done} programs left"
+              + (f"; the same command with --log {log} goes on from here" if log else ""))
+        return 130
+    return 1 if found.differing else 0
 
 
 #: the calling conventions --native images can follow
@@ -213,6 +224,8 @@ def _main(args: argparse.Namespace) -> int:
         raise XsimError("--abi and --pcap go with --native IMAGE (a kernel JIT image)")
     if args.gen:
         return generate(args)
+    if args.log:
+        raise XsimError("--log goes with --gen N: it records a generated campaign")
     if not args.file:
         raise XsimError("give a program to check, or --gen N for generated ones")
     if args.emit == "asm":
@@ -244,6 +257,10 @@ def add_parser(sub, frames: Callable[[str], list[tuple[str, bytes]]] | None = No
     p.add_argument("--gen", type=int, default=0, help="check this many generated programs")
     p.add_argument("--seed", type=int, default=0, help="the first generated program's seed")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--log", help="with --gen: append each finished chunk of seeds to this "
+                   "JSONL file and skip the seeds it already holds for the same code")
+    p.add_argument("--chunk", type=int, default=campaign.CHUNK,
+                   help="with --gen: seeds per logged chunk")
     p.add_argument("--save", help="write each minimized difference here as a .data file")
     p.add_argument("--emit", choices=["asm"], help="show each ISA's code (capstone), "
                    "marked with eBPF pcs, instead of running it")

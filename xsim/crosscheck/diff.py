@@ -241,27 +241,6 @@ def run_cases(seeds: Iterable[int], tiers: Sequence[str] = ("interp", "jit"),
     return out
 
 
-def _chunk(args: tuple) -> list[CaseResult]:
-    return run_cases(*args)
-
-
-def campaign(seeds: Iterable[int], tiers: Sequence[str] = ("interp", "jit"),
-             budget: int = 10_000, jobs: int = 1) -> list[CaseResult]:
-    """:func:`run_cases` over ``jobs`` processes (the JIT's compiles dominate: they
-    run in parallel; the JIT cache keeps the next campaign on the same seeds fast)."""
-    seeds = list(seeds)
-    if jobs <= 1 or len(seeds) < 2:
-        return run_cases(seeds, tiers, budget)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunks = [(seeds[k::jobs], tuple(tiers), budget) for k in range(jobs)]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = [r for part in pool.map(_chunk, chunks) for r in part]
-    order = {seed: k for k, seed in enumerate(seeds)}
-    return sorted(results, key=lambda r: order[r.seed])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m xsim.crosscheck --seeds 0:1000 --jobs 2``: run seeded cases,
     print each difference minimized; exit status 1 if any."""
@@ -277,13 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     start, stop = (int(x) for x in args.seeds.split(":"))
     tiers = tuple(args.tiers.split(","))
-    bad = [r for r in campaign(range(start, stop), tiers, args.budget, args.jobs) if r.difference]
-    for r in bad:
-        c = case(r.seed, args.budget)
+    from .campaign import run
+    bad = run(range(start, stop), tiers, args.budget, args.jobs).differing
+    for seed in bad:
+        c = case(seed, args.budget)
         code = c.code
         if not args.no_minimize:
             code, _ = shrink_difference(code, c.memory, tiers, c.budget, c.repeat)
-        print(f"== seed {r.seed} (budget {c.budget}, repeat {c.repeat})")
+        print(f"== seed {seed} (budget {c.budget}, repeat {c.repeat})")
         print(report(code, c.memory, differences(code, c.memory, tiers, c.budget, c.repeat)))
     print(f"{stop - start} cases, {len(bad)} with differences")
     return 1 if bad else 0
