@@ -319,7 +319,7 @@ class NativeTier:
             if error is not None:
                 break
             runs += 1
-        return prog, ip.DONE, error, 0, 0, runs, [prog], r0, 0
+        return prog, ip.DONE, error, 0, 0, runs, [prog], r0, {}
 
 
 def _htab_lookup(machine: _Machine, args: tuple[int, ...]) -> int:

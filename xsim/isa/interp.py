@@ -23,12 +23,15 @@ run and so that one call crosses the Python/numba boundary cheaply:
 """
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 from numba import njit, types
 
 from . import opcodes as oc
 from .insn import Insn
-from .memops import load8, load16, load32, load64, store8, store16, store32, store64
+from .memops import (copy_bytes, load8, load16, load32, load64, store8, store16, store32,
+                     store64, zero_bytes)
 from .opcodes import Field, Kind
 
 U64 = np.uint64
@@ -50,6 +53,10 @@ S_CPU, S_FAST_LOOKUPS = 21, 22   # the CPU per-CPU arrays answer for; lookups se
 # LD_ABS/LD_IND's negative offsets (SKF_NET_OFF, SKF_LL_OFF): where the network and MAC
 # headers are, and how far back the buffer goes, as signed offsets from the packet window
 S_PKT_NET, S_PKT_MAC, S_PKT_HEAD = 23, 24, 25
+# An skb's helpers served here (see serve_skb): where a context's data pointers are (0:
+# the context is not an skb), which of SKB_CORE_IDS the core may serve (bit i for the
+# i-th), and from S_SKB_CALLS on the calls of each one it served
+S_SKB_PTRS, S_SKB_CORE, S_SKB_CALLS = 26, 27, 28
 R_BASE = 32            # r0..r10 (and 5 spare slots)
 F_BASE = 48            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
@@ -82,6 +89,18 @@ MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH, MAP_KIND_LPM = 0, 1, 2, 3
 #: The helper the loop serves itself for array, hash and LPM trie maps (the kernel
 #: inlines the array one too).
 MAP_LOOKUP_ELEM = 1
+#: The skb helpers the loop serves itself where the context is an skb and the program's
+#: hook registered them so (xsim.nic.skb); the ids are the helper table's
+SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE = 26, 9, 10, 11
+SKB_CORE_IDS = (SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE)
+#: every helper the loop serves, with the state word that counts the calls it served
+CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS),
+               *((h, S_SKB_CALLS + i) for i, h in enumerate(SKB_CORE_IDS)))
+# uapi/linux/bpf.h's flags of those helpers, and include/net/checksum.h's mangled zero
+BPF_F_RECOMPUTE_CSUM, BPF_F_INVALIDATE_HASH = 1, 2
+BPF_F_HDR_FIELD_MASK, BPF_F_PSEUDO_HDR, BPF_F_MARK_MANGLED_0 = 0xF, 1 << 4, 1 << 5
+BPF_F_MARK_ENFORCE, BPF_F_IPV6 = 1 << 6, 1 << 7
+CSUM_MANGLED_0 = 0xFFFF
 #: 64-bit FNV-1a, as xsim.runtime.maps._table.fnv1a with seed 0
 FNV_OFFSET, FNV_PRIME = U64(0xCBF29CE484222325), U64(0x100000001B3)
 #: an empty bucket of a hash index (int32 -1)
@@ -257,8 +276,9 @@ def _sext32(x):
 
 
 @njit(cache=True)
-def _translate(rg, addr, size, perm):
-    """Host index of [addr, addr+size) if one region holds it with ``perm``, else BAD."""
+def _peek(rg, addr, size, perm):
+    """Host index of [addr, addr+size) if one region holds it with ``perm``, else BAD;
+    uncounted, as the accesses a helper makes are."""
     rid = addr >> U64(REGION_SHIFT)
     if rid >= U64(rg.shape[0]):
         return BAD
@@ -266,11 +286,21 @@ def _translate(rg, addr, size, perm):
     rsize = rg[rid, RG_SIZE]
     if off > rsize or rsize - off < size or (rg[rid, RG_PERM] & perm) != perm:
         return BAD
-    if perm & PERM_W:
-        rg[rid, RG_WRITES] += ONE
-    if perm & PERM_R:
-        rg[rid, RG_READS] += ONE
     return rg[rid, RG_HOST] + off
+
+
+@njit(cache=True)
+def _translate(rg, addr, size, perm):
+    """Host index of [addr, addr+size) if one region holds it with ``perm``, else BAD;
+    the program's access, counted in the region's reads and writes."""
+    h = _peek(rg, addr, size, perm)
+    if h != BAD:
+        rid = addr >> U64(REGION_SHIFT)
+        if perm & PERM_W:
+            rg[rid, RG_WRITES] += ONE
+        if perm & PERM_R:
+            rg[rid, RG_READS] += ONE
+    return h
 
 
 @njit(cache=True)
@@ -456,6 +486,160 @@ def map_lookup(st, mem, rg):
     return LOOKUP_SERVED
 
 
+# -- the skb helpers served here: xsim.nic.skb's Python helpers are their reference,
+# and take every call these leave (LOOKUP_PYTHON): a pointer that would fault, a flag
+# that touches the helper state Python keeps ---------------------------------------
+_EFAULT, _EINVAL = U64((1 << 64) - errno.EFAULT), U64((1 << 64) - errno.EINVAL)  # as r0
+
+
+@njit(cache=True)
+def _skb_data(st, mem, rg):
+    """Host index of the data of the skb in r1 and its length (data_end - data), or
+    (BAD, 0) where its data pointers are not where S_SKB_PTRS says, in the packet."""
+    p = _peek(rg, st[R_BASE + 1] + st[S_SKB_PTRS], U64(24), PERM_R)
+    if p == BAD:
+        return BAD, ZERO
+    data, end = load64(mem, p), load64(mem, p + U64(8))
+    rid = data >> U64(REGION_SHIFT)
+    if rid == ZERO or rid != st[S_PKT_REGION] or rid >= U64(rg.shape[0]) or end < data:
+        return BAD, ZERO
+    h = rg[rid, RG_HOST] - rg[rid, RG_VBASE] + data
+    n = end - data
+    if h > U64(len(mem)) or U64(len(mem)) - h < n:
+        return BAD, ZERO
+    return h, n
+
+
+@njit(cache=True)
+def _csum_add(a, b):
+    r = (a + b) & M32
+    if r < b:
+        r += ONE
+    return r & M32
+
+
+@njit(cache=True)
+def _csum_fold(c):
+    c = (c & M16) + (c >> U64(16))
+    c = (c & M16) + (c >> U64(16))
+    return ~c & M16
+
+
+@njit(cache=True)
+def _csum16_add(a, b):
+    r = (a + b) & M16
+    if r < b:
+        r += ONE
+    return r & M16
+
+
+@njit(cache=True)
+def _replace4(s, old, new):
+    """csum_replace4 / inet_proto_csum_replace4 on the checksum ``s``."""
+    return _csum_fold(_csum_add(_csum_add(~s & M32, ~old & M32), new & M32))
+
+
+@njit(cache=True)
+def _csum_replace(st, mem, rg, l4):
+    """bpf_l3_csum_replace / bpf_l4_csum_replace(skb, offset, from, to, flags)."""
+    h, n = _skb_data(st, mem, rg)
+    if h == BAD:
+        return LOOKUP_PYTHON
+    off, old, new, flags = (st[R_BASE + 2] & M32, st[R_BASE + 3], st[R_BASE + 4],
+                            st[R_BASE + 5])
+    allowed = U64(BPF_F_HDR_FIELD_MASK)
+    if l4:
+        allowed |= U64(BPF_F_MARK_MANGLED_0 | BPF_F_MARK_ENFORCE | BPF_F_PSEUDO_HDR
+                       | BPF_F_IPV6)
+    size = flags & U64(BPF_F_HDR_FIELD_MASK)
+    mangled0 = l4 and flags & U64(BPF_F_MARK_MANGLED_0) != ZERO
+    if flags & ~allowed:
+        st[R_BASE] = _EINVAL
+        return LOOKUP_SERVED
+    if off > M16 or off & ONE or off + U64(2) > n:
+        st[R_BASE] = _EFAULT
+        return LOOKUP_SERVED
+    s = load16(mem, h + off)
+    st[R_BASE] = ZERO
+    if mangled0 and flags & U64(BPF_F_MARK_ENFORCE) == ZERO and s == ZERO:
+        return LOOKUP_SERVED
+    if size == ZERO and old == ZERO:                  # a diff (bpf_csum_diff's)
+        s = _csum_fold(_csum_add(new & M32, ~s & M32))
+    elif size == U64(2) and not l4:                   # csum_replace2: 16-bit arithmetic
+        s = ~_csum16_add(_csum16_add(~s & M16, ~old & M16), new & M16) & M16
+    elif size == U64(2):
+        s = _replace4(s, old & M16, new & M16)
+    elif size == U64(4):
+        s = _replace4(s, old, new)
+    else:
+        st[R_BASE] = _EINVAL
+        return LOOKUP_SERVED
+    if mangled0 and s == ZERO:
+        s = U64(CSUM_MANGLED_0)
+    store16(mem, h + off, s)
+    return LOOKUP_SERVED
+
+
+@njit(cache=True)
+def _bytes(st, mem, rg, store):
+    """bpf_skb_store_bytes(skb, offset, from, len, flags) and bpf_skb_load_bytes(skb,
+    offset, to, len) (a failed load zeroes ``to``)."""
+    h, n = _skb_data(st, mem, rg)
+    if h == BAD:
+        return LOOKUP_PYTHON
+    off, buf, size = st[R_BASE + 2] & M32, st[R_BASE + 3], st[R_BASE + 4] & M32
+    if store:
+        flags = st[R_BASE + 5]
+        if flags & ~U64(BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH):
+            st[R_BASE] = _EINVAL
+            return LOOKUP_SERVED
+        if flags & U64(BPF_F_INVALIDATE_HASH):
+            return LOOKUP_PYTHON
+    bad = off > U64(0x7FFFFFFF) or off + size > n
+    if store and bad:
+        st[R_BASE] = _EFAULT
+        return LOOKUP_SERVED
+    b = _peek(rg, buf, size, PERM_R if store else PERM_W)
+    if b == BAD:
+        return LOOKUP_PYTHON
+    if store:
+        copy_bytes(mem, h + off, mem, b, size)
+    elif bad:
+        zero_bytes(mem, b, size)
+    else:
+        copy_bytes(mem, b, mem, h + off, size)
+    st[R_BASE] = _EFAULT if bad else ZERO
+    return LOOKUP_SERVED
+
+
+@njit(cache=True)
+def serve_skb(st, mem, rg):
+    """The skb helper S_HELPER names answered here (r0 set, its count in S_SKB_CALLS
+    raised): LOOKUP_SERVED; LOOKUP_PYTHON for one the core may not serve (not one of
+    SKB_CORE_IDS, or not in S_SKB_CORE) or a call it leaves to Python."""
+    helper = st[S_HELPER]
+    k = 0
+    while k < len(SKB_CORE_IDS) and U64(SKB_CORE_IDS[k]) != helper:
+        k += 1
+    if k == len(SKB_CORE_IDS) or (st[S_SKB_CORE] >> U64(k)) & ONE == ZERO:
+        return LOOKUP_PYTHON
+    if helper == U64(SKB_LOAD_BYTES) or helper == U64(SKB_STORE_BYTES):
+        served = _bytes(st, mem, rg, helper == U64(SKB_STORE_BYTES))
+    else:
+        served = _csum_replace(st, mem, rg, helper == U64(L4_CSUM_REPLACE))
+    if served == LOOKUP_SERVED:
+        st[S_SKB_CALLS + k] += ONE
+    return served
+
+
+CORE_WORDS = [w for _, w in CORE_COUNTS]
+
+
+def core_calls(st: np.ndarray) -> dict[int, int]:
+    """The helper calls the core served in a run, by helper id, from its state words."""
+    return {h: int(st[w]) for h, w in CORE_COUNTS if st[w]}
+
+
 @njit(cache=True)
 def _reset_registers(st, rg):
     for r in range(11):
@@ -514,6 +698,8 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         _reset_registers(st, rg)
         if fresh == FRESH:
             st[S_FAST_LOOKUPS] = ZERO
+            for k in range(len(SKB_CORE_IDS)):
+                st[S_SKB_CALLS + k] = ZERO
             for r in range(rg.shape[0]):
                 rg[r, RG_READS] = ZERO
                 rg[r, RG_WRITES] = ZERO
@@ -792,6 +978,8 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                         return _fault(st, pc - ONE, icount, depth, st[S_FAULT_ADDR],
                                       st[S_FAULT_SIZE], ACCESS_READ)
                 st[S_HELPER] = c
+                if st[S_SKB_CORE] != ZERO and serve_skb(st, mem, rg) == LOOKUP_SERVED:
+                    continue
                 return _stop(st, pc - ONE, icount, depth, HELPER)
             elif e == CALLX:
                 st[S_HELPER] = st[a]

@@ -39,6 +39,7 @@ class Native:
         self.callback = _CALLBACK(self._helper)
         self.env[lift.ENV_HELPER] = ctypes.cast(self.callback, ctypes.c_void_p).value
         self.env[lift.ENV_LOOKUP] = engine.LOOKUP_ADDRESS
+        self.env[lift.ENV_SKB] = engine.SKB_ADDRESS
         self.env[lift.ENV_ST_LEN] = len(prog._st)
         self.env[lift.ENV_COUNTS] = prog._counts.ctypes.data
         self.calls: dict[int, int] = {}
@@ -155,7 +156,7 @@ def drive(prog: Program, repeat: int, budget: int, histogram: bool,
     insns = words[ip.S_INSNS]
     total = words[ip.S_TOTAL] + (0 if status == ip.DONE else insns)
     return (prog, status, n.error, insns, total, words[ip.S_RUNS_DONE], [prog], words[ip.R_BASE],
-            words[ip.S_FAST_LOOKUPS])
+            ip.core_calls(st))
 
 
 def _segment(prog: Program, fresh: bool, budget: int, chain: int, histogram: bool,

@@ -52,7 +52,8 @@ _ACCESS = {ty.width // 8: (ty, ty.as_pointer()) for ty in (I8, I16, I32, I64)}
 ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
 ENV_PY_CALLS = 8      # Python helper calls served since the driver last cleared it
 ENV_COUNTS = 9        # a profiling build's per-pc execution counts (the Program's counts)
-ENV_WORDS = 10
+ENV_SKB = 10          # the interpreter's skb helpers (interp.serve_skb), for native code
+ENV_WORDS = 11
 
 # -- statuses: the interpreter's (ip.DONE ... ip.UNRESOLVED), and these of the JIT -----
 RETURNED = 0          # inside: a function returned normally
@@ -65,6 +66,9 @@ CB_GO_ON, CB_FAILED, CB_TAIL_CALL, CB_STOP = 0, 1, 2, 3
 
 ENTRY = "xsim_entry"
 _MASK = (1 << 64) - 1
+#: helpers the interpreter's core serves, and the words counting those served
+_CORE_HELPERS = dict(ip.CORE_COUNTS)
+_SKB_COUNTS = [(h, w) for h, w in ip.CORE_COUNTS if h in ip.SKB_CORE_IDS]
 #: instructions that can neither fault nor leave the function: no count to make for them
 _COUNTLESS = set(ALU) | set(END) | JCONDS | {"lddw", "ja"}
 
@@ -814,7 +818,8 @@ class _Fn:
             return True
         if name in ("call_helper", "callx"):
             helper = self.const(c) if name == "call_helper" else self.reg(a - ip.R_BASE)
-            self.helper_call(helper, name == "call_helper" and c == ip.MAP_LOOKUP_ELEM, pc, count)
+            core = int(c) if name == "call_helper" and int(c) in _CORE_HELPERS else None
+            self.helper_call(helper, core, pc, count)
         elif name == "call_local":
             self.local_call(c, pc, count)
         else:                       # kfunc calls and lddw of what the loader did not resolve
@@ -908,11 +913,29 @@ class _Fn:
             v = b.call(self.l.bswap(size * 8), [v])
         self.set_reg(0, b.zext(v, I64))
 
-    def helper_call(self, helper, lookup: bool, pc: int, count) -> None:
+    def helper_call(self, helper, core: int | None, pc: int, count) -> None:
+        """A helper call; ``core``: the id of a helper the interpreter's core serves
+        (the map lookup, an skb helper), called here first."""
         b = self.b
         st = self.st
         after = self.llfn.append_basic_block(f"after{pc}")
-        if lookup:     # the interpreter's own lookup first: array, hash and LPM maps
+        if core in ip.SKB_CORE_IDS:     # the interpreter's skb helpers first
+            for i in range(1, 6):
+                self.word(st, ip.R_BASE + i, self.reg(i))
+            self.word(st, ip.S_HELPER, helper)
+            fnty = ir.FunctionType(I64, [I64P, I8P, I64P, I64, I64, I64])
+            fp = b.inttoptr(self.word(self.env, ENV_SKB), fnty.as_pointer())
+            served = b.call(fp, [st, b.load(self.mem), b.load(self.rg),
+                                 self.word(self.env, ENV_ST_LEN),
+                                 self.word(self.env, ENV_MEM_LEN), b.load(self.rows)])
+            done = self.llfn.append_basic_block(f"skb{pc}")
+            other = self.llfn.append_basic_block(f"noskb{pc}")
+            b.cbranch(b.icmp_unsigned("==", served, self.const(ip.LOOKUP_SERVED)), done, other)
+            b.position_at_end(done)
+            self.set_reg(0, self.word(st, ip.R_BASE))
+            b.branch(after)
+            b.position_at_end(other)
+        if core == ip.MAP_LOOKUP_ELEM:  # the interpreter's own lookup first: array, hash, LPM
             self.word(st, ip.R_BASE + 1, self.reg(1))
             self.word(st, ip.R_BASE + 2, self.reg(2))
             fnty = ir.FunctionType(I64, [I64P, I8P, I64P, I64, I64, I64])
@@ -1073,6 +1096,10 @@ class Lifter:
         fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
         called_at_0 = any(int(e) < len(NAMES) and NAMES[int(e)] == "call_local" and int(t) == 0
                           for e, t in zip(code[:, 0], code[:, 3]))
+        #: the count words of the skb helpers the core serves that this program calls
+        called = {int(h) for e, h in zip(code[:, 0], code[:, 3])
+                  if int(e) < len(NAMES) and NAMES[int(e)] == "call_helper"}
+        self.skb_counts = [w for h, w in _SKB_COUNTS if h in called]
         self.llfns: dict[int, ir.Function] = {}
         #: functions only the run loop calls
         self.top_only: set[int] = set()
@@ -1201,6 +1228,8 @@ class Lifter:
         b.cbranch(b.icmp_unsigned("!=", fresh, c(0)), zero_counts, start)
         b.position_at_end(zero_counts)
         word(st, ip.S_FAST_LOOKUPS, c(0))
+        for w in self.skb_counts:
+            word(st, w, c(0))
         b.branch(loop)
         b.position_at_end(loop)
         r = b.phi(I64)

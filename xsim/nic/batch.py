@@ -186,6 +186,13 @@ def _skb_start(mem, rg, bs, data, off, n, ctx0, l2):
 
 
 @njit(cache=True)
+def _served(st, served, i):
+    """Packet ``i``'s calls the core served, from the state words ip.CORE_COUNTS names."""
+    for k in range(len(ip.CORE_COUNTS)):
+        served[i, k] = st[ip.CORE_COUNTS[k][1]]
+
+
+@njit(cache=True)
 def _path_hash(counts, rg, lookups):
     """FNV-1a over what tells a packet's path apart in the loop."""
     h = _FNV_OFFSET
@@ -224,7 +231,7 @@ def _known_path(counts, rg, lookups, known, hashes, n):
 
 @njit(cache=True)
 def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligible,
-          r0, insns, fast, outcome, out, out_off, out_len, native, env,
+          r0, insns, served, outcome, out, out_off, out_len, native, env,
           prof, known, hashes, known_path, path):
     """Run packets ``bs[B_NEXT]..`` until all are done or Python must act (see DONE..).
 
@@ -279,7 +286,7 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
             bs[B_PYTHON] = 0
             outcome[i] = FAILED
             insns[i] = st[ip.S_INSNS]
-            fast[i] = st[ip.S_FAST_LOOKUPS]
+            _served(st, served, i)
             return FAULT
         rv = st[ip.R_BASE]
         # data_out, as the test run gives it for every action: XDP's [data_meta,
@@ -310,15 +317,15 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
         bs[B_OUTPOS] = pos + k
         r0[i] = rv
         insns[i] = st[ip.S_INSNS]
-        fast[i] = st[ip.S_FAST_LOOKUPS]
+        _served(st, served, i)
         outcome[i] = RAN
         bs[B_PHASE] = START
         if bs[B_PYTHON]:
             bs[B_PYTHON] = 0
             bs[B_DIRTY] = 1
             return PYTHON_END
-        if prof:
-            k = _known_path(counts, rg, fast[i], known, hashes, bs[B_KNOWN])
+        if prof:    # (the skb helpers the core served follow from the pcs' counts)
+            k = _known_path(counts, rg, served[i, 0], known, hashes, bs[B_KNOWN])
             if k < 0:
                 return NEW_PATH
             path[i] = known_path[k]
@@ -345,7 +352,8 @@ class Outcomes:
     def __init__(self, n: int, out_bytes: int) -> None:
         self.r0 = np.zeros(n, dtype=np.uint64)
         self.insns = np.zeros(n, dtype=np.uint64)
-        self.fast = np.zeros(n, dtype=np.uint64)
+        #: packet -> the calls the core served, by helper (columns as ip.CORE_COUNTS)
+        self.served = np.zeros((n, len(ip.CORE_COUNTS)), dtype=np.uint64)
         self.outcome = np.zeros(n, dtype=np.int64)
         self.out = np.empty(max(out_bytes, 1), dtype=np.uint8)
         self.out_off = np.zeros(n, dtype=np.int64)
@@ -371,8 +379,9 @@ class Outcomes:
 
     def helper_calls(self, i: int) -> dict[int, int]:
         calls = dict(self.calls.get(i, {}))
-        if self.fast[i]:
-            calls[ip.MAP_LOOKUP_ELEM] = calls.get(ip.MAP_LOOKUP_ELEM, 0) + int(self.fast[i])
+        for (helper_id, _), n in zip(ip.CORE_COUNTS, self.served[i].tolist()):
+            if n:
+                calls[helper_id] = calls.get(helper_id, 0) + n
         return calls
 
 
@@ -518,7 +527,7 @@ class BatchRunner:
             bs[B_KNOWN] = cache.n
             why = _loop(self.kind, self.ctx0, prog._code, prog._st, self.space.mem,
                         self.space.table, prog._counts, bs, batch.data, batch.offset,
-                        batch.caplen, eligible, out.r0, out.insns, out.fast, out.outcome,
+                        batch.caplen, eligible, out.r0, out.insns, out.served, out.outcome,
                         out.out, out.out_off, out.out_len, native.code.entry if native else 0,
                         native.env if native else _NO_ENV, self.paths is not None,
                         cache.rows, cache.hashes, cache.paths, out.path)
@@ -531,7 +540,7 @@ class BatchRunner:
                 if error is not None:
                     out.outcome[i] = FAILED
                     out.insns[i] = prog._st[ip.S_INSNS]
-                    out.fast[i] = prog._st[ip.S_FAST_LOOKUPS]
+                    out.served[i] = prog._st[ip.CORE_WORDS]
                     out.errors[i] = str(error)
                     bs[B_PHASE], bs[B_PYTHON], bs[B_DIRTY] = START, 0, 1
                     self._end_python(i, frame, calls, out, False)
@@ -547,7 +556,8 @@ class BatchRunner:
                 self._number(i, out)
             elif why == NEW_PATH:
                 self._number(i, out)
-                cache.add(prog._counts, self.space.table, int(out.fast[i]), int(out.path[i]))
+                cache.add(prog._counts, self.space.table, int(out.served[i, 0]),
+                          int(out.path[i]))
             elif why == OUT_FULL:
                 out.grow(PAGE_SIZE)
             elif why == SLOW:

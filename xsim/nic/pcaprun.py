@@ -170,7 +170,7 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
             "index": index, "verdict": verdict_of[int(retval[i])] if ok else "error",
             "len_in": int(batch.caplen[i]), "len_out": int(out.out_len[i]) if ok else 0,
             "redirect": out.redirect.get(i),
-            "helper_calls": {str(k): v for k, v in out.helper_calls(i).items()},
+            "helper_calls": {str(k): v for k, v in sorted(out.helper_calls(i).items())},
             "insns": int(out.insns[i])}
         if paths is not None:
             record.update(paths.fields(int(out.path[i]), batch.packet(i).data))

@@ -43,6 +43,9 @@ from ..elf.kinds import ProgType
 from ..elf.spec import ProgramSpec
 from ..isa import opcodes as oc
 from ..isa.insn import Insn, decode
+from ..isa.interp import (BPF_F_HDR_FIELD_MASK, BPF_F_INVALIDATE_HASH, BPF_F_IPV6,
+                          BPF_F_MARK_ENFORCE, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR,
+                          BPF_F_RECOMPUTE_CSUM, CSUM_MANGLED_0)
 from ..errors import NativeUnsupported
 from ..isa.verifier import ctx_accesses
 from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
@@ -78,10 +81,6 @@ LOOPBACK_IFINDEX = 1
 TC_ACT_SHOT, TC_ACT_REDIRECT = 2, 7
 BPF_F_INGRESS = 1
 BPF_HDR_START_MAC, BPF_HDR_START_NET = 0, 1
-BPF_F_RECOMPUTE_CSUM, BPF_F_INVALIDATE_HASH = 1, 2
-BPF_F_HDR_FIELD_MASK, BPF_F_PSEUDO_HDR, BPF_F_MARK_MANGLED_0 = 0xF, 1 << 4, 1 << 5
-BPF_F_MARK_ENFORCE, BPF_F_IPV6 = 1 << 6, 1 << 7
-CSUM_MANGLED_0 = 0xFFFF
 SKF_NET_OFF, SKF_LL_OFF = -0x100000, -0x200000
 GSO_MAX_SEGS, GSO_LEGACY_MAX_SIZE = 0xFFFF, 0x10000
 #: BPF_SKB_MAX_LEN: SKB_MAX_ALLOC, four pages less skb_shared_info
@@ -638,11 +637,11 @@ def _adjust_room(call: HelperCall) -> int:
 
 
 def add_tc_helpers(registry: HelperRegistry) -> None:
-    registry.kernel("skb_load_bytes")(_load_bytes)
+    registry.kernel("skb_load_bytes", core_ctx=PTRS_AT)(_load_bytes)
     registry.kernel("skb_load_bytes_relative")(_load_bytes_relative)
-    registry.kernel("skb_store_bytes")(_store_bytes)
-    registry.kernel("l3_csum_replace")(_l3_csum_replace)
-    registry.kernel("l4_csum_replace")(_l4_csum_replace)
+    registry.kernel("skb_store_bytes", core_ctx=PTRS_AT)(_store_bytes)
+    registry.kernel("l3_csum_replace", core_ctx=PTRS_AT)(_l3_csum_replace)
+    registry.kernel("l4_csum_replace", core_ctx=PTRS_AT)(_l4_csum_replace)
     registry.kernel("skb_pull_data")(_pull_data)
     registry.kernel("redirect")(_redirect)
     registry.kernel("fib_lookup")(lambda call: fib_lookup(call, _Skb(call).len))
@@ -661,7 +660,7 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
 
 
 def add_socket_filter_helpers(registry: HelperRegistry) -> None:
-    registry.kernel("skb_load_bytes")(_load_bytes)
+    registry.kernel("skb_load_bytes", core_ctx=PTRS_AT)(_load_bytes)
     registry.kernel("skb_load_bytes_relative")(_load_bytes_relative)
 
 

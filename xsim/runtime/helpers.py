@@ -75,6 +75,10 @@ class Helper:
     id: int
     name: str
     fn: HelperFn
+    #: an skb helper the interpreter's core serves itself (``interp.serve_skb``, for
+    #: contexts whose data pointers are at this offset), ``fn`` being its reference and
+    #: taking the calls the core leaves; 0: only ``fn`` serves it
+    core_ctx: int = 0
 
 
 @dataclass
@@ -86,19 +90,20 @@ class HelperRegistry:
     def add(self, helper: Helper) -> None:
         self.helpers[helper.id] = helper
 
-    def register(self, helper_id: int, name: str) -> Callable[[HelperFn], HelperFn]:
+    def register(self, helper_id: int, name: str,
+                 core_ctx: int = 0) -> Callable[[HelperFn], HelperFn]:
         def deco(fn: HelperFn) -> HelperFn:
-            self.add(Helper(helper_id, name, fn))
+            self.add(Helper(helper_id, name, fn, core_ctx))
             return fn
         return deco
 
-    def kernel(self, name: str) -> Callable[[HelperFn], HelperFn]:
+    def kernel(self, name: str, core_ctx: int = 0) -> Callable[[HelperFn], HelperFn]:
         """Register a kernel helper by its name, with its id from the helper table."""
         from .helper_table import BY_NAME
         info = BY_NAME.get(name)
         if info is None:
             raise KeyError(f"the kernel has no helper named {name!r}")
-        return self.register(info.id, info.name)
+        return self.register(info.id, info.name, core_ctx)
 
     def get(self, helper_id: int) -> Helper | None:
         return self.helpers.get(helper_id)

@@ -27,9 +27,8 @@ from .result import RunResult
 
 DEFAULT_BUDGET = 100_000_000
 # the state words run() reads on every call, bound once (module attribute lookups add up)
-_R0, _INSNS, _TOTAL, _RUNS_DONE, _FAST = (ip.R_BASE, ip.S_INSNS, ip.S_TOTAL, ip.S_RUNS_DONE,
-                                          ip.S_FAST_LOOKUPS)
-_DONE, _FRESH, _LOOKUP = ip.DONE, ip.FRESH, ip.MAP_LOOKUP_ELEM
+_R0, _INSNS, _TOTAL, _RUNS_DONE = ip.R_BASE, ip.S_INSNS, ip.S_TOTAL, ip.S_RUNS_DONE
+_DONE, _FRESH = ip.DONE, ip.FRESH
 _COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
 #: the state words prepare() sets from the input's shape
 _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.S_INIT_R2,
@@ -56,7 +55,7 @@ class Tier(Protocol):
               calls: dict[int, int]) -> tuple:
         """``repeat`` runs on the inputs ``prog.prepare`` laid out: the outcome tuple of
         ``Program._drive`` (last program, status, error, insns, total, runs, programs
-        used, r0, fast lookups)."""
+        used, r0, the helper calls the core served by id: ``ip.core_calls``)."""
 
 
 class Program:
@@ -90,9 +89,20 @@ class Program:
         self._st[ip.S_STACK_TOP] = self._stack.end
         self._st[ip.S_STACK_REGION] = self._stack.index
         self._setup: tuple | None = None
+        self._skb_in_core()
         # tail calls switch programs mid-run, so such programs repeat one run at a time
         self._tail_calls = any(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER
                                and i.imm == TAIL_CALL_ID for i in insns)
+
+    def _skb_in_core(self) -> None:
+        """Let the core serve the skb helpers registered for it (``Helper.core_ctx``, one
+        context layout for all); the registry's other helpers stay Python's."""
+        helpers = [self.helpers.get(h) for h in ip.SKB_CORE_IDS]
+        layouts = {h.core_ctx for h in helpers if h is not None and h.core_ctx}
+        if len(layouts) == 1:
+            self._st[ip.S_SKB_PTRS] = layouts.pop()
+            self._st[ip.S_SKB_CORE] = sum(1 << k for k, h in enumerate(helpers)
+                                          if h is not None and h.core_ctx)
 
     @classmethod
     def from_bytes(cls, code: bytes, *, name: str = "prog", helpers: HelperRegistry | None = None,
@@ -147,13 +157,13 @@ class Program:
         else:
             outcome = tier.drive(self, repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
-        last, status, error, insns, total, runs, used, r0, fast = outcome
+        last, status, error, insns, total, runs, used, r0, served = outcome
         if error is None and status != _DONE:
             error = last.error_of(status)
         elif isinstance(error, RunError) and error.pc >= 0:
             error.source = last.source_at(error.pc)
-        if fast:
-            calls[_LOOKUP] = calls.get(_LOOKUP, 0) + fast
+        for helper_id, n in served.items():
+            calls[helper_id] = calls.get(helper_id, 0) + n
         result = RunResult(
             r0=r0, insns=insns, duration_ns=elapsed / (runs or 1),
             runs=runs, insns_total=total, error=error, helper_calls=calls,
@@ -221,7 +231,7 @@ class Program:
         target._setup = self._setup
         if target not in used:
             used.append(target)
-            target._st[ip.S_FAST_LOOKUPS] = 0
+            target._st[ip.CORE_WORDS] = 0
             if histogram:
                 target._counts[:] = 0
         return target
@@ -246,7 +256,7 @@ class Program:
         insns = words[_INSNS]
         total = words[_TOTAL] + (0 if status == _DONE else insns)
         return (self, status, error, insns, total, words[_RUNS_DONE], [self], words[_R0],
-                words[_FAST])
+                ip.core_calls(st))
 
     def _drive_each(self, repeat: int, budget: int, histogram: bool, calls: dict[int, int],
                     segment=None) -> tuple:
@@ -273,8 +283,11 @@ class Program:
             if status != ip.DONE or error is not None:
                 break
             runs += 1
-        fast = sum(int(p._st[ip.S_FAST_LOOKUPS]) for p in used)
-        return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), fast
+        served: dict[int, int] = {}
+        for p in used:
+            for helper_id, n in ip.core_calls(p._st).items():
+                served[helper_id] = served.get(helper_id, 0) + n
+        return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), served
 
     def _segment(self, fresh: bool, budget: int, chain: int, histogram: bool,
                  calls: dict[int, int]) -> tuple[int, XsimError | None, Program | None]:
@@ -364,10 +377,10 @@ class Program:
             raise HelperError(pc, helper_id, "a callback may not tail call")
         if status != ip.DONE:
             raise self._explain(status)
-        r0, insns, fast = int(st[ip.R_BASE]), int(st[ip.S_INSNS]), int(st[ip.S_FAST_LOOKUPS])
+        r0, insns, served = int(st[ip.R_BASE]), int(st[ip.S_INSNS]), st[ip.CORE_WORDS]
         st[:ip.C_BASE] = saved
         st[ip.S_INSNS] = insns          # the callback's instructions count against the budget
-        st[ip.S_FAST_LOOKUPS] = fast
+        st[ip.CORE_WORDS] = served      # and the calls the core served in it are the run's
         self.space.table[stack, :ip.RG_PERM] = saved_row
         return r0
 

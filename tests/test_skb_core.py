@@ -1,0 +1,180 @@
+"""The skb helpers the interpreter's core serves (interp.serve_skb) give what their
+Python references in xsim.nic.skb give, call for call: r0, the packet, the buffer,
+the error, the helper counts, the region counts; on the interpreter, the JIT and an
+emulated ISA, and over a capture in the compiled per-packet loop."""
+from __future__ import annotations
+
+import io
+import random
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+import xsim
+from xsim.isa import interp as ip
+from xsim.isa.asm import assemble
+from xsim.nic import skb
+from xsim.nic.pcaprun import run_pcap
+from xsim.runtime.helper_table import BY_NAME
+from xsim.runtime.helpers import HelperRegistry
+from xsim.runtime.program import Program
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ARGS_AT = skb.PTRS_AT + skb.PTRS.size      # the case's r2..r5 and r3's base, in the image
+BUFFER = 64                                 # a frame's bytes below r10 the case starts with
+
+
+def _program(helper: int, core: bool) -> Program:
+    """r2..r5 from the image (r3 plus r10 times a selector: a stack pointer or a
+    value), r1 the context, then the helper, with 64 bytes of the image below r10 (and
+    back into the image after the call)."""
+    text = "\n".join([
+        "mov r6, r1",
+        f"ldxdw r7, [r1+{ARGS_AT + 32}]",
+        *(f"ldxdw r8, [r1+{ARGS_AT + 40 + 8 * k}]\nstxdw [r10-{BUFFER - 8 * k}], r8"
+          for k in range(BUFFER // 8)),
+        f"ldxdw r2, [r1+{ARGS_AT}]",
+        f"ldxdw r3, [r1+{ARGS_AT + 8}]",
+        f"ldxdw r4, [r1+{ARGS_AT + 16}]",
+        f"ldxdw r5, [r1+{ARGS_AT + 24}]",
+        "mul r7, r10",
+        "add r3, r7",
+        f"call {helper}",
+        "mov r9, r0",           # the frame's bytes back into the image, to be compared
+        *(f"ldxdw r8, [r10-{BUFFER - 8 * k}]\nstxdw [r6+{ARGS_AT + 40 + 8 * k}], r8"
+          for k in range(BUFFER // 8)),
+        "mov r0, r9",
+        "exit",
+    ])
+    registry = HelperRegistry()
+    skb.add_tc_helpers(registry)
+    text = re.sub(r"\br(\d+)", r"%r\1", text)
+    prog = Program.from_bytes(assemble(text), name=f"h{helper}", helpers=registry)
+    if not core:
+        prog._st[ip.S_SKB_CORE] = 0
+    return prog
+
+
+def _case(rng: random.Random, helper: int, frame_len: int) -> tuple[bytes, bytes]:
+    """(arguments, the frame's stack bytes) of one call, near the edges the helpers
+    check: offsets and lengths around the frame's end, 0x7fffffff, 0xffff, odd."""
+    edge = [0, 1, 2, 13, frame_len - 2, frame_len - 1, frame_len, frame_len + 1,
+            0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
+    off = rng.choice(edge + [rng.randrange(frame_len)] * 6)
+    off |= rng.choice([0] * 6 + [1 << 32, 0xDEAD << 40])       # upper bits: ignored
+    if helper in (ip.SKB_STORE_BYTES, ip.SKB_LOAD_BYTES):
+        n = rng.choice([0, 1, 2, 4, 8, 16, 33, 64, frame_len, 100000] + [rng.randrange(64)] * 4)
+        ptr = rng.choice([-BUFFER, -BUFFER, -32, -8, -4, -BUFFER - 8, 8, -600])
+        select = 1
+        if rng.random() < 0.1:          # no pointer at all
+            ptr, select = rng.getrandbits(64), 0
+        flags = rng.choice([0, 0, ip.BPF_F_RECOMPUTE_CSUM, ip.BPF_F_INVALIDATE_HASH, 3, 4,
+                            1 << 40])
+        args = (off, ptr & (1 << 64) - 1, n, flags, select)
+    else:
+        size = rng.choice([0, 2, 4, 1, 3, 8, 15])
+        flags = size | rng.choice([0] * 4 + [ip.BPF_F_PSEUDO_HDR, ip.BPF_F_MARK_MANGLED_0,
+                                             ip.BPF_F_MARK_MANGLED_0 | ip.BPF_F_MARK_ENFORCE,
+                                             ip.BPF_F_IPV6, 1 << 8, 1 << 33])
+        old = rng.choice([0, 0, rng.getrandbits(16), rng.getrandbits(32), rng.getrandbits(64)])
+        new = rng.choice([0, rng.getrandbits(16), rng.getrandbits(32), rng.getrandbits(64)])
+        args = (off, old, new, flags, 0)
+    stack = bytes(rng.getrandbits(8) for _ in range(BUFFER))
+    return struct.pack("<5Q", *args), stack
+
+
+def _frame(rng: random.Random) -> bytes:
+    """An IPv4/UDP frame, its checksums sometimes zero (the mangled-zero cases)."""
+    n = rng.choice([34, 42, 60, 61, 99])
+    frame = bytearray(rng.getrandbits(8) for _ in range(n))
+    frame[12:14] = b"\x08\x00"
+    if rng.random() < 0.3:
+        frame[24:26] = bytes(2)
+    if rng.random() < 0.3 and n >= 42:
+        frame[40:42] = bytes(2)
+    return bytes(frame)
+
+
+def _outcome(prog: Program, frame: bytes, args: bytes, stack: bytes, tier: str) -> dict:
+    ctx = bytearray(skb.TC_HOOK.base_context(prog.space))
+    start, end = skb.HEADROOM, skb.HEADROOM + len(frame)
+    struct.pack_into("<I", ctx, skb.LEN, len(frame))
+    buffer = bytes(skb.HEADROOM) + frame + bytes(skb.SHINFO_SIZE)
+    base = prog.space.by_name["packet"].vaddr
+    image = bytes(ctx) + skb.PTRS.pack(base + start, base + end, base + start) + args + stack
+    skb._STATES[prog.space] = skb.TC_HOOK.state()
+    res = prog.run(image, packet=buffer, packet_window=(start, end), tier=tier)
+    return {"r0": res.r0, "error": str(res.error), "memory": res.memory,
+            "packet": res.packet, "calls": res.helper_calls, "regions": res.region_counts}
+
+
+@pytest.mark.parametrize("helper", ip.SKB_CORE_IDS)
+@pytest.mark.parametrize("tier", ["interp", "jit", "aarch64"])
+def test_the_core_answers_as_python_does(helper, tier):
+    rng = random.Random(helper)
+    core, python = _program(helper, True), _program(helper, False)
+    assert core._st[ip.S_SKB_CORE] and core._st[ip.S_SKB_PTRS] == skb.PTRS_AT
+    cases = 40 if tier == "aarch64" else 300
+    served = 0
+    for _ in range(cases):
+        frame = _frame(rng)
+        args, stack = _case(rng, helper, len(frame))
+        got = _outcome(core, frame, args, stack, tier)
+        want = _outcome(python, frame, args, stack, "interp")
+        assert got == want, (args.hex(), frame.hex())
+        served += int(core._st[ip.S_SKB_CALLS + ip.SKB_CORE_IDS.index(helper)])
+    if helper in (ip.L3_CSUM_REPLACE, ip.L4_CSUM_REPLACE):
+        assert served == cases          # no pointer: every call is the core's
+    else:       # the rest (a pointer that faults, BPF_F_INVALIDATE_HASH) are Python's
+        assert cases // 4 < served < cases
+
+
+def test_a_helper_a_user_registers_is_never_the_cores():
+    prog = _program(ip.SKB_STORE_BYTES, True)
+    mine = []
+    registry = HelperRegistry(dict(prog.helpers.helpers))
+    registry.register(ip.SKB_STORE_BYTES, "skb_store_bytes")(lambda call: mine.append(1) or 7)
+    ours = Program(prog.insns, prog.n_slots, helpers=registry)
+    assert ours._st[ip.S_SKB_CORE] == 0b1101        # the other three still in the core
+    rng = random.Random(3)
+    frame = _frame(rng)
+    args, stack = _case(rng, ip.SKB_STORE_BYTES, len(frame))
+    assert _outcome(ours, frame, args, stack, "interp")["r0"] == 7 and mine == [1]
+
+
+def test_calls_the_core_serves_count_in_every_run():
+    prog = _program(ip.L3_CSUM_REPLACE, True)
+    frame = _frame(random.Random(1))
+    args = struct.pack("<5Q", 24, 0, 0x1234, 0, 0)           # a diff: always served
+    ctx = bytearray(skb.TC_HOOK.base_context(prog.space))
+    base = prog.space.by_name["packet"].vaddr
+    image = (bytes(ctx) + skb.PTRS.pack(base + 64, base + 64 + len(frame), base + 64) + args
+             + bytes(BUFFER))
+    for tier in ("interp", "jit"):
+        res = prog.run(image, packet=bytes(64) + frame + bytes(320),
+                       packet_window=(64, 64 + len(frame)), repeat=5, tier=tier)
+        assert res.error is None and res.helper_calls == {ip.L3_CSUM_REPLACE: 5}
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_a_capture_gives_the_same_records_with_the_core_serving(tier):
+    outs = []
+    for core in (True, False):
+        obj = xsim.load(EXAMPLES / "nic" / "tc_marker.o")
+        p = obj.programs["tc_marker"]
+        if not core:
+            p.hooked()._st[ip.S_SKB_CORE] = 0
+        records = io.StringIO()
+        summary = run_pcap(obj, p, EXAMPLES / "nic" / "traffic.pcap", tier=tier,
+                           records=records)
+        outs.append((records.getvalue(), dict(summary.verdicts)))
+    assert outs[0] == outs[1]
+    assert '"9": 1' in outs[0][0] and '"10": 1' in outs[0][0]
+
+
+def test_the_cores_helper_ids_are_the_helper_tables():
+    names = ("skb_load_bytes", "skb_store_bytes", "l3_csum_replace", "l4_csum_replace")
+    assert ip.SKB_CORE_IDS == tuple(BY_NAME[n].id for n in names)
+    assert ip.MAP_LOOKUP_ELEM == BY_NAME["map_lookup_elem"].id
