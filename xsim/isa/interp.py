@@ -511,11 +511,12 @@ def _skb_data(st, mem, rg):
 
 
 @njit(cache=True)
-def _csum_add(a, b):
-    r = (a + b) & M32
+def _ones_add(a, b, mask):
+    """One's-complement addition of ``mask``-wide a and b (csum_add, csum16_add)."""
+    r = (a + b) & mask
     if r < b:
         r += ONE
-    return r & M32
+    return r & mask
 
 
 @njit(cache=True)
@@ -526,17 +527,9 @@ def _csum_fold(c):
 
 
 @njit(cache=True)
-def _csum16_add(a, b):
-    r = (a + b) & M16
-    if r < b:
-        r += ONE
-    return r & M16
-
-
-@njit(cache=True)
 def _replace4(s, old, new):
     """csum_replace4 / inet_proto_csum_replace4 on the checksum ``s``."""
-    return _csum_fold(_csum_add(_csum_add(~s & M32, ~old & M32), new & M32))
+    return _csum_fold(_ones_add(_ones_add(~s & M32, ~old & M32, M32), new & M32, M32))
 
 
 @njit(cache=True)
@@ -564,9 +557,9 @@ def _csum_replace(st, mem, rg, l4):
     if mangled0 and flags & U64(BPF_F_MARK_ENFORCE) == ZERO and s == ZERO:
         return LOOKUP_SERVED
     if size == ZERO and old == ZERO:                  # a diff (bpf_csum_diff's)
-        s = _csum_fold(_csum_add(new & M32, ~s & M32))
+        s = _csum_fold(_ones_add(new & M32, ~s & M32, M32))
     elif size == U64(2) and not l4:                   # csum_replace2: 16-bit arithmetic
-        s = ~_csum16_add(_csum16_add(~s & M16, ~old & M16), new & M16) & M16
+        s = ~_ones_add(_ones_add(~s & M16, ~old & M16, M16), new & M16, M16) & M16
     elif size == U64(2):
         s = _replace4(s, old & M16, new & M16)
     elif size == U64(4):

@@ -923,11 +923,7 @@ class _Fn:
             for i in range(1, 6):
                 self.word(st, ip.R_BASE + i, self.reg(i))
             self.word(st, ip.S_HELPER, helper)
-            fnty = ir.FunctionType(I64, [I64P, I8P, I64P, I64, I64, I64])
-            fp = b.inttoptr(self.word(self.env, ENV_SKB), fnty.as_pointer())
-            served = b.call(fp, [st, b.load(self.mem), b.load(self.rg),
-                                 self.word(self.env, ENV_ST_LEN),
-                                 self.word(self.env, ENV_MEM_LEN), b.load(self.rows)])
+            served = self._core_call(ENV_SKB)
             done = self.llfn.append_basic_block(f"skb{pc}")
             other = self.llfn.append_basic_block(f"noskb{pc}")
             b.cbranch(b.icmp_unsigned("==", served, self.const(ip.LOOKUP_SERVED)), done, other)
@@ -938,11 +934,7 @@ class _Fn:
         if core == ip.MAP_LOOKUP_ELEM:  # the interpreter's own lookup first: array, hash, LPM
             self.word(st, ip.R_BASE + 1, self.reg(1))
             self.word(st, ip.R_BASE + 2, self.reg(2))
-            fnty = ir.FunctionType(I64, [I64P, I8P, I64P, I64, I64, I64])
-            fp = b.inttoptr(self.word(self.env, ENV_LOOKUP), fnty.as_pointer())
-            served = b.call(fp, [st, b.load(self.mem), b.load(self.rg),
-                                 self.word(self.env, ENV_ST_LEN),
-                                 self.word(self.env, ENV_MEM_LEN), b.load(self.rows)])
+            served = self._core_call(ENV_LOOKUP)
             done = self.llfn.append_basic_block(f"looked{pc}")
             other = self.llfn.append_basic_block(f"nolook{pc}")
             fault = self.llfn.append_basic_block(f"lookfault{pc}")
@@ -968,6 +960,16 @@ class _Fn:
         switch.add_case(self.const(site), after)
         b.branch(block)
         b.position_at_end(after)
+
+    def _core_call(self, env_word: int):
+        """A call of the interpreter's helper whose address is in ``env_word``:
+        ``(st, mem, rg, st words, mem bytes, rows)``, its LOOKUP_* answer."""
+        b = self.b
+        fnty = ir.FunctionType(I64, [I64P, I8P, I64P, I64, I64, I64])
+        fp = b.inttoptr(self.word(self.env, env_word), fnty.as_pointer())
+        return b.call(fp, [self.st, b.load(self.mem), b.load(self.rg),
+                           self.word(self.env, ENV_ST_LEN),
+                           self.word(self.env, ENV_MEM_LEN), b.load(self.rows)])
 
     def _python_block(self):
         """The function's call of a Python helper (its words written by the call site):
