@@ -53,10 +53,11 @@ S_CPU, S_FAST_LOOKUPS = 21, 22   # the CPU per-CPU arrays answer for; lookups se
 # LD_ABS/LD_IND's negative offsets (SKF_NET_OFF, SKF_LL_OFF): where the network and MAC
 # headers are, and how far back the buffer goes, as signed offsets from the packet window
 S_PKT_NET, S_PKT_MAC, S_PKT_HEAD = 23, 24, 25
-# An skb's helpers served here (see serve_skb): where a context's data pointers are (0:
-# the context is not an skb), which of SKB_CORE_IDS the core may serve (bit i for the
-# i-th), and from S_SKB_CALLS on the calls of each one it served
-S_SKB_PTRS, S_SKB_CORE, S_SKB_CALLS = 26, 27, 28
+# The helpers of CORE_IDS served here (see serve_core): S_CORE is where the context
+# keeps an skb's data pointers (bits 0-15; 0: it is no skb) and which of them the core
+# may serve (bit CORE_BIT + k for the k-th); from S_CORE_CALLS on, the calls of each
+# one it served
+S_CORE, S_CORE_CALLS = 26, 27
 R_BASE = 32            # r0..r10 (and 5 spare slots)
 F_BASE = 48            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
@@ -89,13 +90,18 @@ MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH, MAP_KIND_LPM = 0, 1, 2, 3
 #: The helper the loop serves itself for array, hash and LPM trie maps (the kernel
 #: inlines the array one too).
 MAP_LOOKUP_ELEM = 1
-#: The skb helpers the loop serves itself where the context is an skb and the program's
-#: hook registered them so (xsim.nic.skb); the ids are the helper table's
+#: Other helpers the loop serves itself where the program's registry says so
+#: (``Helper.core``): the skb helpers where the context is an skb (xsim.nic.skb), and
+#: bpf_csum_diff.  The ids are the helper table's.
 SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE = 26, 9, 10, 11
+CSUM_DIFF = 28
 SKB_CORE_IDS = (SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE)
+CORE_IDS = SKB_CORE_IDS + (CSUM_DIFF,)
+CORE_BIT = 16
+SKB_PTRS_MASK = (1 << CORE_BIT) - 1
 #: every helper the loop serves, with the state word that counts the calls it served
 CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS),
-               *((h, S_SKB_CALLS + i) for i, h in enumerate(SKB_CORE_IDS)))
+               *((h, S_CORE_CALLS + i) for i, h in enumerate(CORE_IDS)))
 # uapi/linux/bpf.h's flags of those helpers, and include/net/checksum.h's mangled zero
 BPF_F_RECOMPUTE_CSUM, BPF_F_INVALIDATE_HASH = 1, 2
 BPF_F_HDR_FIELD_MASK, BPF_F_PSEUDO_HDR, BPF_F_MARK_MANGLED_0 = 0xF, 1 << 4, 1 << 5
@@ -486,18 +492,20 @@ def map_lookup(st, mem, rg):
     return LOOKUP_SERVED
 
 
-# -- the skb helpers served here: xsim.nic.skb's Python helpers are their reference,
-# and take every call these leave (LOOKUP_PYTHON): a pointer that would fault, a flag
-# that touches the helper state Python keeps ---------------------------------------
+# -- the helpers of CORE_IDS served here: the Python helpers (xsim.nic.skb,
+# xsim.runtime.kernel_helpers) are their reference, and take every call these leave
+# (LOOKUP_PYTHON): a pointer that would fault, a flag that touches the helper state
+# Python keeps ------------------------------------------------------------------------
 _EFAULT, _EINVAL = U64((1 << 64) - errno.EFAULT), U64((1 << 64) - errno.EINVAL)  # as r0
 
 
 @njit(cache=True)
 def _skb_data(st, mem, rg):
     """Host index of the data of the skb in r1 and its length (data_end - data), or
-    (BAD, 0) where its data pointers are not where S_SKB_PTRS says, in the packet."""
-    p = _peek(rg, st[R_BASE + 1] + st[S_SKB_PTRS], U64(24), PERM_R)
-    if p == BAD:
+    (BAD, 0) where its data pointers are not where S_CORE says, in the packet."""
+    at = st[S_CORE] & U64(SKB_PTRS_MASK)
+    p = _peek(rg, st[R_BASE + 1] + at, U64(24), PERM_R)
+    if at == ZERO or p == BAD:
         return BAD, ZERO
     data, end = load64(mem, p), load64(mem, p + U64(8))
     rid = data >> U64(REGION_SHIFT)
@@ -606,22 +614,62 @@ def _bytes(st, mem, rg, store):
 
 
 @njit(cache=True)
-def serve_skb(st, mem, rg):
-    """The skb helper S_HELPER names answered here (r0 set, its count in S_SKB_CALLS
-    raised): LOOKUP_SERVED; LOOKUP_PYTHON for one the core may not serve (not one of
-    SKB_CORE_IDS, or not in S_SKB_CORE) or a call it leaves to Python."""
+def _csum_partial(mem, h, n, seed):
+    """lib/checksum.c csum_partial on a little-endian machine, as
+    kernel_helpers.csum_partial: the folded sum of the 16-bit words of [h, h+n) (an odd
+    last byte padded), added to the 32-bit seed with end-around carry."""
+    s = ZERO
+    i = ZERO
+    while i + ONE < n:
+        s += load16(mem, h + i)
+        i += U64(2)
+    if i < n:
+        s += load8(mem, h + i)
+    while s >> U64(16):
+        s = (s & M16) + (s >> U64(16))
+    return _ones_add(s, seed & M32, M32)
+
+
+@njit(cache=True)
+def _csum_diff(st, mem, rg):
+    """bpf_csum_diff(from, from_size, to, to_size, seed) since 6.13:
+    csum_from32to16 of csum(to) - csum(from), as kernel_helpers.csum_diff."""
+    fs, ts, seed = st[R_BASE + 2] & M32, st[R_BASE + 4] & M32, st[R_BASE + 5] & M32
+    a = _peek(rg, st[R_BASE + 1], fs, PERM_R) if fs else ZERO
+    b = _peek(rg, st[R_BASE + 3], ts, PERM_R) if ts else ZERO
+    if a == BAD or b == BAD:
+        return LOOKUP_PYTHON
+    ret = seed
+    if fs and ts:
+        ret = _ones_add(_csum_partial(mem, b, ts, ret), ~_csum_partial(mem, a, fs, ZERO) & M32,
+                        M32)
+    elif ts:
+        ret = _csum_partial(mem, b, ts, ret)
+    elif fs:
+        ret = ~_csum_partial(mem, a, fs, ~ret & M32) & M32
+    st[R_BASE] = ((ret + ((ret >> U64(16)) | (ret << U64(16)))) & M32) >> U64(16)
+    return LOOKUP_SERVED
+
+
+@njit(cache=True)
+def serve_core(st, mem, rg):
+    """The helper of CORE_IDS that S_HELPER names answered here (r0 set, its count in
+    S_CORE_CALLS raised): LOOKUP_SERVED; LOOKUP_PYTHON for one the core may not serve
+    (not one of CORE_IDS, or its bit in S_CORE clear) or a call it leaves to Python."""
     helper = st[S_HELPER]
     k = 0
-    while k < len(SKB_CORE_IDS) and U64(SKB_CORE_IDS[k]) != helper:
+    while k < len(CORE_IDS) and U64(CORE_IDS[k]) != helper:
         k += 1
-    if k == len(SKB_CORE_IDS) or (st[S_SKB_CORE] >> U64(k)) & ONE == ZERO:
+    if k == len(CORE_IDS) or (st[S_CORE] >> U64(CORE_BIT + k)) & ONE == ZERO:
         return LOOKUP_PYTHON
-    if helper == U64(SKB_LOAD_BYTES) or helper == U64(SKB_STORE_BYTES):
+    if helper == U64(CSUM_DIFF):
+        served = _csum_diff(st, mem, rg)
+    elif helper == U64(SKB_LOAD_BYTES) or helper == U64(SKB_STORE_BYTES):
         served = _bytes(st, mem, rg, helper == U64(SKB_STORE_BYTES))
     else:
         served = _csum_replace(st, mem, rg, helper == U64(L4_CSUM_REPLACE))
     if served == LOOKUP_SERVED:
-        st[S_SKB_CALLS + k] += ONE
+        st[S_CORE_CALLS + k] += ONE
     return served
 
 
@@ -691,8 +739,8 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         _reset_registers(st, rg)
         if fresh == FRESH:
             st[S_FAST_LOOKUPS] = ZERO
-            for k in range(len(SKB_CORE_IDS)):
-                st[S_SKB_CALLS + k] = ZERO
+            for k in range(len(CORE_IDS)):
+                st[S_CORE_CALLS + k] = ZERO
             for r in range(rg.shape[0]):
                 rg[r, RG_READS] = ZERO
                 rg[r, RG_WRITES] = ZERO
@@ -971,7 +1019,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                         return _fault(st, pc - ONE, icount, depth, st[S_FAULT_ADDR],
                                       st[S_FAULT_SIZE], ACCESS_READ)
                 st[S_HELPER] = c
-                if st[S_SKB_CORE] != ZERO and serve_skb(st, mem, rg) == LOOKUP_SERVED:
+                if st[S_CORE] != ZERO and serve_core(st, mem, rg) == LOOKUP_SERVED:
                     continue
                 return _stop(st, pc - ONE, icount, depth, HELPER)
             elif e == CALLX:

@@ -39,7 +39,7 @@ class Native:
         self.callback = _CALLBACK(self._helper)
         self.env[lift.ENV_HELPER] = ctypes.cast(self.callback, ctypes.c_void_p).value
         self.env[lift.ENV_LOOKUP] = engine.LOOKUP_ADDRESS
-        self.env[lift.ENV_SKB] = engine.SKB_ADDRESS
+        self.env[lift.ENV_CORE] = engine.CORE_ADDRESS
         self.env[lift.ENV_ST_LEN] = len(prog._st)
         self.env[lift.ENV_COUNTS] = prog._counts.ctypes.data
         self.calls: dict[int, int] = {}

@@ -77,16 +77,16 @@ LOOKUP_ADDRESS = _lookup.address
 @cfunc(types.int64(types.CPointer(types.uint64), types.CPointer(types.uint8),
                    types.CPointer(types.uint64), types.int64, types.int64, types.int64),
        cache=True)
-def _skb(st_p, mem_p, rg_p, st_len, mem_len, rows):
-    """The interpreter's in-core skb helpers (bpf_skb_store_bytes, the checksum
-    replacements, ...; the one in st[S_HELPER]), for native code to call."""
+def _core_helper(st_p, mem_p, rg_p, st_len, mem_len, rows):
+    """The interpreter's in-core helpers (bpf_skb_store_bytes, the checksum
+    replacements, bpf_csum_diff, ...; the one in st[S_HELPER]), for native code."""
     st = carray(st_p, (st_len,))
     mem = carray(mem_p, (mem_len,))
     rg = carray(rg_p, (rows, ip.RG_COLS))
-    return ip.serve_skb(st, mem, rg)
+    return ip.serve_core(st, mem, rg)
 
 
-SKB_ADDRESS = _skb.address
+CORE_ADDRESS = _core_helper.address
 
 
 def host_triple() -> str:

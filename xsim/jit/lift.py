@@ -52,7 +52,7 @@ _ACCESS = {ty.width // 8: (ty, ty.as_pointer()) for ty in (I8, I16, I32, I64)}
 ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_BUDGET = range(8)
 ENV_PY_CALLS = 8      # Python helper calls served since the driver last cleared it
 ENV_COUNTS = 9        # a profiling build's per-pc execution counts (the Program's counts)
-ENV_SKB = 10          # the interpreter's skb helpers (interp.serve_skb), for native code
+ENV_CORE = 10         # the interpreter's other helpers (interp.serve_core), for native code
 ENV_WORDS = 11
 
 # -- statuses: the interpreter's (ip.DONE ... ip.UNRESOLVED), and these of the JIT -----
@@ -68,7 +68,7 @@ ENTRY = "xsim_entry"
 _MASK = (1 << 64) - 1
 #: helpers the interpreter's core serves, and the words counting those served
 _CORE_HELPERS = dict(ip.CORE_COUNTS)
-_SKB_COUNTS = [(h, w) for h, w in ip.CORE_COUNTS if h in ip.SKB_CORE_IDS]
+_CALL_COUNTS = [(h, w) for h, w in ip.CORE_COUNTS if h in ip.CORE_IDS]
 #: instructions that can neither fault nor leave the function: no count to make for them
 _COUNTLESS = set(ALU) | set(END) | JCONDS | {"lddw", "ja"}
 
@@ -919,11 +919,11 @@ class _Fn:
         b = self.b
         st = self.st
         after = self.llfn.append_basic_block(f"after{pc}")
-        if core in ip.SKB_CORE_IDS:     # the interpreter's skb helpers first
+        if core in ip.CORE_IDS:     # the interpreter's skb helpers, csum_diff first
             for i in range(1, 6):
                 self.word(st, ip.R_BASE + i, self.reg(i))
             self.word(st, ip.S_HELPER, helper)
-            served = self._core_call(ENV_SKB)
+            served = self._core_call(ENV_CORE)
             done = self.llfn.append_basic_block(f"skb{pc}")
             other = self.llfn.append_basic_block(f"noskb{pc}")
             b.cbranch(b.icmp_unsigned("==", served, self.const(ip.LOOKUP_SERVED)), done, other)
@@ -1098,10 +1098,10 @@ class Lifter:
         fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
         called_at_0 = any(int(e) < len(NAMES) and NAMES[int(e)] == "call_local" and int(t) == 0
                           for e, t in zip(code[:, 0], code[:, 3]))
-        #: the count words of the skb helpers the core serves that this program calls
+        #: the count words of the helpers of ip.CORE_IDS that this program calls
         called = {int(h) for e, h in zip(code[:, 0], code[:, 3])
                   if int(e) < len(NAMES) and NAMES[int(e)] == "call_helper"}
-        self.skb_counts = [w for h, w in _SKB_COUNTS if h in called]
+        self.core_counts = [w for h, w in _CALL_COUNTS if h in called]
         self.llfns: dict[int, ir.Function] = {}
         #: functions only the run loop calls
         self.top_only: set[int] = set()
@@ -1230,7 +1230,7 @@ class Lifter:
         b.cbranch(b.icmp_unsigned("!=", fresh, c(0)), zero_counts, start)
         b.position_at_end(zero_counts)
         word(st, ip.S_FAST_LOOKUPS, c(0))
-        for w in self.skb_counts:
+        for w in self.core_counts:
             word(st, w, c(0))
         b.branch(loop)
         b.position_at_end(loop)

@@ -637,11 +637,12 @@ def _adjust_room(call: HelperCall) -> int:
 
 
 def add_tc_helpers(registry: HelperRegistry) -> None:
-    registry.kernel("skb_load_bytes", core_ctx=PTRS_AT)(_load_bytes)
+    registry.skb_ptrs = PTRS_AT
+    registry.kernel("skb_load_bytes", core=True)(_load_bytes)
     registry.kernel("skb_load_bytes_relative")(_load_bytes_relative)
-    registry.kernel("skb_store_bytes", core_ctx=PTRS_AT)(_store_bytes)
-    registry.kernel("l3_csum_replace", core_ctx=PTRS_AT)(_l3_csum_replace)
-    registry.kernel("l4_csum_replace", core_ctx=PTRS_AT)(_l4_csum_replace)
+    registry.kernel("skb_store_bytes", core=True)(_store_bytes)
+    registry.kernel("l3_csum_replace", core=True)(_l3_csum_replace)
+    registry.kernel("l4_csum_replace", core=True)(_l4_csum_replace)
     registry.kernel("skb_pull_data")(_pull_data)
     registry.kernel("redirect")(_redirect)
     registry.kernel("fib_lookup")(lambda call: fib_lookup(call, _Skb(call).len))
@@ -660,7 +661,8 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
 
 
 def add_socket_filter_helpers(registry: HelperRegistry) -> None:
-    registry.kernel("skb_load_bytes", core_ctx=PTRS_AT)(_load_bytes)
+    registry.skb_ptrs = PTRS_AT
+    registry.kernel("skb_load_bytes", core=True)(_load_bytes)
     registry.kernel("skb_load_bytes_relative")(_load_bytes_relative)
 
 

@@ -75,10 +75,9 @@ class Helper:
     id: int
     name: str
     fn: HelperFn
-    #: an skb helper the interpreter's core serves itself (``interp.serve_skb``, for
-    #: contexts whose data pointers are at this offset), ``fn`` being its reference and
-    #: taking the calls the core leaves; 0: only ``fn`` serves it
-    core_ctx: int = 0
+    #: the interpreter's core serves this helper itself (one of ``interp.CORE_IDS``),
+    #: ``fn`` being its reference and taking the calls the core leaves
+    core: bool = False
 
 
 @dataclass
@@ -86,24 +85,27 @@ class HelperRegistry:
     """Helpers by id.  ``registry.register(5, "unwind")(fn)`` or ``.add(Helper(...))``."""
 
     helpers: dict[int, Helper] = field(default_factory=dict)
+    #: where the hook's context keeps an skb's data pointers (data, data_end), for the
+    #: skb helpers the core serves; 0: the context is no skb
+    skb_ptrs: int = 0
 
     def add(self, helper: Helper) -> None:
         self.helpers[helper.id] = helper
 
     def register(self, helper_id: int, name: str,
-                 core_ctx: int = 0) -> Callable[[HelperFn], HelperFn]:
+                 core: bool = False) -> Callable[[HelperFn], HelperFn]:
         def deco(fn: HelperFn) -> HelperFn:
-            self.add(Helper(helper_id, name, fn, core_ctx))
+            self.add(Helper(helper_id, name, fn, core))
             return fn
         return deco
 
-    def kernel(self, name: str, core_ctx: int = 0) -> Callable[[HelperFn], HelperFn]:
+    def kernel(self, name: str, core: bool = False) -> Callable[[HelperFn], HelperFn]:
         """Register a kernel helper by its name, with its id from the helper table."""
         from .helper_table import BY_NAME
         info = BY_NAME.get(name)
         if info is None:
             raise KeyError(f"the kernel has no helper named {name!r}")
-        return self.register(info.id, info.name, core_ctx)
+        return self.register(info.id, info.name, core)
 
     def get(self, helper_id: int) -> Helper | None:
         return self.helpers.get(helper_id)

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import HelperError, MemoryAccessError
 from .helper_table import BY_NAME
+from .env import RunEnv
 from .helpers import U64_MASK, HelperCall, HelperRegistry
 
 EFAULT, EINVAL, ENOSPC, ERANGE = 14, 22, 28, 34
@@ -648,6 +649,13 @@ def csum_from32to16(x: int) -> int:
     return x >> 16
 
 
+def csum_diff_scratchpad(env: RunEnv) -> bool:
+    """Whether bpf_csum_diff has its form before 6.13 for ``env``'s kernel."""
+    version = env.kconfig.get("LINUX_KERNEL_VERSION")
+    return (isinstance(version, int) and not isinstance(version, bool)
+            and version < CSUM_DIFF_FOLDED_SINCE)
+
+
 def csum_diff(call: HelperCall) -> int:
     """bpf_csum_diff(from, from_size, to, to_size, seed).
 
@@ -660,9 +668,7 @@ def csum_diff(call: HelperCall) -> int:
     seed = call.args[4] & _U32
     a = call.read(frm, from_size) if from_size else b""
     b = call.read(to, to_size) if to_size else b""
-    version = call.env.kconfig.get("LINUX_KERNEL_VERSION")
-    if isinstance(version, int) and not isinstance(version, bool) \
-            and version < CSUM_DIFF_FOLDED_SINCE:
+    if csum_diff_scratchpad(call.env):
         if (from_size | to_size) & 3 or from_size + to_size > 512:
             return neg(EINVAL)
         return csum_partial(bytes(x ^ 0xFF for x in a) + b, seed)
@@ -707,4 +713,4 @@ _TABLE: dict[str, Callable[[HelperCall], int]] = {
 def register_kernel_helpers(registry: HelperRegistry) -> None:
     """Add the kernel's general-purpose helpers to ``registry``, each by its kernel name."""
     for name, fn in _TABLE.items():
-        registry.kernel(name)(fn)
+        registry.kernel(name, core=fn is csum_diff)(fn)

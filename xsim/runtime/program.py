@@ -22,6 +22,7 @@ from ..isa.opcodes import Kind
 from .env import RunEnv
 from .helper_table import BY_ID, BY_NAME
 from .helpers import KEEP_R0, HelperCall, HelperRegistry
+from .kernel_helpers import csum_diff_scratchpad
 from .memory import AddressSpace, run_space
 from .result import RunResult
 
@@ -34,6 +35,7 @@ _COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
 _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.S_INIT_R2,
           ip.S_STACK_HOST, ip.S_PKT_REGION]
 TAIL_CALL_ID = BY_NAME["tail_call"].id
+_CSUM_DIFF_BIT = 1 << (ip.CORE_BIT + ip.CORE_IDS.index(ip.CSUM_DIFF))
 run_core = ip.run_core
 #: the interpreter here; the JIT tier's driver lives above this layer, in xsim.jit;
 #: "auto" is the JIT for runs that repeat at least AUTO_JIT_REPEAT times, else the interpreter
@@ -89,20 +91,30 @@ class Program:
         self._st[ip.S_STACK_TOP] = self._stack.end
         self._st[ip.S_STACK_REGION] = self._stack.index
         self._setup: tuple | None = None
-        self._skb_in_core()
+        self._core = self._core_word()
         # tail calls switch programs mid-run, so such programs repeat one run at a time
         self._tail_calls = any(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER
                                and i.imm == TAIL_CALL_ID for i in insns)
 
-    def _skb_in_core(self) -> None:
-        """Let the core serve the skb helpers registered for it (``Helper.core_ctx``, one
-        context layout for all); the registry's other helpers stay Python's."""
-        helpers = [self.helpers.get(h) for h in ip.SKB_CORE_IDS]
-        layouts = {h.core_ctx for h in helpers if h is not None and h.core_ctx}
-        if len(layouts) == 1:
-            self._st[ip.S_SKB_PTRS] = layouts.pop()
-            self._st[ip.S_SKB_CORE] = sum(1 << k for k, h in enumerate(helpers)
-                                          if h is not None and h.core_ctx)
+    def _core_word(self) -> int:
+        """``ip.S_CORE`` for this registry: the helpers of ip.CORE_IDS the core may serve
+        (those registered with ``core``; the skb ones where the hook's context is an
+        skb), and where that context keeps the skb's data pointers."""
+        ptrs = self.helpers.skb_ptrs
+        word = ptrs & ip.SKB_PTRS_MASK
+        for k, helper_id in enumerate(ip.CORE_IDS):
+            h = self.helpers.get(helper_id)
+            if h is not None and h.core and (ptrs or helper_id not in ip.SKB_CORE_IDS):
+                word |= 1 << (ip.CORE_BIT + k)
+        return word
+
+    def _core_state(self) -> int:
+        """``ip.S_CORE`` for this run: bpf_csum_diff of a kernel before 6.13 (the
+        kconfig's LINUX_KERNEL_VERSION) is Python's, which has that form too."""
+        word = self._core
+        if word & _CSUM_DIFF_BIT and csum_diff_scratchpad(self.env):
+            word &= ~_CSUM_DIFF_BIT
+        return word
 
     @classmethod
     def from_bytes(cls, code: bytes, *, name: str = "prog", helpers: HelperRegistry | None = None,
@@ -206,6 +218,7 @@ class Program:
         """Lay out the run's input regions and the state words that follow their shape
         (what ``run`` does before it starts the loop; a batch loop calls it once)."""
         space, st = self.space, self._st
+        st[ip.S_CORE] = self._core_state()
         space.fill("memory", memory)
         if packet is not None or self._packet.size:
             space.fill("packet", b"" if packet is None else packet)
@@ -232,6 +245,7 @@ class Program:
         if target not in used:
             used.append(target)
             target._st[ip.CORE_WORDS] = 0
+            target._st[ip.S_CORE] = target._core_state()
             if histogram:
                 target._counts[:] = 0
         return target

@@ -1,9 +1,11 @@
-"""The skb helpers the interpreter's core serves (interp.serve_skb) give what their
-Python references in xsim.nic.skb give, call for call: r0, the packet, the buffer,
-the error, the helper counts, the region counts; on the interpreter, the JIT and an
-emulated ISA, and over a capture in the compiled per-packet loop."""
+"""The helpers the interpreter's core serves (interp.serve_core: the skb helpers and
+bpf_csum_diff) give what their Python references give, call for call: r0, the
+packet, the buffer, the error, the helper counts, the region counts; on the
+interpreter, the JIT and an emulated ISA, and over a capture in the compiled
+per-packet loop."""
 from __future__ import annotations
 
+import errno
 import io
 import random
 import re
@@ -19,60 +21,84 @@ from xsim.nic import skb
 from xsim.nic.pcaprun import run_pcap
 from xsim.runtime.helper_table import BY_NAME
 from xsim.runtime.helpers import HelperRegistry
+from xsim.runtime.kernel_helpers import register_kernel_helpers
 from xsim.runtime.program import Program
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-ARGS_AT = skb.PTRS_AT + skb.PTRS.size      # the case's r2..r5 and r3's base, in the image
+ARGS_AT = skb.PTRS_AT + skb.PTRS.size      # the case's arguments, in the image
+ARGS = struct.Struct("<8Q")     # r2..r5, r3's selector of r10, r1's of the context and
+#                                 of r10 and its value
 BUFFER = 64                                 # a frame's bytes below r10 the case starts with
+BUFFER_AT = ARGS_AT + ARGS.size
 
 
 def _program(helper: int, core: bool) -> Program:
-    """r2..r5 from the image (r3 plus r10 times a selector: a stack pointer or a
-    value), r1 the context, then the helper, with 64 bytes of the image below r10 (and
-    back into the image after the call)."""
+    """r2..r5 from the image, then r3 += r10 * its selector (a stack pointer or a
+    value), r1 = the context times its selector + its value + r10 times its selector
+    (csum_diff's from), the call, with 64 bytes of the image below r10 (and back into
+    the image after it)."""
     text = "\n".join([
         "mov r6, r1",
-        f"ldxdw r7, [r1+{ARGS_AT + 32}]",
-        *(f"ldxdw r8, [r1+{ARGS_AT + 40 + 8 * k}]\nstxdw [r10-{BUFFER - 8 * k}], r8"
+        *(f"ldxdw r8, [r1+{BUFFER_AT + 8 * k}]\nstxdw [r10-{BUFFER - 8 * k}], r8"
           for k in range(BUFFER // 8)),
-        f"ldxdw r2, [r1+{ARGS_AT}]",
-        f"ldxdw r3, [r1+{ARGS_AT + 8}]",
-        f"ldxdw r4, [r1+{ARGS_AT + 16}]",
-        f"ldxdw r5, [r1+{ARGS_AT + 24}]",
+        f"ldxdw r2, [r6+{ARGS_AT}]",
+        f"ldxdw r3, [r6+{ARGS_AT + 8}]",
+        f"ldxdw r4, [r6+{ARGS_AT + 16}]",
+        f"ldxdw r5, [r6+{ARGS_AT + 24}]",
+        f"ldxdw r7, [r6+{ARGS_AT + 32}]",
         "mul r7, r10",
         "add r3, r7",
+        f"ldxdw r1, [r6+{ARGS_AT + 40}]",
+        "mul r1, r6",
+        f"ldxdw r7, [r6+{ARGS_AT + 48}]",
+        "add r1, r7",
+        f"ldxdw r7, [r6+{ARGS_AT + 56}]",
+        "mul r7, r10",
+        "add r1, r7",
         f"call {helper}",
         "mov r9, r0",           # the frame's bytes back into the image, to be compared
-        *(f"ldxdw r8, [r10-{BUFFER - 8 * k}]\nstxdw [r6+{ARGS_AT + 40 + 8 * k}], r8"
+        *(f"ldxdw r8, [r10-{BUFFER - 8 * k}]\nstxdw [r6+{BUFFER_AT + 8 * k}], r8"
           for k in range(BUFFER // 8)),
         "mov r0, r9",
         "exit",
     ])
     registry = HelperRegistry()
     skb.add_tc_helpers(registry)
+    register_kernel_helpers(registry)
     text = re.sub(r"\br(\d+)", r"%r\1", text)
     prog = Program.from_bytes(assemble(text), name=f"h{helper}", helpers=registry)
     if not core:
-        prog._st[ip.S_SKB_CORE] = 0
+        prog._core = 0
     return prog
 
 
-def _case(rng: random.Random, helper: int, frame_len: int) -> tuple[bytes, bytes]:
-    """(arguments, the frame's stack bytes) of one call, near the edges the helpers
-    check: offsets and lengths around the frame's end, 0x7fffffff, 0xffff, odd."""
+def _case(rng: random.Random, helper: int, frame_len: int) -> bytes:
+    """The arguments and the frame's stack bytes of one call, near the edges the
+    helpers check: offsets and lengths around the frame's end, 0x7fffffff, 0xffff,
+    odd; pointers in the frame, across its ends, and none at all."""
     edge = [0, 1, 2, 13, frame_len - 2, frame_len - 1, frame_len, frame_len + 1,
             0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
     off = rng.choice(edge + [rng.randrange(frame_len)] * 6)
     off |= rng.choice([0] * 6 + [1 << 32, 0xDEAD << 40])       # upper bits: ignored
-    if helper in (ip.SKB_STORE_BYTES, ip.SKB_LOAD_BYTES):
+    ptrs = [-BUFFER, -BUFFER, -40, -32, -20, -8, -4, -1, -BUFFER - 8, 8, -600]
+
+    def pointer() -> tuple[int, int]:         # (value, r10's selector)
+        if rng.random() < 0.1:
+            return rng.getrandbits(64), 0
+        return rng.choice(ptrs) & (1 << 64) - 1, 1
+    ctx, r1, r1_r10 = 1, 0, 0
+    if helper == ip.CSUM_DIFF:          # from (r1), from_size, to (r3), to_size, seed
+        sizes = [0, 0, 1, 2, 3, 4, 8, 12, 20, 40, 63, 64, 65, 100000]
+        (r1, r1_r10), (to, to_r10) = pointer(), pointer()
+        ctx = 0
+        regs = (rng.choice(sizes), to, rng.choice(sizes), rng.getrandbits(rng.choice([8, 32, 64])),
+                to_r10)
+    elif helper in (ip.SKB_STORE_BYTES, ip.SKB_LOAD_BYTES):
         n = rng.choice([0, 1, 2, 4, 8, 16, 33, 64, frame_len, 100000] + [rng.randrange(64)] * 4)
-        ptr = rng.choice([-BUFFER, -BUFFER, -32, -8, -4, -BUFFER - 8, 8, -600])
-        select = 1
-        if rng.random() < 0.1:          # no pointer at all
-            ptr, select = rng.getrandbits(64), 0
         flags = rng.choice([0, 0, ip.BPF_F_RECOMPUTE_CSUM, ip.BPF_F_INVALIDATE_HASH, 3, 4,
                             1 << 40])
-        args = (off, ptr & (1 << 64) - 1, n, flags, select)
+        buf, buf_r10 = pointer()
+        regs = (off, buf, n, flags, buf_r10)
     else:
         size = rng.choice([0, 2, 4, 1, 3, 8, 15])
         flags = size | rng.choice([0] * 4 + [ip.BPF_F_PSEUDO_HDR, ip.BPF_F_MARK_MANGLED_0,
@@ -80,9 +106,9 @@ def _case(rng: random.Random, helper: int, frame_len: int) -> tuple[bytes, bytes
                                              ip.BPF_F_IPV6, 1 << 8, 1 << 33])
         old = rng.choice([0, 0, rng.getrandbits(16), rng.getrandbits(32), rng.getrandbits(64)])
         new = rng.choice([0, rng.getrandbits(16), rng.getrandbits(32), rng.getrandbits(64)])
-        args = (off, old, new, flags, 0)
+        regs = (off, old, new, flags, 0)
     stack = bytes(rng.getrandbits(8) for _ in range(BUFFER))
-    return struct.pack("<5Q", *args), stack
+    return ARGS.pack(*regs, ctx, r1, r1_r10) + stack
 
 
 def _frame(rng: random.Random) -> bytes:
@@ -97,62 +123,88 @@ def _frame(rng: random.Random) -> bytes:
     return bytes(frame)
 
 
-def _outcome(prog: Program, frame: bytes, args: bytes, stack: bytes, tier: str) -> dict:
+def _outcome(prog: Program, frame: bytes, args: bytes, tier: str) -> dict:
     ctx = bytearray(skb.TC_HOOK.base_context(prog.space))
     start, end = skb.HEADROOM, skb.HEADROOM + len(frame)
     struct.pack_into("<I", ctx, skb.LEN, len(frame))
     buffer = bytes(skb.HEADROOM) + frame + bytes(skb.SHINFO_SIZE)
     base = prog.space.by_name["packet"].vaddr
-    image = bytes(ctx) + skb.PTRS.pack(base + start, base + end, base + start) + args + stack
+    image = bytes(ctx) + skb.PTRS.pack(base + start, base + end, base + start) + args
     skb._STATES[prog.space] = skb.TC_HOOK.state()
     res = prog.run(image, packet=buffer, packet_window=(start, end), tier=tier)
     return {"r0": res.r0, "error": str(res.error), "memory": res.memory,
             "packet": res.packet, "calls": res.helper_calls, "regions": res.region_counts}
 
 
-@pytest.mark.parametrize("helper", ip.SKB_CORE_IDS)
+def _served(prog: Program, helper: int) -> int:
+    return int(prog._st[ip.S_CORE_CALLS + ip.CORE_IDS.index(helper)])
+
+
+@pytest.mark.parametrize("helper", ip.CORE_IDS)
 @pytest.mark.parametrize("tier", ["interp", "jit", "aarch64"])
 def test_the_core_answers_as_python_does(helper, tier):
     rng = random.Random(helper)
     core, python = _program(helper, True), _program(helper, False)
-    assert core._st[ip.S_SKB_CORE] and core._st[ip.S_SKB_PTRS] == skb.PTRS_AT
+    assert core._core == (skb.PTRS_AT | 0b11111 << ip.CORE_BIT) and python._core == 0
     cases = 40 if tier == "aarch64" else 300
     served = 0
     for _ in range(cases):
         frame = _frame(rng)
-        args, stack = _case(rng, helper, len(frame))
-        got = _outcome(core, frame, args, stack, tier)
-        want = _outcome(python, frame, args, stack, "interp")
+        args = _case(rng, helper, len(frame))
+        got = _outcome(core, frame, args, tier)
+        want = _outcome(python, frame, args, "interp")
         assert got == want, (args.hex(), frame.hex())
-        served += int(core._st[ip.S_SKB_CALLS + ip.SKB_CORE_IDS.index(helper)])
+        served += _served(core, helper)
     if helper in (ip.L3_CSUM_REPLACE, ip.L4_CSUM_REPLACE):
         assert served == cases          # no pointer: every call is the core's
     else:       # the rest (a pointer that faults, BPF_F_INVALIDATE_HASH) are Python's
-        assert cases // 4 < served < cases
+        assert cases // 8 < served < cases
 
 
 def test_a_helper_a_user_registers_is_never_the_cores():
     prog = _program(ip.SKB_STORE_BYTES, True)
     mine = []
-    registry = HelperRegistry(dict(prog.helpers.helpers))
+    registry = HelperRegistry(dict(prog.helpers.helpers), skb_ptrs=skb.PTRS_AT)
     registry.register(ip.SKB_STORE_BYTES, "skb_store_bytes")(lambda call: mine.append(1) or 7)
     ours = Program(prog.insns, prog.n_slots, helpers=registry)
-    assert ours._st[ip.S_SKB_CORE] == 0b1101        # the other three still in the core
+    assert ours._core == skb.PTRS_AT | 0b11101 << ip.CORE_BIT     # the others still the core's
     rng = random.Random(3)
     frame = _frame(rng)
-    args, stack = _case(rng, ip.SKB_STORE_BYTES, len(frame))
-    assert _outcome(ours, frame, args, stack, "interp")["r0"] == 7 and mine == [1]
+    assert _outcome(ours, frame, _case(rng, ip.SKB_STORE_BYTES, len(frame)),
+                    "interp")["r0"] == 7 and mine == [1]
+
+
+def test_skb_helpers_are_pythons_where_the_context_is_no_skb():
+    prog = _program(ip.SKB_STORE_BYTES, True)
+    other = Program(prog.insns, prog.n_slots, helpers=HelperRegistry(dict(prog.helpers.helpers)))
+    assert other._core == 1 << (ip.CORE_BIT + ip.CORE_IDS.index(ip.CSUM_DIFF))
+
+
+def test_csum_diff_of_a_kernel_before_6_13_is_pythons():
+    prog = _program(ip.CSUM_DIFF, True)
+    rng = random.Random(7)
+    args = ARGS.pack(6, -BUFFER & (1 << 64) - 1, 8, 0, 1, 0, -32 & (1 << 64) - 1, 1) + bytes(
+        rng.getrandbits(8) for _ in range(BUFFER))        # 6 bytes: EINVAL before 6.13
+    frame = _frame(rng)
+    new = _outcome(prog, frame, args, "interp")
+    assert _served(prog, ip.CSUM_DIFF) == 1
+    prog.env.kconfig["LINUX_KERNEL_VERSION"] = (6 << 16) | (12 << 8)
+    old = _outcome(prog, frame, args, "jit")
+    assert _served(prog, ip.CSUM_DIFF) == 0 and old["calls"] == {ip.CSUM_DIFF: 1}
+    assert new["r0"] < 1 << 16 and old["r0"] == (1 << 64) - errno.EINVAL
 
 
 def test_calls_the_core_serves_count_in_every_run():
     prog = _program(ip.L3_CSUM_REPLACE, True)
     frame = _frame(random.Random(1))
-    args = struct.pack("<5Q", 24, 0, 0x1234, 0, 0)           # a diff: always served
-    ctx = bytearray(skb.TC_HOOK.base_context(prog.space))
-    base = prog.space.by_name["packet"].vaddr
-    image = (bytes(ctx) + skb.PTRS.pack(base + 64, base + 64 + len(frame), base + 64) + args
-             + bytes(BUFFER))
+    args = ARGS.pack(24, 0, 0x1234, 0, 0, 1, 0, 0) + bytes(BUFFER)   # a diff: always served
     for tier in ("interp", "jit"):
+        res = _outcome(prog, frame, args, tier)
+        assert res["error"] == "None" and res["calls"] == {ip.L3_CSUM_REPLACE: 1}
+        ctx = bytearray(skb.TC_HOOK.base_context(prog.space))
+        base = prog.space.by_name["packet"].vaddr
+        image = (bytes(ctx) + skb.PTRS.pack(base + 64, base + 64 + len(frame), base + 64)
+                 + args)
         res = prog.run(image, packet=bytes(64) + frame + bytes(320),
                        packet_window=(64, 64 + len(frame)), repeat=5, tier=tier)
         assert res.error is None and res.helper_calls == {ip.L3_CSUM_REPLACE: 5}
@@ -168,7 +220,7 @@ def test_a_capture_gives_the_same_records_with_the_core_serving(tier, path, name
         obj = xsim.load(path)
         p = obj.programs[name]
         if not core:
-            p.hooked()._st[ip.S_SKB_CORE] = 0
+            p.hooked()._core = 0
         records = io.StringIO()
         summary = run_pcap(obj, p, EXAMPLES / "nic" / "traffic.pcap", tier=tier,
                            records=records)
@@ -178,6 +230,7 @@ def test_a_capture_gives_the_same_records_with_the_core_serving(tier, path, name
 
 
 def test_the_cores_helper_ids_are_the_helper_tables():
-    names = ("skb_load_bytes", "skb_store_bytes", "l3_csum_replace", "l4_csum_replace")
-    assert ip.SKB_CORE_IDS == tuple(BY_NAME[n].id for n in names)
+    names = ("skb_load_bytes", "skb_store_bytes", "l3_csum_replace", "l4_csum_replace",
+             "csum_diff")
+    assert ip.CORE_IDS == tuple(BY_NAME[n].id for n in names)
     assert ip.MAP_LOOKUP_ELEM == BY_NAME["map_lookup_elem"].id
