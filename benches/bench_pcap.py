@@ -9,8 +9,8 @@ same capture (pcap parse, context set-up, writing every packet out), beside the 
 same run.  The baseline is the same firewall run one test run per packet
 from Python (``run_pcap(batch=False)``, on the first 20,000 packets): what the
 compiled per-packet loop replaces.  Then the same for the socket filter and TC
-examples (the loop on both tiers over the first 100,000 packets, the baseline on
-20,000).
+examples and the XDP load balancer (the loop on both tiers over the first 100,000
+packets, the baseline on 20,000).
 
     python benches/bench_pcap.py [--packets N] [--json]
 """
@@ -39,10 +39,16 @@ def capture(path: Path, n: int) -> None:
             w.write(frames[i % len(frames)], i * 1000)
 
 
+#: the maps an example's run starts from (those not named start empty)
+MAPS_IN = {"firewall": "blocklist.json", "l4_lb": "backends.json"}
+
+
 def _pps(example: str, pcap: Path, **options) -> float:
-    """Packets per second of an example without maps to fill over ``pcap`` (its second
-    run in this process: numba's and the JIT's caches warm)."""
+    """Packets per second of an example over ``pcap`` (its second run in this process:
+    numba's and the JIT's caches warm)."""
     obj = xsim.load(EXAMPLE / f"{example}.o")
+    if example in MAPS_IN:
+        apply_maps_in(obj, json.loads((EXAMPLE / MAPS_IN[example]).read_text()))
     run_pcap(obj, obj.programs[example], pcap, **options)
     return run_pcap(obj, obj.programs[example], pcap, **options).pps
 
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         capture(pcap, args.packets)
         t0 = time.perf_counter()
         obj = xsim.load(EXAMPLE / "firewall.o")
-        apply_maps_in(obj, json.loads((EXAMPLE / "blocklist.json").read_text()))
+        apply_maps_in(obj, json.loads((EXAMPLE / MAPS_IN["firewall"]).read_text()))
         prog = obj.programs["firewall"]
         one = Path(tmp) / "one.pcap"
         capture(one, 1)
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         startup = time.perf_counter() - t0
         fw = run_pcap(obj, prog, pcap)
         jit_obj = xsim.load(EXAMPLE / "firewall.o")
-        apply_maps_in(jit_obj, json.loads((EXAMPLE / "blocklist.json").read_text()))
+        apply_maps_in(jit_obj, json.loads((EXAMPLE / MAPS_IN["firewall"]).read_text()))
         t0 = time.perf_counter()
         run_pcap(jit_obj, jit_obj.programs["firewall"], one, tier="jit")
         jit_start = time.perf_counter() - t0
@@ -77,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         small = Path(tmp) / "small.pcap"
         capture(small, min(args.packets, 20_000))
         slow_obj = xsim.load(EXAMPLE / "firewall.o")
-        apply_maps_in(slow_obj, json.loads((EXAMPLE / "blocklist.json").read_text()))
+        apply_maps_in(slow_obj, json.loads((EXAMPLE / MAPS_IN["firewall"]).read_text()))
         slow = run_pcap(slow_obj, slow_obj.programs["firewall"], small, batch=False)
         medium = Path(tmp) / "medium.pcap"
         capture(medium, min(args.packets, 100_000))
         hooks = {name: [_pps(name, medium, tier="interp"), _pps(name, medium, tier="jit"),
                         _pps(name, small, batch=False)]
-                 for name in ("dns_filter", "tc_marker")}
+                 for name in ("dns_filter", "tc_marker", "l4_lb")}
     overhead_us = base.elapsed_s / base.packets * 1e6
     # the interpreter's speed on straight-line code, from the bench programs' figure
     from benches.bench_interp import xsim_run, shared_dir  # noqa: E402
