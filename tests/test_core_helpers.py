@@ -17,7 +17,7 @@ import pytest
 import xsim
 from xsim.isa import interp as ip
 from xsim.isa.asm import assemble
-from xsim.nic import skb
+from xsim.nic import skb, xdp
 from xsim.nic.pcaprun import run_pcap
 from xsim.runtime.helper_table import BY_NAME
 from xsim.runtime.helpers import HelperRegistry
@@ -140,12 +140,20 @@ def _served(prog: Program, helper: int) -> int:
     return int(prog._st[ip.S_CORE_CALLS + ip.CORE_IDS.index(helper)])
 
 
-@pytest.mark.parametrize("helper", ip.CORE_IDS)
+def _bits(*ids: int) -> int:
+    return sum(1 << (ip.CORE_BIT + ip.CORE_IDS.index(h)) for h in ids)
+
+
+SKB_AND_CSUM = (ip.SKB_LOAD_BYTES, ip.SKB_STORE_BYTES, ip.L3_CSUM_REPLACE, ip.L4_CSUM_REPLACE,
+                ip.CSUM_DIFF)
+
+
+@pytest.mark.parametrize("helper", SKB_AND_CSUM)
 @pytest.mark.parametrize("tier", ["interp", "jit", "aarch64"])
 def test_the_core_answers_as_python_does(helper, tier):
     rng = random.Random(helper)
     core, python = _program(helper, True), _program(helper, False)
-    assert core._core == (skb.PTRS_AT | 0b11111 << ip.CORE_BIT) and python._core == 0
+    assert core._core == skb.PTRS_AT | _bits(*SKB_AND_CSUM) and python._core == 0
     cases = 40 if tier == "aarch64" else 300
     served = 0
     for _ in range(cases):
@@ -164,10 +172,11 @@ def test_the_core_answers_as_python_does(helper, tier):
 def test_a_helper_a_user_registers_is_never_the_cores():
     prog = _program(ip.SKB_STORE_BYTES, True)
     mine = []
-    registry = HelperRegistry(dict(prog.helpers.helpers), skb_ptrs=skb.PTRS_AT)
+    registry = HelperRegistry(dict(prog.helpers.helpers), ctx_ptrs=skb.PTRS_AT)
     registry.register(ip.SKB_STORE_BYTES, "skb_store_bytes")(lambda call: mine.append(1) or 7)
     ours = Program(prog.insns, prog.n_slots, helpers=registry)
-    assert ours._core == skb.PTRS_AT | 0b11101 << ip.CORE_BIT     # the others still the core's
+    others = set(SKB_AND_CSUM) - {ip.SKB_STORE_BYTES}
+    assert ours._core == skb.PTRS_AT | _bits(*others)       # the others still the core's
     rng = random.Random(3)
     frame = _frame(rng)
     assert _outcome(ours, frame, _case(rng, ip.SKB_STORE_BYTES, len(frame)),
@@ -177,7 +186,7 @@ def test_a_helper_a_user_registers_is_never_the_cores():
 def test_skb_helpers_are_pythons_where_the_context_is_no_skb():
     prog = _program(ip.SKB_STORE_BYTES, True)
     other = Program(prog.insns, prog.n_slots, helpers=HelperRegistry(dict(prog.helpers.helpers)))
-    assert other._core == 1 << (ip.CORE_BIT + ip.CORE_IDS.index(ip.CSUM_DIFF))
+    assert other._core == _bits(ip.CSUM_DIFF)
 
 
 def test_csum_diff_of_a_kernel_before_6_13_is_pythons():
@@ -231,6 +240,68 @@ def test_a_capture_gives_the_same_records_with_the_core_serving(tier, path, name
 
 def test_the_cores_helper_ids_are_the_helper_tables():
     names = ("skb_load_bytes", "skb_store_bytes", "l3_csum_replace", "l4_csum_replace",
-             "csum_diff")
+             "xdp_adjust_head", "csum_diff")
     assert ip.CORE_IDS == tuple(BY_NAME[n].id for n in names)
     assert ip.MAP_LOOKUP_ELEM == BY_NAME["map_lookup_elem"].id
+
+
+def _xdp_program(core: bool) -> Program:
+    """A read of data's first byte, bpf_xdp_adjust_head(ctx, delta from the image),
+    then a read of the new data's first byte and a write of the next one (through the
+    moved window); r0 the helper's plus 1000 times the second byte plus a million
+    times the first."""
+    args = xdp.CTX_REGION_SIZE + 4
+    text = "\n".join([
+        "mov %r6, %r1",
+        f"ldxdw %r2, [%r1+{xdp.PTRS_AT}]",
+        "ldxb %r7, [%r2+0]",            # the packet's row in the JIT's cache before the call
+        f"ldxdw %r2, [%r1+{args}]",
+        f"call {ip.XDP_ADJUST_HEAD}",
+        "mov %r9, %r0",
+        f"ldxdw %r2, [%r6+{xdp.PTRS_AT}]",
+        "ldxb %r3, [%r2+0]",
+        "stxb [%r2+1], %r3",
+        "mul %r3, 1000",
+        "add %r9, %r3",
+        "mul %r7, 1000000",
+        "add %r9, %r7",
+        "mov %r0, %r9",
+        "exit",
+    ])
+    registry = HelperRegistry()
+    xdp.add_helpers(registry)
+    prog = Program.from_bytes(assemble(text), name="adjust", helpers=registry)
+    if not core:
+        prog._core = 0
+    return prog
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit", "aarch64"])
+def test_xdp_adjust_head_in_the_core_answers_as_python_does(tier):
+    core, python = _xdp_program(True), _xdp_program(False)
+    assert core._core == xdp.PTRS_AT | _bits(ip.XDP_ADJUST_HEAD)
+    rng = random.Random(44)
+    served = 0
+    cases = 40 if tier == "aarch64" else 300
+    for _ in range(cases):
+        headroom, metalen = 256, rng.choice([0, 0, 4, 8, 32])
+        n = rng.choice([14, 15, 60, 100, 1500])
+        delta = rng.choice([0, -1, -14, -42, -200, -216 + metalen, -217 + metalen, -256,
+                            1, 14, n - 14, n - 13, n, 1 << 31, (1 << 32) - 20,
+                            (1 << 40) - 8, rng.randrange(-300, 300) & (1 << 64) - 1])
+        buffer = bytearray(rng.getrandbits(8) for _ in range(xdp.PAGE_SIZE))
+        outs = []
+        for prog, run_tier in ((core, tier), (python, "interp")):
+            base = prog.space.by_name["packet"].vaddr
+            image = (xdp.XDP_MD.pack(0, 0, 0, 1, 0, 0)
+                     + xdp.PTRS.pack(base + headroom, base + headroom + n,
+                                     base + headroom - metalen, base, xdp.PAGE_SIZE)
+                     + bytes(4) + struct.pack("<Q", delta & (1 << 64) - 1))
+            res = prog.run(image, packet=bytes(buffer),
+                           packet_window=(headroom - metalen, headroom + n), tier=run_tier)
+            outs.append({"r0": res.r0, "error": str(res.error), "memory": res.memory,
+                         "packet": res.packet, "calls": res.helper_calls,
+                         "regions": res.region_counts})
+        assert outs[0] == outs[1], (delta, metalen, n)
+        served += _served(core, ip.XDP_ADJUST_HEAD)
+    assert served == cases          # every call is the core's: a delta out of range is its EINVAL

@@ -3,6 +3,7 @@
 The public names are listed in ``__all__`` (and in docs/api.md); everything
 else lives in the subpackages and may change.
 """
+from . import numba_cache  # noqa: F401  (first: drops stale compiled code before numba loads it)
 from .errors import (AsmError, BudgetExceeded, CallDepthExceeded, DecodeError, ElfError,
                      HelperError, MemoryAccessError, ProgramNotFound, RunError,
                      UnresolvedReference, XsimError)

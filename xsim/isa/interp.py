@@ -53,12 +53,14 @@ S_CPU, S_FAST_LOOKUPS = 21, 22   # the CPU per-CPU arrays answer for; lookups se
 # LD_ABS/LD_IND's negative offsets (SKF_NET_OFF, SKF_LL_OFF): where the network and MAC
 # headers are, and how far back the buffer goes, as signed offsets from the packet window
 S_PKT_NET, S_PKT_MAC, S_PKT_HEAD = 23, 24, 25
-# The helpers of CORE_IDS served here (see serve_core): S_CORE is where the context
-# keeps an skb's data pointers (bits 0-15; 0: it is no skb) and which of them the core
-# may serve (bit CORE_BIT + k for the k-th); from S_CORE_CALLS on, the calls of each
-# one it served
-S_CORE, S_CORE_CALLS = 26, 27
+# The calls of each helper of CORE_IDS the core served (see serve_core), from
+# S_CORE_CALLS on
+S_CORE_CALLS = 26
 R_BASE = 32            # r0..r10 (and 5 spare slots)
+# In the first of those: where the context keeps its packet pointers (bits 0-15; data,
+# data_end, data_meta and for XDP the hard start, as the hook lays them out; 0: it keeps
+# none) and which helpers of CORE_IDS the core may serve (bit CORE_BIT + k for the k-th)
+S_CORE = R_BASE + 11
 F_BASE = 48            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
 C_BASE = F_BASE + F_SIZE * oc.MAX_CALL_FRAMES
@@ -91,17 +93,23 @@ MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH, MAP_KIND_LPM = 0, 1, 2, 3
 #: inlines the array one too).
 MAP_LOOKUP_ELEM = 1
 #: Other helpers the loop serves itself where the program's registry says so
-#: (``Helper.core``): the skb helpers where the context is an skb (xsim.nic.skb), and
-#: bpf_csum_diff.  The ids are the helper table's.
+#: (``Helper.core``): the skb helpers (xsim.nic.skb), bpf_xdp_adjust_head (xsim.nic.xdp)
+#: and bpf_csum_diff.  The ids are the helper table's.
 SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE = 26, 9, 10, 11
-CSUM_DIFF = 28
-SKB_CORE_IDS = (SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE)
-CORE_IDS = SKB_CORE_IDS + (CSUM_DIFF,)
+XDP_ADJUST_HEAD, CSUM_DIFF = 44, 28
+#: those of them that work on the context's packet pointers
+PTRS_CORE_IDS = (SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE,
+                 XDP_ADJUST_HEAD)
+CORE_IDS = PTRS_CORE_IDS + (CSUM_DIFF,)
 CORE_BIT = 16
-SKB_PTRS_MASK = (1 << CORE_BIT) - 1
+PTRS_MASK = (1 << CORE_BIT) - 1
+#: sizeof(struct xdp_frame): adjust_head may not move data below hard_start + this;
+#: ETH_HLEN: what it must leave of the frame
+XDP_FRAME_SIZE, ETH_HLEN = 40, 14
 #: every helper the loop serves, with the state word that counts the calls it served
 CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS),
                *((h, S_CORE_CALLS + i) for i, h in enumerate(CORE_IDS)))
+assert S_CORE_CALLS + len(CORE_IDS) <= R_BASE, "the count words run into the registers"
 # uapi/linux/bpf.h's flags of those helpers, and include/net/checksum.h's mangled zero
 BPF_F_RECOMPUTE_CSUM, BPF_F_INVALIDATE_HASH = 1, 2
 BPF_F_HDR_FIELD_MASK, BPF_F_PSEUDO_HDR, BPF_F_MARK_MANGLED_0 = 0xF, 1 << 4, 1 << 5
@@ -113,6 +121,8 @@ FNV_OFFSET, FNV_PRIME = U64(0xCBF29CE484222325), U64(0x100000001B3)
 HASH_EMPTY = M32
 PERM_R, PERM_W = U64(1), U64(2)
 REGION_SHIFT = 32
+#: where in its 4 GiB slot a region starts (xsim.runtime.memory.slot_address)
+SLOT_OFFSET = 0x1000
 
 # -- how run_core starts: go on after a helper, start runs, start a tail call ---
 RESUME, FRESH, FRESH_KEEP_COUNTS = 0, 1, 2
@@ -503,7 +513,7 @@ _EFAULT, _EINVAL = U64((1 << 64) - errno.EFAULT), U64((1 << 64) - errno.EINVAL) 
 def _skb_data(st, mem, rg):
     """Host index of the data of the skb in r1 and its length (data_end - data), or
     (BAD, 0) where its data pointers are not where S_CORE says, in the packet."""
-    at = st[S_CORE] & U64(SKB_PTRS_MASK)
+    at = st[S_CORE] & U64(PTRS_MASK)
     p = _peek(rg, st[R_BASE + 1] + at, U64(24), PERM_R)
     if at == ZERO or p == BAD:
         return BAD, ZERO
@@ -652,6 +662,44 @@ def _csum_diff(st, mem, rg):
 
 
 @njit(cache=True)
+def _adjust_head(st, mem, rg):
+    """bpf_xdp_adjust_head(xdp, delta), as xsim.nic.xdp._adjust_head: data (and the
+    metadata before it, moved along) by a signed delta, and the packet row's window
+    to [data_meta, data_end)."""
+    at = st[S_CORE] & U64(PTRS_MASK)
+    p = _peek(rg, st[R_BASE + 1] + at, U64(36), PERM_R | PERM_W)
+    if at == ZERO or p == BAD:
+        return LOOKUP_PYTHON
+    data, end, meta, hard = (load64(mem, p), load64(mem, p + U64(8)),
+                             load64(mem, p + U64(16)), load64(mem, p + U64(24)))
+    rid = data >> U64(REGION_SHIFT)
+    base = (rid << U64(REGION_SHIFT)) + U64(SLOT_OFFSET)     # the region's vaddr
+    if (rid == ZERO or rid != st[S_PKT_REGION] or rid >= U64(rg.shape[0]) or meta > data
+            or end < data or hard != base):     # (the buffer starts at the region's start)
+        return LOOKUP_PYTHON
+    host = rg[rid, RG_HOST] - (rg[rid, RG_VBASE] - base)
+    delta = _sext32(st[R_BASE + 2])             # a signed 32-bit delta, as u64
+    metalen = data - meta
+    moved = data + delta
+    lo = np.int64(hard + U64(XDP_FRAME_SIZE) + metalen)
+    if np.int64(moved) < lo or np.int64(moved) > np.int64(end) - np.int64(ETH_HLEN):
+        st[R_BASE] = _EINVAL
+        return LOOKUP_SERVED
+    if host + (end - base) > U64(len(mem)):
+        return LOOKUP_PYTHON
+    if metalen:
+        copy_bytes(mem, host + (meta + delta - base), mem, host + (meta - base), metalen)
+    meta += delta
+    store64(mem, p, moved)
+    store64(mem, p + U64(16), meta)
+    rg[rid, RG_VBASE] = meta
+    rg[rid, RG_SIZE] = end - meta
+    rg[rid, RG_HOST] = host + (meta - base)
+    st[R_BASE] = ZERO
+    return LOOKUP_SERVED
+
+
+@njit(cache=True)
 def serve_core(st, mem, rg):
     """The helper of CORE_IDS that S_HELPER names answered here (r0 set, its count in
     S_CORE_CALLS raised): LOOKUP_SERVED; LOOKUP_PYTHON for one the core may not serve
@@ -664,6 +712,8 @@ def serve_core(st, mem, rg):
         return LOOKUP_PYTHON
     if helper == U64(CSUM_DIFF):
         served = _csum_diff(st, mem, rg)
+    elif helper == U64(XDP_ADJUST_HEAD):
+        served = _adjust_head(st, mem, rg)
     elif helper == U64(SKB_LOAD_BYTES) or helper == U64(SKB_STORE_BYTES):
         served = _bytes(st, mem, rg, helper == U64(SKB_STORE_BYTES))
     else:

@@ -919,15 +919,20 @@ class _Fn:
         b = self.b
         st = self.st
         after = self.llfn.append_basic_block(f"after{pc}")
-        if core in ip.CORE_IDS:     # the interpreter's skb helpers, csum_diff first
+        if core in ip.CORE_IDS:     # the interpreter's skb, xdp and checksum helpers first
+            moves = core == ip.XDP_ADJUST_HEAD      # it moves the packet row's window
+            if moves:
+                self.flush()
             for i in range(1, 6):
                 self.word(st, ip.R_BASE + i, self.reg(i))
             self.word(st, ip.S_HELPER, helper)
             served = self._core_call(ENV_CORE)
-            done = self.llfn.append_basic_block(f"skb{pc}")
-            other = self.llfn.append_basic_block(f"noskb{pc}")
+            done = self.llfn.append_basic_block(f"core{pc}")
+            other = self.llfn.append_basic_block(f"nocore{pc}")
             b.cbranch(b.icmp_unsigned("==", served, self.const(ip.LOOKUP_SERVED)), done, other)
             b.position_at_end(done)
+            if moves:
+                self.invalidate()
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
             b.position_at_end(other)

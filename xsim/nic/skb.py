@@ -637,7 +637,7 @@ def _adjust_room(call: HelperCall) -> int:
 
 
 def add_tc_helpers(registry: HelperRegistry) -> None:
-    registry.skb_ptrs = PTRS_AT
+    registry.ctx_ptrs = PTRS_AT
     registry.kernel("skb_load_bytes", core=True)(_load_bytes)
     registry.kernel("skb_load_bytes_relative")(_load_bytes_relative)
     registry.kernel("skb_store_bytes", core=True)(_store_bytes)
@@ -661,7 +661,7 @@ def add_tc_helpers(registry: HelperRegistry) -> None:
 
 
 def add_socket_filter_helpers(registry: HelperRegistry) -> None:
-    registry.skb_ptrs = PTRS_AT
+    registry.ctx_ptrs = PTRS_AT
     registry.kernel("skb_load_bytes", core=True)(_load_bytes)
     registry.kernel("skb_load_bytes_relative")(_load_bytes_relative)
 

@@ -25,6 +25,7 @@ from ..elf.kinds import MapType, ProgType
 from ..elf.spec import ProgramSpec
 from ..errors import HelperError
 from ..isa.insn import Insn
+from ..isa.interp import ETH_HLEN, XDP_FRAME_SIZE
 from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
 from ..runtime.hooks import Layouts
 from ..runtime.maps import Map
@@ -34,13 +35,10 @@ from ..runtime.testrun import TestRunOutput, TestRunRefused
 from .ctx import place, rewrite_context
 from .fib import fib_lookup
 
-ETH_HLEN = 14
 XDP_PACKET_HEADROOM = 256
 PAGE_SIZE = 4096
 #: SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
 SHINFO_SIZE = 320
-#: sizeof(struct xdp_frame): adjust_head may not move data below hard_start + this
-XDP_FRAME_SIZE = 40
 #: xdp_metalen_invalid: metadata is a multiple of 4 that fits skb_shared_info.meta_len (u8)
 XDP_METADATA_MAX = 252
 MAX_SKB_FRAGS = 17
@@ -257,7 +255,8 @@ def _redirect_map(call: HelperCall) -> int:
 
 
 def add_helpers(registry: HelperRegistry) -> None:
-    registry.kernel("xdp_adjust_head")(_adjust_head)
+    registry.ctx_ptrs = PTRS_AT
+    registry.kernel("xdp_adjust_head", core=True)(_adjust_head)
     registry.kernel("xdp_adjust_meta")(_adjust_meta)
     registry.kernel("xdp_adjust_tail")(_adjust_tail)
     registry.kernel("xdp_get_buff_len")(_get_buff_len)

@@ -85,9 +85,9 @@ class HelperRegistry:
     """Helpers by id.  ``registry.register(5, "unwind")(fn)`` or ``.add(Helper(...))``."""
 
     helpers: dict[int, Helper] = field(default_factory=dict)
-    #: where the hook's context keeps an skb's data pointers (data, data_end), for the
-    #: skb helpers the core serves; 0: the context is no skb
-    skb_ptrs: int = 0
+    #: where the hook's context keeps its packet pointers (data, data_end, data_meta,
+    #: and XDP's hard start), for the core's helpers that use them; 0: it keeps none
+    ctx_ptrs: int = 0
 
     def add(self, helper: Helper) -> None:
         self.helpers[helper.id] = helper

@@ -34,7 +34,7 @@ from ..isa import opcodes as oc
 
 #: Regions start this far into their slot, so that small negative offsets from a
 #: region's start land in its own slot and are reported against it.
-SLOT_OFFSET = 0x1000
+SLOT_OFFSET = ip.SLOT_OFFSET
 STACK_SIZE = oc.STACK_FRAME_SIZE * oc.MAX_CALL_FRAMES
 #: Slots are 4 GiB; a region must fit in its slot after SLOT_OFFSET.
 MAX_REGION_SIZE = (1 << ip.REGION_SHIFT) - 2 * SLOT_OFFSET

@@ -98,13 +98,13 @@ class Program:
 
     def _core_word(self) -> int:
         """``ip.S_CORE`` for this registry: the helpers of ip.CORE_IDS the core may serve
-        (those registered with ``core``; the skb ones where the hook's context is an
-        skb), and where that context keeps the skb's data pointers."""
-        ptrs = self.helpers.skb_ptrs
-        word = ptrs & ip.SKB_PTRS_MASK
+        (those registered with ``core``; those of the context's packet pointers where
+        the hook's context has them), and where that context keeps them."""
+        ptrs = self.helpers.ctx_ptrs
+        word = ptrs & ip.PTRS_MASK
         for k, helper_id in enumerate(ip.CORE_IDS):
             h = self.helpers.get(helper_id)
-            if h is not None and h.core and (ptrs or helper_id not in ip.SKB_CORE_IDS):
+            if h is not None and h.core and (ptrs or helper_id not in ip.PTRS_CORE_IDS):
                 word |= 1 << (ip.CORE_BIT + k)
         return word
 
