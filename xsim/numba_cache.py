@@ -20,6 +20,7 @@ STAMP_NAME = "__pycache__/numba-sources.sha256"
 
 
 def sources_digest(root: Path = ROOT) -> str:
+    """SHA-256 of the modules of SOURCES, names and bytes."""
     h = hashlib.sha256()
     for package in SOURCES:
         for path in sorted((root / package).glob("*.py")):

@@ -37,8 +37,8 @@ import struct
 from collections.abc import Callable, Sequence
 
 from ..errors import HelperError, MemoryAccessError
-from .helper_table import BY_NAME
 from .env import RunEnv
+from .helper_table import BY_NAME
 from .helpers import U64_MASK, HelperCall, HelperRegistry
 
 EFAULT, EINVAL, ENOSPC, ERANGE = 14, 22, 28, 34
