@@ -510,17 +510,29 @@ _EFAULT, _EINVAL = U64((1 << 64) - errno.EFAULT), U64((1 << 64) - errno.EINVAL) 
 
 
 @njit(cache=True)
-def _skb_data(st, mem, rg):
-    """Host index of the data of the skb in r1 and its length (data_end - data), or
-    (BAD, 0) where its data pointers are not where S_CORE says, in the packet."""
+def _ctx_ptrs(st, mem, rg, size, perm):
+    """Host index of the packet pointers of the context in r1 (``size`` bytes where
+    S_CORE says, from data and data_end on), and the packet's row; (BAD, 0) where
+    they are not there or data is not in the packet."""
     at = st[S_CORE] & U64(PTRS_MASK)
-    p = _peek(rg, st[R_BASE + 1] + at, U64(24), PERM_R)
+    p = _peek(rg, st[R_BASE + 1] + at, size, perm)
     if at == ZERO or p == BAD:
         return BAD, ZERO
     data, end = load64(mem, p), load64(mem, p + U64(8))
     rid = data >> U64(REGION_SHIFT)
     if rid == ZERO or rid != st[S_PKT_REGION] or rid >= U64(rg.shape[0]) or end < data:
         return BAD, ZERO
+    return p, rid
+
+
+@njit(cache=True)
+def _skb_data(st, mem, rg):
+    """Host index of the data of the skb in r1 and its length (data_end - data), or
+    (BAD, 0) where its data pointers are not where S_CORE says, in the packet."""
+    p, rid = _ctx_ptrs(st, mem, rg, U64(24), PERM_R)
+    if p == BAD:
+        return BAD, ZERO
+    data, end = load64(mem, p), load64(mem, p + U64(8))
     h = rg[rid, RG_HOST] - rg[rid, RG_VBASE] + data
     n = end - data
     if h > U64(len(mem)) or U64(len(mem)) - h < n:
@@ -666,16 +678,13 @@ def _adjust_head(st, mem, rg):
     """bpf_xdp_adjust_head(xdp, delta), as xsim.nic.xdp._adjust_head: data (and the
     metadata before it, moved along) by a signed delta, and the packet row's window
     to [data_meta, data_end)."""
-    at = st[S_CORE] & U64(PTRS_MASK)
-    p = _peek(rg, st[R_BASE + 1] + at, U64(36), PERM_R | PERM_W)
-    if at == ZERO or p == BAD:
+    p, rid = _ctx_ptrs(st, mem, rg, U64(36), PERM_R | PERM_W)
+    if p == BAD:
         return LOOKUP_PYTHON
     data, end, meta, hard = (load64(mem, p), load64(mem, p + U64(8)),
                              load64(mem, p + U64(16)), load64(mem, p + U64(24)))
-    rid = data >> U64(REGION_SHIFT)
     base = (rid << U64(REGION_SHIFT)) + U64(SLOT_OFFSET)     # the region's vaddr
-    if (rid == ZERO or rid != st[S_PKT_REGION] or rid >= U64(rg.shape[0]) or meta > data
-            or end < data or hard != base):     # (the buffer starts at the region's start)
+    if meta > data or hard != base:     # (the buffer starts at the region's start)
         return LOOKUP_PYTHON
     host = rg[rid, RG_HOST] - (rg[rid, RG_VBASE] - base)
     delta = _sext32(st[R_BASE + 2])             # a signed 32-bit delta, as u64

@@ -915,7 +915,7 @@ class _Fn:
 
     def helper_call(self, helper, core: int | None, pc: int, count) -> None:
         """A helper call; ``core``: the id of a helper the interpreter's core serves
-        (the map lookup, an skb helper), called here first."""
+        (the map lookup, one of ip.CORE_IDS), called here first."""
         b = self.b
         st = self.st
         after = self.llfn.append_basic_block(f"after{pc}")

@@ -324,7 +324,7 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
             bs[B_PYTHON] = 0
             bs[B_DIRTY] = 1
             return PYTHON_END
-        if prof:    # (the skb helpers the core served follow from the pcs' counts)
+        if prof:    # (the calls of the core's other helpers follow from the pcs' counts)
             k = _known_path(counts, rg, served[i, 0], known, hashes, bs[B_KNOWN])
             if k < 0:
                 return NEW_PATH

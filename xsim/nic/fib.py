@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from ..errors import XsimError
+from ..isa.interp import ETH_HLEN
 from ..runtime.helpers import HelperCall
 
 FIB = struct.Struct("<BBHHHII16s16sI6s6s")     # struct bpf_fib_lookup, 64 bytes
@@ -96,7 +97,7 @@ _SCOPES = {"global": SCOPE_UNIVERSE, "universe": SCOPE_UNIVERSE, "link": SCOPE_L
 LOOPBACK_IFINDEX = 1
 IPV4_MIN_MTU, IP_MAX_MTU = 68, 0xFFFF
 IPV6_MIN_MTU, IP6_MAX_MTU = 1280, 0xFFFF + 40
-ETH_HLEN, VLAN_HLEN = 14, 4
+VLAN_HLEN = 4
 
 _ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit", "throw", "local",
                 "broadcast", "anycast", "multicast")

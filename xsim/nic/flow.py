@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..isa.interp import ETH_HLEN
+
 # -- the Ethernet header: skb->protocol ------------------------------------------------
 
-ETH_HLEN = 14
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 ETH_P_802_3, ETH_P_802_2 = 0x0001, 0x0004
 

@@ -218,7 +218,6 @@ class Program:
         """Lay out the run's input regions and the state words that follow their shape
         (what ``run`` does before it starts the loop; a batch loop calls it once)."""
         space, st = self.space, self._st
-        st[ip.S_CORE] = self._core_state()
         space.fill("memory", memory)
         if packet is not None or self._packet.size:
             space.fill("packet", b"" if packet is None else packet)
@@ -226,10 +225,12 @@ class Program:
             # a hook's packet: the program may touch only [start, end) of the buffer
             # (the kernel's data_meta..data_end); its helpers move the window
             space.set_window("packet", *packet_window)
+        core = self._core_state() if self._core & _CSUM_DIFF_BIT else self._core
         setup = (self._memory.size, self._stack.host, packet is not None, self.env.cpu,
-                 packet_headers)
+                 packet_headers, core)
         if setup != self._setup:   # the words below change only with the input's shape
             self._setup = setup
+            st[ip.S_CORE] = core
             st[ip.S_CPU] = self.env.cpu
             st[ip.S_PKT_NET:ip.S_PKT_HEAD + 1] = [v & _MASK for v in packet_headers]
             st[ip.S_INIT_R2] = self._memory.size
