@@ -3,7 +3,9 @@
 For each program: ns per run on the JIT tier (``repeat`` runs inside native
 code), on the interpreter, and of the same C built with gcc -O2 (where gcc
 exists), as multiples of native, next to uBPF's x86-64 JIT and the Linux
-kernel's JIT as measured for issue 7; then the JIT's compile time (cold, and
+kernel's JIT as measured for issue 7, and of the program's floor (jit_floor.py:
+its eBPF code compiled by LLVM -O3 with no checks, budget or counts, which no
+checked JIT of that code can beat); then the JIT's compile time (cold, and
 loaded from its disk cache) and the cost of one Python-level ``run()``.
 
     python benches/bench_jit.py [--json] [--seconds S]
@@ -22,6 +24,7 @@ from xsim.elf import read_programs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_interp import PROGRAMS, bench_setup, native_ns  # noqa: E402
+from jit_floor import floor_ns  # noqa: E402
 
 #: ns per run / gcc -O2 ns, issue 7: uBPF's x86-64 JIT and the kernel's JIT
 UBPF_JIT = {"alu_loop": 1.05, "pkt_parse": 1.82, "checksum_1500": 1.63, "stack_sieve": 2.21}
@@ -70,22 +73,29 @@ def main(argv: list[str] | None = None) -> int:
     native = native_ns(progs, args.seconds)
     rows = {}
     print(f"{'program':14} {'jit ns':>10} {'interp ns':>11} {'native ns':>10} {'jit x':>7} "
-          f"{'interp x':>9} {'uBPF jit x':>10} {'kernel x':>9}")
+          f"{'interp x':>9} {'uBPF jit x':>10} {'kernel x':>9} {'floor x':>8}")
     for name in PROGRAMS:
         prog, memory = _program(progs, name)
         row = {"jit_ns": ns_per_run(prog, memory, "jit", args.seconds),
                "interp_ns": ns_per_run(prog, memory, "interp", args.seconds / 2)}
         nat = native[name] if native else None
         row["native_ns"] = nat
+        row["floor_ns"], floor_r0, row["floor_build"] = floor_ns(prog, memory, args.seconds)
+        if floor_r0 != prog.run(memory=memory).r0:
+            raise SystemExit(f"{name}: the floor build returned {floor_r0:#x}, not the "
+                             "interpreter's r0")
         kernel = KERNEL_JIT[name]
         if nat:
             row["jit_ratio"], row["interp_ratio"] = row["jit_ns"] / nat, row["interp_ns"] / nat
+            row["floor_ratio"] = row["floor_ns"] / nat
         rows[name] = row
         ratios = (f"{row['jit_ratio']:6.2f}x {row['interp_ratio']:8.1f}x" if nat
                   else f"{'-':>7} {'-':>9}")
+        floor = (f"{row['floor_ratio']:7.2f}x" if nat else f"{row['floor_ns']:6.1f}ns") + \
+            f" ({row['floor_build']})"
         print(f"{name:14} {row['jit_ns']:10.1f} {row['interp_ns']:11.1f} "
               f"{nat if nat else float('nan'):10.1f} {ratios} {UBPF_JIT[name]:9.2f}x "
-              f"{(f'{kernel:.2f}x' if kernel else '-'):>9}")
+              f"{(f'{kernel:.2f}x' if kernel else '-'):>9} {floor}")
     cold, warm = compile_times(progs)
     cost = call_cost_us(progs)
     print(f"jit compile of pkt_parse: {cold * 1e3:.1f} ms cold, {warm * 1e3:.1f} ms from the "
