@@ -230,16 +230,29 @@ def test_index_region_is_internal() -> None:
     assert m.lookup(1) == value_of(1)          # and the map is intact
 
 
-def test_lru_and_map_in_map_stay_on_the_python_path() -> None:
+def test_lru_lookups_are_served_and_reference_their_element() -> None:
+    """The loop serves an LRU lookup and marks the slot it found; the map takes the
+    mark in as the element's reference bit before its lists next act."""
     space, m = make(MapType.LRU_HASH, 4, max_entries=4)
     for i in range(4):
         m.update(i, value_of(i))
     assert m.lru_order()[0] == (0).to_bytes(4, "little")
+    used = space.by_name["map:h:used"]
+    assert used.internal and int(space.table[m.region.index, ip.RG_HASH_USED]) == used.index
     prog = program(space, lookup_text(m.vaddr, True))
     res = prog.run(struct.pack("<I", 0))
     assert res.error is None and res.r0 == 0x1000 and res.helper_calls == {1: 1}
-    assert served_in_loop(prog) == 0
+    assert served_in_loop(prog) == 1
+    assert space.bytes_of("map:h:used") != bytes(used.size)      # marked, not yet taken
     assert m.lru_order()[-1] == (0).to_bytes(4, "little")    # the lookup used it
+    assert space.bytes_of("map:h:used") == bytes(used.size)      # taken in
+    assert m.lru_state()["referenced"] == [(0).to_bytes(4, "little")]
+    # a miss marks nothing
+    prog.run(struct.pack("<I", 9))
+    assert space.bytes_of("map:h:used") == bytes(used.size)
+
+
+def test_map_in_map_stays_on_the_python_path() -> None:
     inner_spec = MapSpec("inner", MapType.ARRAY, 4, 8, 1)
     outer_spec = MapSpec("outer", MapType.HASH_OF_MAPS, 4, 4, 4, inner=inner_spec)
     space2 = run_space()

@@ -80,6 +80,10 @@ RG_MAP_KIND = 9             # MAP_KIND_*: which columns below hold the descripti
 # mask, capacity.  The index's row gives its host offset, so relayouts are followed.
 RG_HASH_STRIDE, RG_HASH_PERCPU, RG_HASH_INDEX = 10, 11, 12
 RG_HASH_KEY_SIZE, RG_HASH_MASK, RG_HASH_CAPACITY = 13, 14, 15
+# An LRU hash map's row also names an internal region ``uint8 used[capacity]`` (0: not
+# an LRU map): a lookup that finds slot s sets used[s], the kernel's
+# bpf_lru_node_set_ref, which the map's Python LRU lists take in before they next act.
+RG_HASH_USED = RG_ARRAY_STRIDE
 # An LPM trie (MAP_KIND_LPM) uses the hash columns: value stride (never per-CPU), its
 # index region (the hash index of keys ``u32 prefixlen`` + data with the bits past the
 # prefix cleared, then ``int32 plen_count[(key_size - 4) * 8 + 1]`` at
@@ -495,6 +499,9 @@ def map_lookup(st, mem, rg):
         slot = _hash_slot(mem, rg, rid, h)
         st[R_BASE] = ZERO if slot == BAD else (mp + slot * rg[rid, RG_HASH_STRIDE]
                                                + st[S_CPU] * rg[rid, RG_HASH_PERCPU])
+        used = rg[rid, RG_HASH_USED]
+        if slot != BAD and used != ZERO and slot < rg[used, RG_SIZE]:
+            mem[rg[used, RG_HOST] + slot] = 1
     else:
         slot = _lpm_slot(mem, rg, rid, h)
         st[R_BASE] = ZERO if slot == BAD else mp + slot * rg[rid, RG_LPM_STRIDE]

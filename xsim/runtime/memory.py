@@ -186,16 +186,23 @@ class AddressSpace:
         self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_ARRAY
 
     def describe_hash(self, region: Region, stride: int, percpu_elem: int, index: Region,
-                      key_size: int, mask: int, capacity: int) -> None:
+                      key_size: int, mask: int, capacity: int,
+                      used: Region | None = None) -> None:
         """Let the interpreter serve bpf_map_lookup_elem on this region's hash map itself.
 
         ``index`` is the map's key index region, laid out as :func:`hash_index_layout`
         says for ``key_size``, ``mask + 1`` buckets and ``capacity`` slots; the value of
-        slot ``s`` for CPU ``c`` is at ``vaddr + s * stride + c * percpu_elem``."""
+        slot ``s`` for CPU ``c`` is at ``vaddr + s * stride + c * percpu_elem``.  An
+        LRU map gives ``used``, an internal region of ``capacity`` bytes where a lookup
+        marks the slot it found (interp.RG_HASH_USED)."""
         buckets, hashes, keys, size = hash_index_layout(key_size, mask + 1, capacity)
         if index.size < size or region.size < capacity * stride or not index.internal:
             raise XsimError(f"region {index.name!r} cannot be the index of {region.name!r}")
+        if used is not None and (used.size < capacity or not used.internal):
+            raise XsimError(f"region {used.name!r} cannot hold the use marks of "
+                            f"{region.name!r}")
         row = self.table[region.index]
+        row[ip.RG_HASH_USED] = 0 if used is None else used.index
         row[ip.RG_MAP_KIND] = ip.MAP_KIND_HASH
         row[ip.RG_HASH_STRIDE] = stride
         row[ip.RG_HASH_PERCPU] = percpu_elem

@@ -5,9 +5,11 @@ prealloc layout; BPF_F_NO_PREALLOC only changes when the kernel allocates,
 not what it answers), found through a :class:`~._table.SlotTable` kept in
 an internal region ``map:<name>:index`` that programs cannot access.  The
 values region's row describes the map (``AddressSpace.describe_hash``), so
-the interpreter serves ``bpf_map_lookup_elem`` on hash and percpu_hash maps
-itself; LRU maps (a lookup sets a reference bit) and the map-in-map go to
-Python.
+the interpreter serves ``bpf_map_lookup_elem`` on hash, percpu_hash and the LRU
+maps itself; the map-in-map goes to Python.  An LRU lookup sets the element's
+reference bit: the interpreter marks the slot in an internal region
+``map:<name>:used``, and the map takes the marks into its LRU lists before they
+next act (:meth:`HashMap._take_marks`).
 
 LRU maps follow the kernel's algorithm (:mod:`.lru`, bpf_lru_list.c): a
 common LRU with per-CPU local free and pending lists, batch refills and
@@ -27,7 +29,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from ...elf.kinds import MapType
+from ..memory import Region
 from ._table import SlotTable, table_layout
 from .base import (BPF_EXIST, BPF_F_ACCESS_MASK, BPF_F_LOCK, BPF_F_NO_COMMON_LRU,
                    BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_F_ZERO_SEED, BPF_NOEXIST, E2BIG,
@@ -38,8 +43,9 @@ from .lru import KernelLru
 HTAB_CREATE_FLAG_MASK = (BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE |
                          BPF_F_ACCESS_MASK | BPF_F_ZERO_SEED)
 LRU_TYPES = (MapType.LRU_HASH, MapType.LRU_PERCPU_HASH)
-#: the types whose program lookups the interpreter serves (no side effect, a slot pointer)
-FAST_LOOKUP_TYPES = (MapType.HASH, MapType.PERCPU_HASH)
+#: the types whose program lookups the interpreter serves (a slot pointer; an LRU map's
+#: reference bit through its use marks)
+FAST_LOOKUP_TYPES = (MapType.HASH, MapType.PERCPU_HASH) + LRU_TYPES
 
 
 class HashMap(SlotValues, Map):
@@ -96,6 +102,7 @@ class HashMap(SlotValues, Map):
                                  ":index", readable=False)
         self.table = SlotTable(self.key_size, self.max_entries, self.space, index)
         self.lru_lists = None
+        self._used: Region | None = None
         if self.lru:
             # node n holds the element of slot _node_slot[n] (-1: none)
             self._node_slot = [-1] * self.max_entries
@@ -103,8 +110,26 @@ class HashMap(SlotValues, Map):
             self.lru_lists = KernelLru(self.max_entries, self.ncpus,
                                        bool(self.flags & BPF_F_NO_COMMON_LRU), self._evict)
         if self.type in FAST_LOOKUP_TYPES and type(self).prog_lookup is HashMap.prog_lookup:
+            if self.lru:
+                self._used = self._add_region(self.max_entries, False, ":used",
+                                              readable=False)
             self.space.describe_hash(self.region, self.stride, self.elem if self.percpu else 0,
-                                     index, self.key_size, self.table.mask, self.max_entries)
+                                     index, self.key_size, self.table.mask, self.max_entries,
+                                     self._used)
+
+    def _take_marks(self) -> None:
+        """The reference bits of the interpreter's lookups since the last time, into the
+        LRU lists: before anything reads the bits or moves an element to another slot
+        (every such change comes through this class, after this)."""
+        if self._used is None:
+            return
+        r = self._used
+        marks = np.frombuffer(self.space.mem, np.uint8, r.size, r.host)
+        slots = np.flatnonzero(marks)
+        if len(slots):
+            for slot in slots.tolist():
+                self.lru_lists.set_ref(self._slot_node[slot])
+            marks[slots] = 0
 
     # -- the operations, shared by both sides ----------------------------------------------
     def _find(self, key: bytes, use: bool) -> int:
@@ -139,6 +164,7 @@ class HashMap(SlotValues, Map):
         first (it may evict, even the key being updated), then look the key up."""
         lru = self.lru_lists
         assert lru is not None
+        self._take_marks()
         node = -1
         if not (self.percpu and flags == BPF_EXIST):
             node = lru.pop_free(self.syscall_cpu if cpu is None else cpu)
@@ -192,6 +218,7 @@ class HashMap(SlotValues, Map):
         slot = self.table.find(key)
         if slot < 0:
             return -ENOENT
+        self._take_marks()
         node = self._slot_node[slot] if self.lru_lists is not None else -1
         self._remove_slot(slot)
         if self.lru_lists is not None:
@@ -235,6 +262,7 @@ class HashMap(SlotValues, Map):
         not a promise; :meth:`lru_state` has the lists themselves."""
         if self.lru_lists is None:
             return []
+        self._take_marks()
         return [self.table.key_of(self._node_slot[n]) for n in self.lru_lists.order()]
 
     def lru_state(self) -> dict[str, Any]:
@@ -245,6 +273,7 @@ class HashMap(SlotValues, Map):
         CPU and no ``local`` with BPF_F_NO_COMMON_LRU.  Empty for other maps."""
         if self.lru_lists is None:
             return {}
+        self._take_marks()
         st = self.lru_lists.state()
 
         def keys(nodes: list[int]) -> list[bytes | None]:
