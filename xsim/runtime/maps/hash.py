@@ -124,12 +124,11 @@ class HashMap(SlotValues, Map):
         if self._used is None:
             return
         r = self._used
-        marks = np.frombuffer(self.space.mem, np.uint8, r.size, r.host)
+        marks = self.space.mem[r.host:r.host + r.size]
         slots = np.flatnonzero(marks)
-        if len(slots):
-            for slot in slots.tolist():
-                self.lru_lists.set_ref(self._slot_node[slot])
-            marks[slots] = 0
+        for slot in slots.tolist():
+            self.lru_lists.set_ref(self._slot_node[slot])
+        marks[slots] = 0
 
     # -- the operations, shared by both sides ----------------------------------------------
     def _find(self, key: bytes, use: bool) -> int:
