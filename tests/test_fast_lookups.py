@@ -252,17 +252,32 @@ def test_lru_lookups_are_served_and_reference_their_element() -> None:
     assert space.bytes_of("map:h:used") == bytes(used.size)
 
 
-def test_map_in_map_stays_on_the_python_path() -> None:
+@pytest.mark.parametrize("outer_type", [MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS])
+def test_map_in_map_lookups_are_served_and_follow_updates(outer_type: MapType) -> None:
+    """The core returns the slot's inner map pointer, or NULL, as the Python path does:
+    after an update, a replacement and a delete, and for keys never stored or past an
+    array's end."""
     inner_spec = MapSpec("inner", MapType.ARRAY, 4, 8, 1)
-    outer_spec = MapSpec("outer", MapType.HASH_OF_MAPS, 4, 4, 4, inner=inner_spec)
-    space2 = run_space()
-    inner = create_map(inner_spec, space2, 1)
-    outer = create_map(outer_spec, space2, 1)
-    outer.update(5, inner)
-    prog = program(space2, lookup_text(outer.vaddr, False))
-    res = prog.run(struct.pack("<I", 5))
-    assert res.error is None and res.r0 == inner.vaddr
-    assert served_in_loop(prog) == 0
+    outer_spec = MapSpec("outer", outer_type, 4, 4, 8, inner=inner_spec)
+    space = run_space()
+    a, b = (create_map(MapSpec(n, MapType.ARRAY, 4, 8, 1), space, 1) for n in ("a", "b"))
+    outer = create_map(outer_spec, space, 1)
+    prog = program(space, lookup_text(outer.vaddr, False))
+
+    def agree(key: int) -> int:
+        k = struct.pack("<I", key)
+        res = prog.run(k)
+        assert res.error is None and res.r0 == outer.prog_lookup(k, 0)
+        assert served_in_loop(prog) == 1 and res.helper_calls == {1: 1}
+        return res.r0
+
+    outer.update(5, a)
+    outer.update(2, b)
+    assert agree(5) == a.vaddr and agree(2) == b.vaddr and agree(3) == 0
+    outer.update(5, b)
+    assert agree(5) == b.vaddr
+    outer.delete(2)
+    assert agree(2) == 0 and agree(1 << 20) == 0
 
 
 @pytest.mark.parametrize("mtype", [MapType.PERCPU_HASH, MapType.PERCPU_ARRAY])

@@ -93,6 +93,9 @@ RG_LPM_STRIDE, RG_LPM_INDEX, RG_LPM_KEY_SIZE = RG_HASH_STRIDE, RG_HASH_INDEX, RG
 RG_LPM_MASK, RG_LPM_CAPACITY = RG_HASH_MASK, RG_HASH_CAPACITY
 RG_COLS = 16
 MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH, MAP_KIND_LPM = 0, 1, 2, 3
+# or'ed into an array's or a hash's kind: a map of maps, whose values are the inner maps'
+# pointers (their values regions' addresses), which a lookup returns, or NULL
+MAP_OF_MAPS = 4
 #: The helper the loop serves itself for array, hash and LPM trie maps (the kernel
 #: inlines the array one too).
 MAP_LOOKUP_ELEM = 1
@@ -461,8 +464,9 @@ LOOKUP_SERVED, LOOKUP_PYTHON, LOOKUP_FAULT = 0, 1, 2
 
 @njit(cache=True)
 def map_lookup(st, mem, rg):
-    """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, answered
-    here into r0 (counted in S_FAST_LOOKUPS); LOOKUP_PYTHON for any other map, or a
+    """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, or an
+    array or hash of maps, answered here into r0 (counted in S_FAST_LOOKUPS);
+    LOOKUP_PYTHON for any other map, or a
     per-CPU map on a CPU it does not have (Python refuses that call).  A key the program
     may not read is LOOKUP_FAULT with S_FAULT_ADDR/S_FAULT_SIZE set.  Every tier calls
     this, so their answers and access counts are the same."""
@@ -471,6 +475,8 @@ def map_lookup(st, mem, rg):
     kind = rg[rid, RG_MAP_KIND] if rid < U64(rg.shape[0]) else ZERO
     if kind == ZERO or mp != rg[rid, RG_VBASE]:
         return LOOKUP_PYTHON
+    of_maps = kind & U64(MAP_OF_MAPS)
+    kind ^= of_maps
     key = st[R_BASE + 2]
     if kind == U64(MAP_KIND_ARRAY):
         if st[S_CPU] * rg[rid, RG_ARRAY_PERCPU] >= rg[rid, RG_ARRAY_STRIDE]:
@@ -505,6 +511,8 @@ def map_lookup(st, mem, rg):
     else:
         slot = _lpm_slot(mem, rg, rid, h)
         st[R_BASE] = ZERO if slot == BAD else mp + slot * rg[rid, RG_LPM_STRIDE]
+    if of_maps != ZERO and st[R_BASE] != ZERO:      # the slot holds the inner map
+        st[R_BASE] = load64(mem, rg[rid, RG_HOST] + (st[R_BASE] - mp))
     st[S_FAST_LOOKUPS] += ONE
     return LOOKUP_SERVED
 

@@ -93,20 +93,33 @@ class Native:
              chain: int = 0) -> int:
         """Run ``runs`` runs; the status, as run_core's (HELPER when a helper failed)."""
         self.prepare(budget, calls, chain)
-        status = self.enter(runs, fresh)
-        if status == lift.HANDOFF:
-            status = self._interpret()
+        st = self.prog._st
+        status = self.enter(runs, lift.ENTER_FRESH if fresh else lift.ENTER_KEEP)
+        done = total = 0      # the runs of the entries before the last, and their count
+        while status in (lift.HANDOFF, lift.HANDOFF_RUN):
+            handed, status = status, self._interpret()
+            if handed == lift.HANDOFF or status != ip.DONE or \
+                    done + int(st[ip.S_RUNS_DONE]) >= runs:
+                break
+            # the interpreter did one run's rest: native code goes on with the others
+            done += int(st[ip.S_RUNS_DONE])
+            total += int(st[ip.S_TOTAL])
+            status = self.enter(runs - done, lift.ENTER_GO_ON)
+        st[ip.S_RUNS_DONE] += done
+        st[ip.S_TOTAL] += total
         if status == lift.HELPER_FAILED:
             return ip.HELPER
         return status
 
-    def enter(self, runs: int, fresh: bool) -> int:
-        """The native entry's status for ``runs`` runs (the emulator runs it elsewhere)."""
-        return self.entry(self._st_at, self._env_at, runs, int(fresh))
+    def enter(self, runs: int, fresh: int) -> int:
+        """The native entry's status for ``runs`` runs, ``fresh`` one of lift.ENTER_* (the
+        emulator runs it elsewhere)."""
+        return self.entry(self._st_at, self._env_at, runs, fresh)
 
     def _interpret(self) -> int:
         """The rest of the run on the interpreter, from where native code handed it over
-        (the budget ends within the block at S_PC), with Python helpers served as the
+        (the budget ends within the block at S_PC, or a lookup there needs Python; then
+        S_RUNS_LEFT is 1: this run only), with Python helpers served as the
         interpreter's driver serves them."""
         prog, space = self.prog, self.prog.space
         status = ip.run_core(prog._code, prog._st, space.mem, space.table, prog._counts,

@@ -61,6 +61,11 @@ STOP_RUN = 100        # the run ends here, r0 in st (LD_ABS out of bounds, a hel
 HELPER_FAILED = 101   # the Python helper failed: the driver holds the error
 TAIL_CALL = 102       # a helper asked for a tail call: the driver holds the target
 HANDOFF = 103         # the budget ends within a block: the interpreter goes on from st
+HANDOFF_RUN = 104     # a lookup the core cannot serve: the interpreter does this run's rest,
+                      # then native code the runs left (entered with ENTER_GO_ON)
+# the entry's ``fresh``: counts kept and r0 = 0 (a tail call's target); counts zeroed and
+# r0 = 0; counts kept and r0 as the last run left it in st (after a HANDOFF_RUN)
+ENTER_KEEP, ENTER_FRESH, ENTER_GO_ON = 0, 1, 2
 # what the Python helper callback returns
 CB_GO_ON, CB_FAILED, CB_TAIL_CALL, CB_STOP = 0, 1, 2, 3
 
@@ -273,15 +278,15 @@ class _Fn:
             self.b.ret(self.word(self.st, ip.S_STATUS))
         return self._shared("exit", build)[0]
 
-    def _handoff_block(self) -> ir.Block:
-        """Where the budget ends within a block (S_PC and S_INSNS written): everything
-        to ``st`` for the interpreter, which goes on from there."""
+    def _handoff_block(self, status: int = HANDOFF) -> ir.Block:
+        """Where the interpreter takes over (S_PC and S_INSNS written; ``status``
+        HANDOFF or HANDOFF_RUN): everything to ``st``, for it to go on from there."""
         def build():
             self.flush()
             self.spill()
             self.word(self.st, ip.S_DEPTH, self.depth)
-            self.b.ret(self.const(HANDOFF))
-        return self._shared("handoff", build)[0]
+            self.b.ret(self.const(status))
+        return self._shared("handoff" if status == HANDOFF else "handoff_run", build)[0]
 
     def _stub(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
         """A cold block that writes the stop's words and jumps to the exit block (its
@@ -953,7 +958,20 @@ class _Fn:
             b.position_at_end(done)
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
+            # a map the core does not serve (a map of maps, a device map), a per-CPU map
+            # on a CPU it lacks, or no map at all: the interpreter does the rest of this
+            # run from the call, which it counts again.  Without a way back from Python
+            # here, the function's code is smaller (the firewall's object by a fifth).
             b.position_at_end(other)
+            self.word(st, ip.S_PC, self.const(pc))
+            self.word(st, ip.S_INSNS, b.sub(count, self.const(1)))
+            if self.l.profile:
+                counts = b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
+                self.word(counts, pc, b.sub(self.word(counts, pc, tag="mem"), self.const(1)),
+                          tag="mem")
+            b.branch(self._handoff_block(HANDOFF_RUN))
+            b.position_at_end(after)
+            return
         # the words of this call, then the function's one block that calls Python; it
         # comes back to ``after`` (everything after a call is read from st and allocas)
         self.word(st, ip.S_HELPER, helper)
@@ -1107,6 +1125,9 @@ class Lifter:
         called = {int(h) for e, h in zip(code[:, 0], code[:, 3])
                   if int(e) < len(NAMES) and NAMES[int(e)] == "call_helper"}
         self.core_counts = [w for h, w in _CALL_COUNTS if h in called]
+        #: a map lookup can hand a run over (HANDOFF_RUN): only then does the entry need
+        #: the words for it (so the IR of a program without one is what it was)
+        self.hands_runs = ip.MAP_LOOKUP_ELEM in called
         self.llfns: dict[int, ir.Function] = {}
         #: functions only the run loop calls
         self.top_only: set[int] = set()
@@ -1199,7 +1220,8 @@ class Lifter:
 
     def _entry(self) -> None:
         """``xsim_entry(st, env, runs, fresh)``: what run_core does with FRESH (or
-        FRESH_KEEP_COUNTS when ``fresh`` is 0): ``runs`` runs of the program."""
+        FRESH_KEEP_COUNTS when ``fresh`` is ENTER_KEEP): ``runs`` runs of the program;
+        with ENTER_GO_ON, the runs left after an interpreted one (a HANDOFF_RUN)."""
         fnty = ir.FunctionType(I64, [I64P, I64P, I64, I64])
         f = ir.Function(self.module, fnty, name=ENTRY)
         st, env, runs, fresh = f.args
@@ -1232,7 +1254,9 @@ class Lifter:
         zero_counts = f.append_basic_block("zero_counts")
         loop = f.append_basic_block("zero_loop")
         start = f.append_basic_block("start")
-        b.cbranch(b.icmp_unsigned("!=", fresh, c(0)), zero_counts, start)
+        zero = (b.icmp_unsigned("==", fresh, c(ENTER_FRESH)) if self.hands_runs
+                else b.icmp_unsigned("!=", fresh, c(ENTER_KEEP)))
+        b.cbranch(zero, zero_counts, start)
         b.position_at_end(zero_counts)
         word(st, ip.S_FAST_LOOKUPS, c(0))
         for w in self.core_counts:
@@ -1251,7 +1275,11 @@ class Lifter:
         for w in (ip.S_DEPTH, ip.S_BASE_DEPTH, ip.S_STOP):
             word(st, w, c(0))
         word(st, ip.S_PROF, c(int(self.profile)))     # the interpreter counts after a handoff
-        word(st, ip.R_BASE, c(0))
+        r0_first = c(0)
+        if self.hands_runs:
+            r0_first = b.select(b.icmp_unsigned("==", fresh, c(ENTER_GO_ON)),
+                                word(st, ip.R_BASE), r0_first)
+        word(st, ip.R_BASE, r0_first)
         # each run starts with the stack row over one frame (interp._reset_stack); a
         # program that calls nothing never moves it, so it is set once, and the row
         # reads of its checks may then leave the loop of runs
@@ -1272,7 +1300,7 @@ class Lifter:
         r0 = b.phi(I64, name="r0")
         done.add_incoming(c(0), before)
         total.add_incoming(c(0), before)
-        r0.add_incoming(c(0), before)
+        r0.add_incoming(r0_first, before)
         word(st, ip.S_RUNS_DONE, done)
         word(st, ip.S_TOTAL, total)
         word(st, ip.S_INSNS, c(0))
@@ -1290,8 +1318,12 @@ class Lifter:
                    b.icmp_unsigned("==", status, c(STOP_RUN)))
         b.cbranch(ok, finished, stopped)
         b.position_at_end(stopped)
-        # a handoff: the interpreter does this run's rest, then the runs left
-        word(st, ip.S_RUNS_LEFT, b.sub(runs, done))
+        # a handoff: the interpreter does this run's rest, then the runs left (only this
+        # run's rest after a HANDOFF_RUN: native code goes on with the others)
+        left = b.sub(runs, done)
+        if self.hands_runs:
+            left = b.select(b.icmp_unsigned("==", status, c(HANDOFF_RUN)), c(1), left)
+        word(st, ip.S_RUNS_LEFT, left)
         b.ret(status)
         b.position_at_end(finished)
         returned = f.append_basic_block("returned")

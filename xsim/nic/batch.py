@@ -41,7 +41,7 @@ from ..errors import XsimError
 from ..isa import interp as ip
 from ..isa.memops import copy_bytes, load64, store32, store64, zero_bytes
 from ..jit.call import call_entry
-from ..jit.lift import ENV_PY_CALLS, HANDOFF
+from ..jit.lift import ENTER_FRESH, ENV_PY_CALLS, HANDOFF, HANDOFF_RUN
 from ..runtime.hooks import HOOKS
 from ..runtime.program import DEFAULT_BUDGET, Program
 from .flow import ETH_P_802_2, ETH_P_802_3, ETH_P_IP, ETH_P_IPV6
@@ -263,11 +263,12 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
             else:
                 _skb_start(mem, rg, bs, data, offset[i], length[i], ctx0, kind == SKB_L2)
             if native:
-                status = call_entry(native, st, env, 1, 1)
+                status = call_entry(native, st, env, 1, ENTER_FRESH)
                 if env[ENV_PY_CALLS]:
                     env[ENV_PY_CALLS] = 0
                     bs[B_PYTHON] = 1
-                if status == HANDOFF:     # the budget ends in a block: the interpreter's
+                # the budget ends in a block, or a lookup needs Python: the interpreter's
+                if status == HANDOFF or status == HANDOFF_RUN:
                     status = ip.run_core(code, st, mem, rg, counts, ip.RESUME, 0, 0, False)
             else:
                 status = ip.run_core(code, st, mem, rg, counts, ip.FRESH, 1, bs[B_BUDGET],

@@ -178,32 +178,40 @@ class AddressSpace:
             return self.regions[index - 1]
         return None
 
-    def describe_array(self, region: Region, stride: int, entries: int, percpu_elem: int) -> None:
+    def describe_array(self, region: Region, stride: int, entries: int, percpu_elem: int,
+                       of_maps: bool = False) -> None:
         """Let the interpreter serve bpf_map_lookup_elem on this region's array map itself:
-        value ``i`` of CPU ``c`` is at ``vaddr + i * stride + c * percpu_elem``."""
+        value ``i`` of CPU ``c`` is at ``vaddr + i * stride + c * percpu_elem``
+        (``of_maps``: an array of maps, whose value is the inner map's pointer, u64)."""
+        if of_maps and (stride < 8 or percpu_elem):
+            raise XsimError(f"region {region.name!r} cannot hold an array of maps")
         self.table[region.index, ip.RG_ARRAY_STRIDE:ip.RG_ARRAY_PERCPU + 1] = (
             stride, entries, percpu_elem)
-        self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_ARRAY
+        self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_ARRAY | (
+            ip.MAP_OF_MAPS if of_maps else 0)
 
     def describe_hash(self, region: Region, stride: int, percpu_elem: int, index: Region,
                       key_size: int, mask: int, capacity: int,
-                      used: Region | None = None) -> None:
+                      used: Region | None = None, of_maps: bool = False) -> None:
         """Let the interpreter serve bpf_map_lookup_elem on this region's hash map itself.
 
         ``index`` is the map's key index region, laid out as :func:`hash_index_layout`
         says for ``key_size``, ``mask + 1`` buckets and ``capacity`` slots; the value of
         slot ``s`` for CPU ``c`` is at ``vaddr + s * stride + c * percpu_elem``.  An
         LRU map gives ``used``, an internal region of ``capacity`` bytes where a lookup
-        marks the slot it found (interp.RG_HASH_USED)."""
+        marks the slot it found (interp.RG_HASH_USED); a hash of maps ``of_maps`` (its
+        value is the inner map's pointer, u64)."""
         buckets, hashes, keys, size = hash_index_layout(key_size, mask + 1, capacity)
         if index.size < size or region.size < capacity * stride or not index.internal:
             raise XsimError(f"region {index.name!r} cannot be the index of {region.name!r}")
+        if of_maps and (stride < 8 or percpu_elem or used is not None):
+            raise XsimError(f"region {region.name!r} cannot hold a hash of maps")
         if used is not None and (used.size < capacity or not used.internal):
             raise XsimError(f"region {used.name!r} cannot hold the use marks of "
                             f"{region.name!r}")
         row = self.table[region.index]
         row[ip.RG_HASH_USED] = 0 if used is None else used.index
-        row[ip.RG_MAP_KIND] = ip.MAP_KIND_HASH
+        row[ip.RG_MAP_KIND] = ip.MAP_KIND_HASH | (ip.MAP_OF_MAPS if of_maps else 0)
         row[ip.RG_HASH_STRIDE] = stride
         row[ip.RG_HASH_PERCPU] = percpu_elem
         row[ip.RG_HASH_INDEX] = index.index

@@ -3,9 +3,9 @@
 In the kernel their values are file descriptors going in and ids coming out;
 here the Python side uses the objects themselves: program names for a prog
 array (``tail_call`` resolves them), inner :class:`Map` objects for
-map-in-map.  Each slot of the region holds what a compiled core would need
-(the inner map's pointer), and a program's lookup in a map-in-map returns
-the inner map's pointer (its ``vaddr``) or NULL, as the kernel's does.
+map-in-map.  Each slot of the region holds the inner map's pointer (its
+``vaddr``), and a program's lookup in a map-in-map returns it or NULL, as the
+kernel's does; the interpreter's core serves that lookup (interp.MAP_OF_MAPS).
 Inner maps must match the template (``spec.inner``) as bpf_map_meta_equal
 requires: type, key and value size, flags, and for arrays max_entries unless
 the template has BPF_F_INNER_MAP.
@@ -145,6 +145,11 @@ class ArrayOfMapsMap(_FdArray):
         super()._validate()
         _require_inner(self)
 
+    def _allocate(self) -> None:
+        super()._allocate()
+        # a program's lookup reads the slot's pointer in the interpreter's core
+        self.space.describe_array(self.region, 8, self.max_entries, 0, of_maps=True)
+
     def _obj(self, value: Any, op: str) -> Map:
         if not isinstance(value, Map):
             raise self._fail(op, EINVAL, f"the value is an inner Map, not {type(value).__name__}")
@@ -180,6 +185,9 @@ class HashOfMapsMap(HashMap):
     def _allocate(self) -> None:
         super()._allocate()
         self._inner: dict[int, Map] = {}
+        # a program's lookup finds the slot and reads its pointer in the interpreter's core
+        self.space.describe_hash(self.region, self.stride, 0, self.table.region, self.key_size,
+                                 self.table.mask, self.max_entries, of_maps=True)
 
     def lookup(self, key: Any, cpu: int | None = None) -> Map | None:
         self._can_read("lookup")
