@@ -1,6 +1,7 @@
 """Lookups the interpreter's core does not serve (a devmap's here): the JIT hands the
-rest of that run to the interpreter, then goes on with the next run in native code.  Runs, counts, the histogram, the budget's stop, r0 carried from run to run, the
-maps and a capture's verdicts must all be the interpreter's."""
+rest of that run to the interpreter, then goes on with the next run in native code.
+Runs, counts, the histogram, the budget's stop, r0 carried from run to run, the maps
+and a capture's verdicts must all be the interpreter's."""
 from __future__ import annotations
 
 import struct
