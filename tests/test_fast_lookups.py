@@ -280,6 +280,35 @@ def test_map_in_map_lookups_are_served_and_follow_updates(outer_type: MapType) -
     assert agree(2) == 0 and agree(1 << 20) == 0
 
 
+@pytest.mark.parametrize("mtype", [MapType.DEVMAP, MapType.XSKMAP])
+def test_devmap_and_xskmap_lookups_are_served_for_slots_that_are_there(
+        mtype: MapType) -> None:
+    """The slot's value, or NULL where it is empty (never written, deleted, past the
+    end), as the Python path answers; a devmap_hash's lookup stays in Python."""
+    space = run_space()
+    m = create_map(MapSpec("d", mtype, 4, 4, 4), space, 1)
+    prog = program(space, lookup_text(m.vaddr, False))
+
+    def agree(key: int) -> int:
+        k = struct.pack("<I", key)
+        res = prog.run(k)
+        assert res.error is None and res.r0 == m.prog_lookup(k, 0)
+        assert served_in_loop(prog) == 1
+        return res.r0
+
+    m.update(1, struct.pack("<I", 7))
+    m.update(3, struct.pack("<I", 9))
+    assert agree(1) and agree(3) and agree(0) == agree(2) == agree(4) == agree(1 << 31) == 0
+    assert space.read(agree(3), 4) == struct.pack("<I", 9)
+    m.delete(3)
+    assert agree(3) == 0 and agree(1)
+    hashed = create_map(MapSpec("dh", MapType.DEVMAP_HASH, 4, 4, 4), space, 1)
+    hashed.update(1, struct.pack("<I", 7))
+    prog = program(space, lookup_text(hashed.vaddr, False))
+    assert prog.run(struct.pack("<I", 1)).r0 == hashed.prog_lookup(struct.pack("<I", 1), 0)
+    assert served_in_loop(prog) == 0
+
+
 @pytest.mark.parametrize("mtype", [MapType.PERCPU_HASH, MapType.PERCPU_ARRAY])
 def test_percpu_lookup_on_a_cpu_the_map_lacks_is_refused(mtype: MapType) -> None:
     """The run's CPU is past the map's: the Python helper refuses it, the loop defers."""

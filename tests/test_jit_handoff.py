@@ -1,4 +1,4 @@
-"""Lookups the interpreter's core does not serve (a devmap's here): the JIT hands the
+"""Lookups the interpreter's core does not serve (a devmap_hash's here): the JIT hands the
 rest of that run to the interpreter, then goes on with the next run in native code.
 Runs, counts, the histogram, the budget's stop, r0 carried from run to run, the maps
 and a capture's verdicts must all be the interpreter's."""
@@ -15,7 +15,7 @@ from xsim.jit import engine, lift
 from xsim.runtime.testrun import dump_map
 
 OBJ = Path(__file__).parent / "data" / "nic" / "python_lookup.o"
-IFINDEX = 5             # in the ports devmap at slot 1; slot 0 is empty
+IFINDEX = 5             # in the ports devmap_hash at key 1; key 0 is not there
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import xsim
 from xsim.elf.loader import load_spec
+from xsim.isa import interp as ip
 from xsim.runtime.hooks import VerifierError
 from xsim.runtime import testrun
 from xsim.runtime.testrun import TestRunRefused, apply_maps_in, report
@@ -113,6 +114,19 @@ def test_redirects(mode: int, retval: int) -> None:
     maps_in = [{"map": "seen", "key": "00000000", "value": struct.pack("<Q", mode).hex()},
                {"map": "ports", "key": "02000000", "value": "01000000"}]
     assert same("redirects", maps_in=maps_in)["retval"] == retval
+
+
+def test_devmap_lookups() -> None:
+    """The interpreter's core answers them: the slot's ifindex, NULL for an empty slot
+    and for one past the end, as the kernel's devmap does."""
+    maps_in = [{"map": "ports", "key": "02000000", "value": "01000000"}]
+    r = same("port_lookups", maps_in=maps_in)
+    assert seen(r)[:5] == [-1, -1, 1, -1, -1]
+    obj = xsim.load(BASIC)
+    apply_maps_in(obj, maps_in)
+    res = testrun.test_run(obj.programs["port_lookups"], data_in=PKT)
+    assert res.result.helper_calls[1] == 5 and obj.programs["port_lookups"].hooked()._st[
+        ip.S_FAST_LOOKUPS] == 5
 
 
 def test_repeat_runs_on_the_same_buffer() -> None:

@@ -72,6 +72,9 @@ RG_VBASE, RG_SIZE, RG_HOST, RG_PERM, RG_READS, RG_WRITES = range(6)
 # bpf_map_lookup_elem on it runs here, without going back to Python.  An array: value
 # stride, entries, per-CPU value size (or 0).
 RG_ARRAY_STRIDE, RG_ARRAY_ENTRIES, RG_ARRAY_PERCPU = 6, 7, 8
+# An array whose slots may be empty (a devmap, an xskmap) names an internal region
+# ``uint8 present[entries]`` here (0: every slot is there): a lookup of an empty one is NULL.
+RG_ARRAY_PRESENT = 10
 RG_MAP_KIND = 9             # MAP_KIND_*: which columns below hold the description
 # A hash map's values region describes the map too: value stride, per-CPU value size
 # (or 0), the region index of its key index (an internal region: ``int32 buckets[mask+1]``
@@ -464,8 +467,9 @@ LOOKUP_SERVED, LOOKUP_PYTHON, LOOKUP_FAULT = 0, 1, 2
 
 @njit(cache=True)
 def map_lookup(st, mem, rg):
-    """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, or an
-    array or hash of maps, answered here into r0 (counted in S_FAST_LOOKUPS);
+    """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, an
+    array or hash of maps, a devmap or an xskmap, answered here into r0 (counted in
+    S_FAST_LOOKUPS);
     LOOKUP_PYTHON for any other map, or a
     per-CPU map on a CPU it does not have (Python refuses that call).  A key the program
     may not read is LOOKUP_FAULT with S_FAULT_ADDR/S_FAULT_SIZE set.  Every tier calls
@@ -496,7 +500,11 @@ def map_lookup(st, mem, rg):
         return LOOKUP_FAULT
     if kind == U64(MAP_KIND_ARRAY):
         index = load32(mem, h)
-        if index < rg[rid, RG_ARRAY_ENTRIES]:
+        present = rg[rid, RG_ARRAY_PRESENT]
+        if present != ZERO and index < rg[present, RG_SIZE] and \
+                mem[rg[present, RG_HOST] + index] == 0:
+            st[R_BASE] = ZERO
+        elif index < rg[rid, RG_ARRAY_ENTRIES]:
             st[R_BASE] = (mp + index * rg[rid, RG_ARRAY_STRIDE]
                           + st[S_CPU] * rg[rid, RG_ARRAY_PERCPU])
         else:

@@ -958,7 +958,7 @@ class _Fn:
             b.position_at_end(done)
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
-            # a map the core does not serve (a device, CPU, socket or XSK map), a per-CPU
+            # a map the core does not serve (a devmap_hash, a CPU or socket map), a per-CPU
             # map on a CPU it lacks, or no map at all: the interpreter does the rest of this
             # run from the call, which it counts again.  Without a way back from Python
             # here, the function's code is smaller (the firewall's object by a fifth).

@@ -179,14 +179,20 @@ class AddressSpace:
         return None
 
     def describe_array(self, region: Region, stride: int, entries: int, percpu_elem: int,
-                       of_maps: bool = False) -> None:
+                       of_maps: bool = False, present: Region | None = None) -> None:
         """Let the interpreter serve bpf_map_lookup_elem on this region's array map itself:
         value ``i`` of CPU ``c`` is at ``vaddr + i * stride + c * percpu_elem``
-        (``of_maps``: an array of maps, whose value is the inner map's pointer, u64)."""
+        (``of_maps``: an array of maps, whose value is the inner map's pointer, u64;
+        ``present``: an internal region of ``entries`` bytes, nonzero where a slot holds
+        a value, for maps whose slots may be empty)."""
         if of_maps and (stride < 8 or percpu_elem):
             raise XsimError(f"region {region.name!r} cannot hold an array of maps")
+        if present is not None and (present.size < entries or not present.internal):
+            raise XsimError(f"region {present.name!r} cannot say which slots of "
+                            f"{region.name!r} are there")
         self.table[region.index, ip.RG_ARRAY_STRIDE:ip.RG_ARRAY_PERCPU + 1] = (
             stride, entries, percpu_elem)
+        self.table[region.index, ip.RG_ARRAY_PRESENT] = 0 if present is None else present.index
         self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_ARRAY | (
             ip.MAP_OF_MAPS if of_maps else 0)
 

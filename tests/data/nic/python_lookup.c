@@ -1,11 +1,11 @@
-/* An XDP program with a lookup the interpreter's core does not serve (a devmap's), so
+/* An XDP program with a lookup the interpreter's core does not serve (a devmap_hash's), so
  * that the JIT hands each run's rest to the interpreter (tests/test_jit_handoff.py).
  * It reads r0 on entry (the verifier would refuse that; xsim runs it), so that a run
  * that starts with the wrong r0 returns another verdict.                            */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-struct { __uint(type, BPF_MAP_TYPE_DEVMAP); __uint(max_entries, 2);
+struct { __uint(type, BPF_MAP_TYPE_DEVMAP_HASH); __uint(max_entries, 2);
          __type(key, __u32); __type(value, __u32); } ports SEC(".maps");
 
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2);

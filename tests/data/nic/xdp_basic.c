@@ -89,3 +89,15 @@ SEC("xdp.frags") int frags_tail(struct xdp_md *ctx)
     note(2, bpf_xdp_get_buff_len(ctx));
     return XDP_PASS;
 }
+
+SEC("xdp") int port_lookups(struct xdp_md *ctx)
+{
+    /* every slot of the devmap and one past it: the ifindex, or -1 where it is empty */
+#pragma unroll
+    for (__u32 i = 0; i < 5; i++) {
+        __u32 k = i;
+        __u32 *ifindex = bpf_map_lookup_elem(&ports, &k);
+        note(i, ifindex ? *ifindex : (__u64)-1);
+    }
+    return XDP_PASS;
+}

@@ -48,12 +48,21 @@ class _SlotArray(Map):
         self.elem = round8(self.value_size)
         self.present = [False] * self.max_entries
         self._add_region(self.elem * self.max_entries, False)
+        self._marks = None
+        if type(self).prog_lookup is _SlotArray.prog_lookup:
+            # the interpreter's core answers a program's lookup: the slot, if it is there
+            self._marks = self._add_region(self.max_entries, False, ":present",
+                                           readable=False)
+            self.space.describe_array(self.region, self.elem, self.max_entries, 0,
+                                      present=self._marks)
 
     def _index(self, key: Any, op: str) -> int:
         return _u32(self._key(key, op))
 
     def _store(self, index: int, value: bytes | None) -> None:
         self.present[index] = value is not None
+        if self._marks is not None:
+            self.space.mem[self._marks.host + index] = value is not None
         if value is None:
             self._mem_zero(index * self.elem, self.elem)
         else:
