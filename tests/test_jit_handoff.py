@@ -88,3 +88,18 @@ def test_lookups_alone_leave_no_way_back_from_python() -> None:
     prog = obj.programs["firewall"].hooked()
     text = lift.lift_text(prog._code, prog._st[engine.ip.C_BASE:], "firewall")
     assert "handoff_run:" in text and "python_helper:" not in text
+
+
+def test_map_in_map_lookups_stay_in_native_code() -> None:
+    """An array and a hash of maps, looked up and their inner maps changed: the core
+    serves every lookup on both tiers, so nothing is handed over."""
+    inner = Path(__file__).parent / "data" / "diff" / "inner.o"
+    seen = []
+    for tier in ("interp", "jit"):
+        obj = xsim.load(inner)
+        prog = obj.programs["map_in_map"]
+        res = prog.run(struct.pack("<II", 2, 3) + bytes(48), tier=tier)
+        seen.append((outcome(res), {n: dump_map(m) for n, m in obj.maps.items()}))
+        assert res.error is None and res.helper_calls[1] == 6
+        assert prog.program._st[engine.ip.S_FAST_LOOKUPS] == 6
+    assert seen[0] == seen[1]
