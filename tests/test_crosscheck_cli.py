@@ -20,6 +20,18 @@ def test_an_object_agrees_on_every_isa(capsys, tmp_path) -> None:
     assert out["agree"] and set(out["differences"]) == {"x86_64", "aarch64", "riscv64"}
 
 
+def test_a_handed_over_run_goes_on_natively_on_every_isa(capsys, tmp_path) -> None:
+    """Each of three runs hands its rest to the interpreter at a devmap_hash lookup, and
+    each ISA's code takes the next run up again with the last run's r0."""
+    frame, ports = tmp_path / "frame.bin", tmp_path / "ports.json"
+    frame.write_bytes(bytes(61))
+    ports.write_text('[{"map": "ports", "key": "01000000", "value": "05000000"}]')
+    obj = Path(__file__).resolve().parent / "data" / "nic" / "python_lookup.o"
+    assert main(["crosscheck", str(obj), "--data-in", str(frame), "--maps-in", str(ports),
+                 "--repeat", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agree"]
+
+
 def test_raw_memory_run(capsys, bench_progs) -> None:
     assert main(["crosscheck", str(bench_progs / "pkt_parse.bpf.o"), "--mem",
                  str(bench_progs / "pkt_parse.mem"), "--isa", "aarch64"]) == 0
