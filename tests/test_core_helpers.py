@@ -1,8 +1,8 @@
-"""The helpers the interpreter's core serves (interp.serve_core: the skb helpers and
-bpf_csum_diff) give what their Python references give, call for call: r0, the
-packet, the buffer, the error, the helper counts, the region counts; on the
-interpreter, the JIT and an emulated ISA, and over a capture in the compiled
-per-packet loop."""
+"""The helpers the interpreter's core serves (interp.serve_core: the skb helpers,
+bpf_csum_diff, XDP's adjust_head and redirects) give what their Python references
+give, call for call: r0, the packet, the buffer, the error, the helper counts, the
+region counts, where a redirect goes; on the interpreter, the JIT and an emulated
+ISA, and over a capture in the compiled per-packet loop."""
 from __future__ import annotations
 
 import errno
@@ -240,7 +240,7 @@ def test_a_capture_gives_the_same_records_with_the_core_serving(tier, path, name
 
 def test_the_cores_helper_ids_are_the_helper_tables():
     names = ("skb_load_bytes", "skb_store_bytes", "l3_csum_replace", "l4_csum_replace",
-             "xdp_adjust_head", "csum_diff")
+             "xdp_adjust_head", "csum_diff", "redirect", "redirect_map")
     assert ip.CORE_IDS == tuple(BY_NAME[n].id for n in names)
     assert ip.MAP_LOOKUP_ELEM == BY_NAME["map_lookup_elem"].id
 
@@ -279,7 +279,7 @@ def _xdp_program(core: bool) -> Program:
 @pytest.mark.parametrize("tier", ["interp", "jit", "aarch64"])
 def test_xdp_adjust_head_in_the_core_answers_as_python_does(tier):
     core, python = _xdp_program(True), _xdp_program(False)
-    assert core._core == xdp.PTRS_AT | _bits(ip.XDP_ADJUST_HEAD)
+    assert core._core == xdp.PTRS_AT | _bits(ip.XDP_ADJUST_HEAD, ip.REDIRECT, ip.REDIRECT_MAP)
     rng = random.Random(44)
     served = 0
     cases = 40 if tier == "aarch64" else 300
@@ -305,3 +305,72 @@ def test_xdp_adjust_head_in_the_core_answers_as_python_does(tier):
         assert outs[0] == outs[1], (delta, metalen, n)
         served += _served(core, ip.XDP_ADJUST_HEAD)
     assert served == cases          # every call is the core's: a delta out of range is its EINVAL
+
+
+def _redirect_program(core: bool) -> tuple[Program, object, object]:
+    """bpf_redirect(r1, r2), then bpf_redirect_map(r3's map, r4, r5) where r1 (from the
+    memory's first word) is nonzero: the arguments from the memory; r0 the first
+    call's plus 1000 times the second's.  The maps: a devmap and a devmap_hash."""
+    from xsim.elf.kinds import MapType
+    from xsim.elf.spec import MapSpec
+    from xsim.runtime.maps import create_map
+    from xsim.runtime.memory import run_space
+    space = run_space()
+    dev = create_map(MapSpec("dev", MapType.DEVMAP, 4, 4, 4), space, 1)
+    hashed = create_map(MapSpec("hashed", MapType.DEVMAP_HASH, 4, 4, 4), space, 1)
+    for m in (dev, hashed):
+        m.update(1, struct.pack("<I", 7))
+        m.update(2, struct.pack("<I", 9))
+    text = "\n".join([
+        "mov %r6, %r1",
+        "ldxdw %r2, [%r6+8]",
+        "ldxdw %r1, [%r6+0]",
+        "jeq %r1, 0, +2",
+        f"call {ip.REDIRECT}",
+        "mul %r0, 1000",
+        "mov %r7, %r0",
+        "ldxdw %r1, [%r6+16]",
+        "ldxdw %r2, [%r6+24]",
+        "ldxdw %r3, [%r6+32]",
+        f"call {ip.REDIRECT_MAP}",
+        "add %r0, %r7",
+        "exit",
+    ])
+    registry = HelperRegistry()
+    xdp.add_helpers(registry)
+    prog = Program.from_bytes(assemble(text), name="redirect", helpers=registry, space=space)
+    if not core:
+        prog._core = 0
+    return prog, dev, hashed
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit", "aarch64"])
+def test_xdp_redirects_in_the_core_answer_as_python_does(tier):
+    """r0 and where the packet goes (the state words both sides write), for ifindexes
+    and flags, devmap slots that are there or not, past the end, broadcasts, and a
+    devmap_hash (Python's on both sides)."""
+    rng = random.Random(23)
+    core, dev, hashed = _redirect_program(True)
+    python, pdev, phashed = _redirect_program(False)
+    served = 0
+    for _ in range(60 if tier == "aarch64" else 300):
+        ifindex = rng.choice([0, 1, 5, (1 << 32) + 3])
+        flags = rng.choice([0, 0, 0, 1, 2, 1 << 40])
+        key = rng.choice([0, 1, 2, 3, 4, 1 << 32 | 1, 1 << 31])
+        map_flags = rng.choice([0, 0, 1, 2, 3, ip.BPF_F_BROADCAST, ip.BPF_F_EXCLUDE_INGRESS,
+                                4, 1 << 5])
+        outs = []
+        for prog, m, run_tier in ((core, rng.choice([dev, hashed]), tier),
+                                  (python, None, "interp")):
+            if m is None:
+                m = pdev if outs[0][0] == "dev" else phashed
+            memory = struct.pack("<5Q", ifindex, flags, m.vaddr, key, map_flags)
+            res = prog.run(memory, tier=run_tier)
+            assert res.error is None, res.error
+            words = (int(prog._st[ip.S_REDIRECT]), int(prog._st[ip.S_REDIRECT_TO]))
+            outs.append((m.name, res.r0, xdp.redirect_of(*words, prog.space)))
+            if prog is core:
+                served += res.helper_calls.get(ip.REDIRECT_MAP, 0) and int(
+                    prog._st[ip.CORE_CALL_WORDS[ip.CORE_IDS.index(ip.REDIRECT_MAP)]])
+        assert outs[0] == outs[1]
+    assert served > 20

@@ -20,6 +20,7 @@ import pytest
 
 import xsim
 from xsim.cc import compile_c
+from xsim.isa import interp as ip
 from xsim.nic.corpus import corpus
 from xsim.nic.pcap import PacketBatch, PcapError, PcapReader, PcapWriter
 from xsim.nic.pcaprun import run_pcap
@@ -292,3 +293,31 @@ def test_the_loops_skb_fields_are_the_test_runs() -> None:
             batch._sock_fill(mem, 8, a, 0, proto)
             assert mem[8:8 + sock.BPF_SOCK_SIZE].tobytes() == sock.sock_image(f)
             assert (mem[:8] == 0xEE).all() and (mem[8 + sock.BPF_SOCK_SIZE:] == 0xEE).all()
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_devmap_redirects_stay_in_the_loop(tmp_path: Path, capture: Path, tier: str,
+                                          monkeypatch) -> None:
+    """bpf_redirect_map on a devmap is the core's: the redirect example's capture makes
+    no Python helper call, and every packet it runs goes to the devmap's slot 0, as one
+    test run per packet says."""
+    from xsim.runtime.program import Program
+    python_calls = []
+    real = Program._call_helper
+
+    def counted(self, calls, chain):
+        python_calls.append(int(self._st[ip.S_HELPER]))
+        return real(self, calls, chain)
+
+    offload = EXAMPLES.parent / "offload"
+    monkeypatch.setattr(Program, "_call_helper", counted)
+    fast = _run(tmp_path, offload / "redirect.o", "redirect", capture, True,
+                offload / "redirect.maps.json", None, tier)
+    assert python_calls == []
+    slow = _run(tmp_path, offload / "redirect.o", "redirect", capture, False,
+                offload / "redirect.maps.json", None)
+    assert fast == slow
+    records = [json.loads(r) for r in fast[2]]
+    ran = [r for r in records if r.get("verdict") == "XDP_REDIRECT"]
+    assert len(ran) > 1000
+    assert all(r.get("redirect") == ["tx_port", 0] for r in ran)

@@ -498,7 +498,8 @@ class _Machine:
     # -- calls out of the guest ---------------------------------------------------------
     def call(self, fn: Callable[[HelperCall], object], args: tuple[int, ...]) -> int:
         """Run ``fn`` as a helper on xsim's address space (pc -1: the native code has none)."""
-        call = HelperCall(args, -1, self.space, self.prog.env)  # type: ignore[arg-type]
+        call = HelperCall(args, -1, self.space, self.prog.env,  # type: ignore[arg-type]
+                          words=self.prog._st)
         r0 = fn(call)
         if r0 is KEEP_R0 or call.tail_target is not None:
             raise NativeUnsupported("bpf_tail_call", "the native runner does not follow tail "

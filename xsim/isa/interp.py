@@ -61,6 +61,13 @@ R_BASE = 32            # r0..r10 (and 5 spare slots)
 # data_end, data_meta and for XDP the hard start, as the hook lays them out; 0: it keeps
 # none) and which helpers of CORE_IDS the core may serve (bit CORE_BIT + k for the k-th)
 S_CORE = R_BASE + 11
+# Where the run's last bpf_redirect or bpf_redirect_map (XDP's) sent the packet: one of
+# REDIRECT_NONE, REDIRECT_IFINDEX (S_REDIRECT_TO: the ifindex) and REDIRECT_SLOT
+# (S_REDIRECT_TO: the map's region row << 32 | the key); the Python helpers write them too
+S_REDIRECT, S_REDIRECT_TO = R_BASE + 12, R_BASE + 13
+REDIRECT_NONE, REDIRECT_IFINDEX, REDIRECT_SLOT = 0, 1, 2
+# the served-call counts of the helpers of CORE_IDS past the sixth
+S_MORE_CALLS = R_BASE + 14
 F_BASE = 48            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
 C_BASE = F_BASE + F_SIZE * oc.MAX_CALL_FRAMES
@@ -107,19 +114,24 @@ MAP_LOOKUP_ELEM = 1
 #: and bpf_csum_diff.  The ids are the helper table's.
 SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE = 26, 9, 10, 11
 XDP_ADJUST_HEAD, CSUM_DIFF = 44, 28
+REDIRECT, REDIRECT_MAP = 23, 51          # XDP's bpf_redirect and bpf_redirect_map
 #: those of them that work on the context's packet pointers
 PTRS_CORE_IDS = (SKB_LOAD_BYTES, SKB_STORE_BYTES, L3_CSUM_REPLACE, L4_CSUM_REPLACE,
                  XDP_ADJUST_HEAD)
-CORE_IDS = PTRS_CORE_IDS + (CSUM_DIFF,)
+CORE_IDS = PTRS_CORE_IDS + (CSUM_DIFF, REDIRECT, REDIRECT_MAP)
 CORE_BIT = 16
 PTRS_MASK = (1 << CORE_BIT) - 1
 #: sizeof(struct xdp_frame): adjust_head may not move data below hard_start + this;
 #: ETH_HLEN: what it must leave of the frame
 XDP_FRAME_SIZE, ETH_HLEN = 40, 14
 #: every helper the loop serves, with the state word that counts the calls it served
-CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS),
-               *((h, S_CORE_CALLS + i) for i, h in enumerate(CORE_IDS)))
-assert S_CORE_CALLS + len(CORE_IDS) <= R_BASE, "the count words run into the registers"
+CORE_CALL_WORDS = tuple(range(S_CORE_CALLS, R_BASE)) + (S_MORE_CALLS, S_MORE_CALLS + 1)
+assert len(CORE_CALL_WORDS) == len(CORE_IDS) and S_MORE_CALLS + 1 < F_BASE
+CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS), *zip(CORE_IDS, CORE_CALL_WORDS))
+# uapi/linux/bpf.h: the XDP actions the redirect helpers return, and their flags
+XDP_ABORTED, XDP_REDIRECT = 0, 4
+BPF_F_ACTION_MASK = 3                  # XDP_ABORTED | XDP_DROP | XDP_PASS | XDP_TX
+BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS = 1 << 3, 1 << 4
 # uapi/linux/bpf.h's flags of those helpers, and include/net/checksum.h's mangled zero
 BPF_F_RECOMPUTE_CSUM, BPF_F_INVALIDATE_HASH = 1, 2
 BPF_F_HDR_FIELD_MASK, BPF_F_PSEUDO_HDR, BPF_F_MARK_MANGLED_0 = 0xF, 1 << 4, 1 << 5
@@ -748,11 +760,56 @@ def serve_core(st, mem, rg):
         served = _adjust_head(st, mem, rg)
     elif helper == U64(SKB_LOAD_BYTES) or helper == U64(SKB_STORE_BYTES):
         served = _bytes(st, mem, rg, helper == U64(SKB_STORE_BYTES))
+    elif helper == U64(REDIRECT):
+        served = _redirect(st)
+    elif helper == U64(REDIRECT_MAP):
+        served = _redirect_map(st, mem, rg)
     else:
         served = _csum_replace(st, mem, rg, helper == U64(L4_CSUM_REPLACE))
     if served == LOOKUP_SERVED:
-        st[S_CORE_CALLS + k] += ONE
+        st[CORE_CALL_WORDS[k]] += ONE
     return served
+
+
+@njit(cache=True)
+def _redirect(st):
+    """XDP's bpf_redirect(ifindex, flags), as xsim.nic.xdp._redirect: any flag aborts."""
+    if st[R_BASE + 2] != ZERO:
+        st[R_BASE] = U64(XDP_ABORTED)
+        return LOOKUP_SERVED
+    st[S_REDIRECT] = U64(REDIRECT_IFINDEX)
+    st[S_REDIRECT_TO] = st[R_BASE + 1] & M32
+    st[R_BASE] = U64(XDP_REDIRECT)
+    return LOOKUP_SERVED
+
+
+@njit(cache=True)
+def _redirect_map(st, mem, rg):
+    """bpf_redirect_map(map, key, flags) on a devmap or an xskmap (an array with a
+    present region), as xsim.nic.xdp._redirect_map: XDP_REDIRECT to a slot that is
+    there, else the action in the flags' low bits.  Broadcasts, and the other maps
+    (devmap_hash, cpumap), are Python's."""
+    mp = st[R_BASE + 1]
+    rid = mp >> U64(REGION_SHIFT)
+    if rid >= U64(rg.shape[0]) or mp != rg[rid, RG_VBASE] or \
+            rg[rid, RG_MAP_KIND] != U64(MAP_KIND_ARRAY) or rg[rid, RG_ARRAY_PRESENT] == ZERO:
+        return LOOKUP_PYTHON
+    flags = st[R_BASE + 3]
+    if flags & ~U64(BPF_F_ACTION_MASK | BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS):
+        st[R_BASE] = U64(XDP_ABORTED)
+        return LOOKUP_SERVED
+    if flags & U64(BPF_F_BROADCAST):
+        return LOOKUP_PYTHON
+    key = st[R_BASE + 2] & M32
+    present = rg[rid, RG_ARRAY_PRESENT]
+    if key < rg[rid, RG_ARRAY_ENTRIES] and key < rg[present, RG_SIZE] and \
+            mem[rg[present, RG_HOST] + key] != 0:
+        st[S_REDIRECT] = U64(REDIRECT_SLOT)
+        st[S_REDIRECT_TO] = rid << U64(32) | key
+        st[R_BASE] = U64(XDP_REDIRECT)
+    else:
+        st[R_BASE] = flags & U64(BPF_F_ACTION_MASK)
+    return LOOKUP_SERVED
 
 
 CORE_WORDS = [w for _, w in CORE_COUNTS]
@@ -822,7 +879,7 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         if fresh == FRESH:
             st[S_FAST_LOOKUPS] = ZERO
             for k in range(len(CORE_IDS)):
-                st[S_CORE_CALLS + k] = ZERO
+                st[CORE_CALL_WORDS[k]] = ZERO
             for r in range(rg.shape[0]):
                 rg[r, RG_READS] = ZERO
                 rg[r, RG_WRITES] = ZERO

@@ -2,9 +2,10 @@
 
 A program compiles to one relocatable object for a target (the host here),
 kept in the cache directory under a key of the lowered program, the target
-and xsim's version (with the lifter's own source, so a changed lifter never
-loads stale code).  Hits and misses load the object the same way, so the
-cache path is the path every run takes.  ``XSIM_CACHE_DIR`` moves the cache;
+and xsim's version (with the sources of the lifter and of the interpreter's
+tables it reads, so a changed lifter or table never loads stale code).  Hits
+and misses load the object the same way, so the cache path is the path every
+run takes.  ``XSIM_CACHE_DIR`` moves the cache;
 ``XSIM_JIT_CACHE=0`` turns it off.
 """
 from __future__ import annotations
@@ -139,9 +140,11 @@ try:
     _VERSION = importlib.metadata.version("xsim")
 except importlib.metadata.PackageNotFoundError:     # run from a source tree
     _VERSION = "source"
-#: every module of the lifter shapes the code it makes
+#: every module of the lifter shapes the code it makes, and so do the interpreter's
+#: tables it reads (state words, region columns, the helpers the core serves)
 _LIFTER_HASH = hashlib.sha256(b"".join(
-    p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))).hexdigest()[:16]
+    p.read_bytes() for d in (Path(__file__).parent, Path(__file__).parents[1] / "isa")
+    for p in sorted(d.glob("*.py")))).hexdigest()[:16]
 
 
 def cache_key(code: np.ndarray, consts: np.ndarray, triple: str, cpu: str) -> str:

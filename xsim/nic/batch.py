@@ -59,7 +59,7 @@ from .sock import (AF_INET, AF_INET6, BPF_SOCK_SIZE, SOCK_DST_IP4, SOCK_DST_IP6,
                    TCP_CLOSE)
 from .workload import RecordPaths, Trace
 from .xdp import (_FRAMES, ETH_HLEN, LOOPBACK_IFINDEX, PAGE_SIZE, PTRS, PTRS_AT, SHINFO_SIZE,
-                  XDP_MD, XDP_PACKET_HEADROOM, XDP_REDIRECT, Frame)
+                  XDP_MD, XDP_PACKET_HEADROOM, XDP_REDIRECT, Frame, redirect_of)
 
 # -- the batch state words (``bs``, int64) ----------------------------------------------
 (B_NEXT, B_CUR, B_PHASE, B_OUTPOS, B_PYTHON, B_DIRTY,
@@ -231,7 +231,7 @@ def _known_path(counts, rg, lookups, known, hashes, n):
 
 @njit(cache=True)
 def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligible,
-          r0, insns, served, outcome, out, out_off, out_len, native, env,
+          r0, insns, served, redirect, outcome, out, out_off, out_len, native, env,
           prof, known, hashes, known_path, path):
     """Run packets ``bs[B_NEXT]..`` until all are done or Python must act (see DONE..).
 
@@ -262,6 +262,7 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
                 _xdp_start(mem, rg, bs, data, offset[i], length[i])
             else:
                 _skb_start(mem, rg, bs, data, offset[i], length[i], ctx0, kind == SKB_L2)
+            st[ip.S_REDIRECT] = 0
             if native:
                 status = call_entry(native, st, env, 1, ENTER_FRESH)
                 if env[ENV_PY_CALLS]:
@@ -319,6 +320,8 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
         r0[i] = rv
         insns[i] = st[ip.S_INSNS]
         _served(st, served, i)
+        redirect[i, 0] = st[ip.S_REDIRECT]
+        redirect[i, 1] = st[ip.S_REDIRECT_TO]
         outcome[i] = RAN
         bs[B_PHASE] = START
         if bs[B_PYTHON]:
@@ -355,6 +358,8 @@ class Outcomes:
         self.insns = np.zeros(n, dtype=np.uint64)
         #: packet -> the calls the core served, by helper (columns as ip.CORE_COUNTS)
         self.served = np.zeros((n, len(ip.CORE_COUNTS)), dtype=np.uint64)
+        #: packet -> its run's last redirect: ip.S_REDIRECT and ip.S_REDIRECT_TO
+        self.redirect_words = np.zeros((n, 2), dtype=np.uint64)
         self.outcome = np.zeros(n, dtype=np.int64)
         self.out = np.empty(max(out_bytes, 1), dtype=np.uint8)
         self.out_off = np.zeros(n, dtype=np.int64)
@@ -528,13 +533,16 @@ class BatchRunner:
             bs[B_KNOWN] = cache.n
             why = _loop(self.kind, self.ctx0, prog._code, prog._st, self.space.mem,
                         self.space.table, prog._counts, bs, batch.data, batch.offset,
-                        batch.caplen, eligible, out.r0, out.insns, out.served, out.outcome,
+                        batch.caplen, eligible, out.r0, out.insns, out.served,
+                        out.redirect_words, out.outcome,
                         out.out, out.out_off, out.out_len, native.code.entry if native else 0,
                         native.env if native else _NO_ENV, self.paths is not None,
                         cache.rows, cache.hashes, cache.paths, out.path)
             i = int(bs[B_CUR])
             out.outpos = int(bs[B_OUTPOS])
             if why == DONE:
+                if self.kind == XDP:
+                    self._redirects(out)
                 return
             if why == HELPER:
                 error, _ = prog._call_helper(calls, 0)
@@ -579,18 +587,26 @@ class BatchRunner:
                                                                          counts)))
         out.path[i] = self.paths.number(trace)
 
+    def _redirects(self, out: Outcomes) -> None:
+        """Where the packets the loop ran to XDP_REDIRECT went, from their runs' words."""
+        ran = np.flatnonzero((out.outcome == RAN) & (out.redirect_words[:, 0] != 0)
+                             & (out.r0 & np.uint64(0xFFFFFFFF) == XDP_REDIRECT))
+        for i in ran.tolist():
+            kind, to = out.redirect_words[i].tolist()
+            where = redirect_of(kind, to, self.space)
+            if where is not None:
+                out.redirect[i] = where
+
     def _end_python(self, i: int, frame: Frame, calls: dict[int, int], out: Outcomes,
                     ran: bool) -> None:
         """Packet ``i`` is over after Python had a part in it (``ran``: it returned): its
-        helper calls, redirect and clones into ``out``, and the helpers' state cleared."""
+        helper calls, a TC redirect and clones into ``out``, and the helpers' state
+        cleared (an XDP redirect is in its words: ``_redirects``)."""
         if calls:
             out.calls[i] = dict(calls)
             calls.clear()
         verdict = int(out.r0[i]) & 0xFFFFFFFF
-        if self.kind == XDP:
-            if ran and frame.redirect is not None and verdict == XDP_REDIRECT:
-                out.redirect[i] = frame.redirect
-        else:
+        if self.kind != XDP:
             state = SKB_STATES.get(self.space)
             if ran and state is not None:
                 if state.redirect is not None and verdict == TC_ACT_REDIRECT:
@@ -598,5 +614,4 @@ class BatchRunner:
                 if state.clones:
                     out.clones[i] = list(state.clones)
             SKB_STATES[self.space] = self.hook.state()     # for the next packet
-        frame.redirect = None
         frame.frags.clear()

@@ -21,10 +21,12 @@ import struct
 import weakref
 from dataclasses import dataclass, field
 
+
 from ..elf.kinds import MapType, ProgType
 from ..elf.spec import ProgramSpec
 from ..errors import HelperError
 from ..isa.insn import Insn
+from ..isa import interp as ip
 from ..isa.interp import ETH_HLEN, XDP_FRAME_SIZE
 from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
 from ..runtime.hooks import Layouts
@@ -52,9 +54,9 @@ CTX_REGION_SIZE = PTRS_AT + PTRS.size
 POINTER_FIELDS = {0: PTRS_AT, 4: PTRS_AT + 8, 8: PTRS_AT + 16}
 EGRESS_IFINDEX = 20
 XDP_ACTIONS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
-XDP_ABORTED, XDP_REDIRECT = 0, 4
-BPF_F_ACTION_MASK = 3                  # XDP_ABORTED | XDP_DROP | XDP_PASS | XDP_TX
-BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS = 1 << 3, 1 << 4
+XDP_ABORTED, XDP_REDIRECT = ip.XDP_ABORTED, ip.XDP_REDIRECT
+BPF_F_ACTION_MASK, BPF_F_BROADCAST = ip.BPF_F_ACTION_MASK, ip.BPF_F_BROADCAST
+BPF_F_EXCLUDE_INGRESS = ip.BPF_F_EXCLUDE_INGRESS
 LOOPBACK_IFINDEX = 1
 _NEG = 1 << 64
 REDIRECT_MAPS = (MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP)
@@ -65,7 +67,6 @@ class Frame:
     """One test run's packet, as far as the helpers need more than the registers."""
 
     frags: list[bytearray] = field(default_factory=list)
-    redirect: tuple[str, int] | None = None      # ("ifindex", n) or (map name, key)
 
 
 #: the frame each address space is running, for the helpers
@@ -229,9 +230,7 @@ def _redirect(call: HelperCall) -> int:
     """bpf_redirect(ifindex, flags) in XDP: any flag makes it XDP_ABORTED."""
     if call.args[1]:
         return XDP_ABORTED
-    frame = _FRAMES.get(call.space)
-    if frame is not None:
-        frame.redirect = ("ifindex", call.args[0] & 0xFFFFFFFF)
+    call.redirect(ip.REDIRECT_IFINDEX, call.args[0] & 0xFFFFFFFF)
     return XDP_REDIRECT
 
 
@@ -248,10 +247,21 @@ def _redirect_map(call: HelperCall) -> int:
     present = m.prog_lookup(key.to_bytes(m.key_size, "little"), call.env.cpu) != 0
     if not present and not flags & BPF_F_BROADCAST:
         return flags & BPF_F_ACTION_MASK
-    frame = _FRAMES.get(call.space)
-    if frame is not None:
-        frame.redirect = (m.name, key)
+    call.redirect(ip.REDIRECT_SLOT, m.region.index << 32 | key)
     return XDP_REDIRECT
+
+
+def redirect_of(kind: int, to: int, space: AddressSpace) -> tuple[str, int] | None:
+    """Where a run's last redirect sent the packet, from its state words S_REDIRECT and
+    S_REDIRECT_TO (the core's helpers and these write them): ("ifindex", n), (map
+    name, key), or None."""
+    if kind == ip.REDIRECT_IFINDEX:
+        return ("ifindex", to)
+    if kind == ip.REDIRECT_SLOT:
+        m = space.owner_at((to >> 32) << ip.REGION_SHIFT)
+        if isinstance(m, Map):
+            return (m.name, to & 0xFFFFFFFF)
+    return None
 
 
 def add_helpers(registry: HelperRegistry) -> None:
@@ -262,8 +272,8 @@ def add_helpers(registry: HelperRegistry) -> None:
     registry.kernel("xdp_get_buff_len")(_get_buff_len)
     registry.kernel("xdp_load_bytes")(lambda call: _bytes_access(call, False))
     registry.kernel("xdp_store_bytes")(lambda call: _bytes_access(call, True))
-    registry.kernel("redirect")(_redirect)
-    registry.kernel("redirect_map")(_redirect_map)
+    registry.kernel("redirect", core=True)(_redirect)
+    registry.kernel("redirect_map", core=True)(_redirect_map)
     registry.kernel("fib_lookup")(fib_lookup)
 
 
@@ -398,7 +408,9 @@ class XdpHook:
         if ctx_in is not None:
             ctx_out = XDP_MD.pack(d - meta, end - meta, 0, ingress, rxq, 0)
         return TestRunOutput(res, data_out=data_out, ctx_out=ctx_out, printk=res.printk,
-                             redirect=frame.redirect if res.retval == XDP_REDIRECT else None)
+                             redirect=redirect_of(int(program._st[ip.S_REDIRECT]),
+                                                  int(program._st[ip.S_REDIRECT_TO]), space)
+                             if res.retval == XDP_REDIRECT else None)
 
     def verdict(self, retval: int) -> str:
         """The kernel's name of an XDP action; a value outside the enum by number."""

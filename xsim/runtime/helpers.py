@@ -9,7 +9,9 @@ the id, never with a made-up value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..isa import interp as ip
 
 if TYPE_CHECKING:
     from .env import RunEnv
@@ -26,12 +28,13 @@ class HelperCall:
     """What a helper sees of the program that called it."""
 
     __slots__ = ("args", "pc", "space", "env", "stop_value", "tail_calls", "tail_target",
-                 "_invoke")
+                 "_invoke", "_words")
 
     def __init__(self, args: tuple[int, int, int, int, int], pc: int, space: AddressSpace,
                  env: RunEnv, tail_calls: int = 0,
-                 invoke: Callable[..., int] | None = None) -> None:
+                 invoke: Callable[..., int] | None = None, words: Any = None) -> None:
         self._invoke = invoke
+        self._words = words         # the calling program's state words (interp.S_*)
         self.args = args
         self.pc = pc
         self.space = space
@@ -65,6 +68,14 @@ class HelperCall:
     def stop(self, r0: int) -> None:
         """End the program after this call, with ``r0`` as its return value."""
         self.stop_value = r0 & U64_MASK
+
+    def redirect(self, kind: int, to: int) -> None:
+        """Where the packet goes (interp.REDIRECT_*), in the words the core's redirect
+        helpers write too, so that the run's last call says it whichever side served it."""
+        if self._words is None:
+            raise RuntimeError("this helper call cannot redirect")
+        self._words[ip.S_REDIRECT] = kind
+        self._words[ip.S_REDIRECT_TO] = to
 
 
 HelperFn = Callable[[HelperCall], int]

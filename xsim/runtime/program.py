@@ -34,6 +34,8 @@ _COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
 #: the state words prepare() sets from the input's shape
 _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.S_INIT_R2,
           ip.S_STACK_HOST, ip.S_PKT_REGION]
+#: the words of a run's redirect, which a tail call carries into its target
+_REDIRECT = [ip.S_REDIRECT, ip.S_REDIRECT_TO]
 TAIL_CALL_ID = BY_NAME["tail_call"].id
 _CSUM_DIFF_BIT = 1 << (ip.CORE_BIT + ip.CORE_IDS.index(ip.CSUM_DIFF))
 run_core = ip.run_core
@@ -156,6 +158,7 @@ class Program:
             self._counts[:] = 0
         calls: dict[int, int] = {}
         printed = len(self.env.printk)
+        self._st[_REDIRECT] = 0
         if tier == "auto":
             tier = "jit" if repeat >= AUTO_JIT_REPEAT and not histogram and self.compiles() \
                 else "interp"
@@ -170,6 +173,8 @@ class Program:
             outcome = tier.drive(self, repeat, budget, histogram, calls)
         elapsed = time.perf_counter_ns() - t0
         last, status, error, insns, total, runs, used, r0, served = outcome
+        if last is not self:            # where a tail-called program redirected to
+            self._st[_REDIRECT] = last._st[_REDIRECT]
         if error is None and status != _DONE:
             error = last.error_of(status)
         elif isinstance(error, RunError) and error.pc >= 0:
@@ -242,6 +247,7 @@ class Program:
         same context, packet and stack): its set-up words from here, and its counters
         zeroed when the run first enters it (``used`` lists the programs entered)."""
         target._st[_SETUP] = self._st[_SETUP]
+        target._st[_REDIRECT] = self._st[_REDIRECT]
         target._setup = self._setup
         if target not in used:
             used.append(target)
@@ -342,7 +348,7 @@ class Program:
         calls[helper_id] = calls.get(helper_id, 0) + 1
         args = tuple(st[ip.R_BASE + 1:ip.R_BASE + 6].tolist())
         call = HelperCall(args, pc, self.space, self.env, chain,  # type: ignore[arg-type]
-                          lambda ptr, *a: self._invoke(ptr, a, calls, pc, helper_id))
+                          lambda ptr, *a: self._invoke(ptr, a, calls, pc, helper_id), st)
         try:
             r0 = helper.fn(call)
         except XsimError as exc:
