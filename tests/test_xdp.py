@@ -254,3 +254,43 @@ def test_a_tail_call_goes_on_in_the_hooked_target(tmp_path: Path) -> None:
     k = kernel()
     theirs = k.kernel_test_run(load_spec(tmp_path / "tail.o"), "first", data_in=PKT)
     assert (theirs["retval"], theirs["data_out"]) == (mine["retval"], mine["data_out"])
+
+
+TAIL_REDIRECT = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int out(struct xdp_md *ctx);
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 1);
+         __uint(key_size, 4); __array(values, int (struct xdp_md *)); } jumps SEC(".maps") = {
+    .values = { [0] = (void *)&out },
+};
+struct { __uint(type, BPF_MAP_TYPE_DEVMAP); __uint(max_entries, 4);
+         __uint(key_size, 4); __uint(value_size, 4); } ports SEC(".maps");
+SEC("xdp") int in(struct xdp_md *ctx)
+{
+    bpf_redirect(7, 0);                  /* overridden by the target's */
+    bpf_tail_call(ctx, &jumps, 0);
+    return XDP_ABORTED;
+}
+SEC("xdp") int out(struct xdp_md *ctx)
+{
+    return bpf_redirect_map(&ports, 2, XDP_DROP);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_a_tail_call_targets_redirect_is_the_runs(tmp_path: Path, tier: str) -> None:
+    """The words of a redirect go along a tail call and back: the run's last call says
+    where the packet goes, whichever program made it."""
+    from xsim.cc import compile_c
+    src = tmp_path / "tail.c"
+    src.write_text(TAIL_REDIRECT)
+    compile_c(src, tmp_path / "tail.o")
+    obj = xsim.load(tmp_path / "tail.o")
+    out = testrun.test_run(obj.programs["in"], data_in=PKT, tier=tier)
+    assert out.result.r0 == 1 and out.redirect is None           # slot 2 empty: XDP_DROP
+    obj.maps["ports"].update(2, (3).to_bytes(4, "little"))
+    out = testrun.test_run(obj.programs["in"], data_in=PKT, tier=tier)
+    assert out.result.r0 == 4 and out.redirect == ("ports", 2)
