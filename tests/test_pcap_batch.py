@@ -321,3 +321,34 @@ def test_devmap_redirects_stay_in_the_loop(tmp_path: Path, capture: Path, tier: 
     ran = [r for r in records if r.get("verdict") == "XDP_REDIRECT"]
     assert len(ran) > 1000
     assert all(r.get("redirect") == ["tx_port", 0] for r in ran)
+
+
+SPLIT = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_DEVMAP); __uint(max_entries, 4);
+         __uint(key_size, 4); __uint(value_size, 4); } ports SEC(".maps");
+SEC("xdp") int split(struct xdp_md *ctx)
+{
+    __u32 len = ctx->data_end - ctx->data;
+    if (len % 3 == 0)
+        return bpf_redirect(5, 0);
+    return bpf_redirect_map(&ports, len % 3 == 1 ? 0 : 2, XDP_PASS);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_redirects_to_several_targets(tmp_path: Path, capture: Path, tier: str) -> None:
+    """Each packet goes to its own redirect's file (an ifindex, two devmap slots, one of
+    them empty: XDP_PASS), in packet order, as one test run per packet says."""
+    src = tmp_path / "split.c"
+    src.write_text(SPLIT)
+    compile_c(src, tmp_path / "split.o")
+    maps = tmp_path / "ports.json"
+    maps.write_text('[{"map": "ports", "key": "00000000", "value": "03000000"}]')
+    fast = _run(tmp_path, tmp_path / "split.o", "split", capture, True, maps, None, tier)
+    slow = _run(tmp_path, tmp_path / "split.o", "split", capture, False, maps, None)
+    assert fast == slow
+    assert {"o.redirect-if5.pcap", "o.redirect-ports-0.pcap", "o.pcap"} <= set(fast[1])

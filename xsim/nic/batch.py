@@ -591,11 +591,13 @@ class BatchRunner:
         """Where the packets the loop ran to XDP_REDIRECT went, from their runs' words."""
         ran = np.flatnonzero((out.outcome == RAN) & (out.redirect_words[:, 0] != 0)
                              & (out.r0 & np.uint64(0xFFFFFFFF) == XDP_REDIRECT))
-        for i in ran.tolist():
-            kind, to = out.redirect_words[i].tolist()
-            where = redirect_of(kind, to, self.space)
-            if where is not None:
-                out.redirect[i] = where
+        if not len(ran):
+            return
+        # a batch redirects to a few targets: each resolved once
+        words, which = np.unique(out.redirect_words[ran], axis=0, return_inverse=True)
+        wheres = [redirect_of(kind, to, self.space) for kind, to in words.tolist()]
+        out.redirect.update((i, wheres[w]) for i, w in zip(ran.tolist(), which.ravel().tolist())
+                            if wheres[w] is not None)
 
     def _end_python(self, i: int, frame: Frame, calls: dict[int, int], out: Outcomes,
                     ran: bool) -> None:

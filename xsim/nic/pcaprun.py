@@ -143,14 +143,24 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
             outputs.emit(name, out.out, out.out_off[idx], out.out_len[idx],
                          batch.timestamp_ns[idx])
             continue
-        # no output of its own: each packet goes where its redirect sent it
-        targets: dict[str, list[int]] = {}
-        for i in sorted(i for i in out.redirect if chosen[i]):
-            where = _output_name(hook, verdict, out.redirect[i])
+        # no output of its own: each packet goes where its redirect sent it (grouped
+        # by target, in packet order, without a Python step per packet but the codes)
+        if not out.redirect:
+            continue
+        packets = np.fromiter(out.redirect, dtype=np.int64, count=len(out.redirect))
+        codes: dict[tuple[str, int], int] = {}
+        code = np.array([codes.setdefault(t, len(codes)) for t in out.redirect.values()],
+                        dtype=np.int64)
+        keep = chosen[packets]
+        targets: dict[str, list[np.ndarray]] = {}
+        for target, c in codes.items():
+            where = _output_name(hook, verdict, target)
             if where is not None:
-                targets.setdefault(where, []).append(i)
-        for where, members in targets.items():
-            idx = np.array(members, dtype=np.int64)
+                targets.setdefault(where, []).append(packets[keep & (code == c)])
+        groups = [np.sort(np.concatenate(parts)) for parts in targets.values()]
+        # the targets in the order their first packets come
+        for where, idx in sorted(((w, g) for w, g in zip(targets, groups) if len(g)),
+                                 key=lambda wg: int(wg[1][0])):
             outputs.emit(where, out.out, out.out_off[idx], out.out_len[idx],
                          batch.timestamp_ns[idx])
     for i, copies in sorted(out.clones.items()):
