@@ -32,6 +32,24 @@ def test_a_handed_over_run_goes_on_natively_on_every_isa(capsys, tmp_path) -> No
     assert json.loads(capsys.readouterr().out)["agree"]
 
 
+def test_an_objects_program_on_raw_memory_keeps_its_maps(capsys, tmp_path) -> None:
+    """--mem runs the object's program with its maps (and --maps-in), not its bare code."""
+    import struct
+    mem, ports = tmp_path / "mem.bin", tmp_path / "ports.json"
+    mem.write_bytes(struct.pack("<II", 0, 61))
+    ports.write_text('[{"map": "ports", "key": "01000000", "value": "05000000"}]')
+    obj = Path(__file__).resolve().parent / "data" / "nic" / "python_lookup.o"
+    facts = command.object_facts(str(obj), "carry", "interp", data_in=None, ctx_in=None,
+                                 maps_in=[{"map": "ports", "key": "01000000",
+                                           "value": "05000000"}],
+                                 repeat=3, budget=None, memory=mem.read_bytes())
+    assert facts["run"]["error"] is None and facts["run"]["r0"] == 0
+    assert facts["run"]["helper_calls"] == {1: 9}
+    assert main(["crosscheck", str(obj), "--mem", str(mem), "--maps-in", str(ports),
+                 "--repeat", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agree"]
+
+
 def test_raw_memory_run(capsys, bench_progs) -> None:
     assert main(["crosscheck", str(bench_progs / "pkt_parse.bpf.o"), "--mem",
                  str(bench_progs / "pkt_parse.mem"), "--isa", "aarch64"]) == 0

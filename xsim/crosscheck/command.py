@@ -46,7 +46,8 @@ def _isas(text: str) -> list[str]:
 
 def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes | None,
                  ctx_in: bytes | None, maps_in: list | None, repeat: int,
-                 budget: int | None, ncpus: int = 1, cpu: int = 0) -> dict:
+                 budget: int | None, ncpus: int = 1, cpu: int = 0,
+                 memory: bytes | None = None) -> dict:
     """One test run of an object's program on ``tier``, from a fresh load (per-CPU maps of
     ``ncpus`` CPUs, the run on ``cpu``): what the tiers must agree on (or ``{"raised":
     ...}``)."""
@@ -55,8 +56,8 @@ def object_facts(path: str, prog_name: str | None, tier: str, *, data_in: bytes 
         if maps_in:
             testrun.apply_maps_in(obj, maps_in)
         prog = obj.choose(prog_name)
-        out = testrun.test_run(prog, data_in=data_in, ctx_in=ctx_in, repeat=repeat,
-                               budget=budget, tier=tier)
+        out = testrun.test_run(prog, data_in=data_in, ctx_in=ctx_in, memory=memory,
+                               repeat=repeat, budget=budget, tier=tier)
         space = prog.hooked().space if prog._hooked else prog.program.space
         regions = {r.name: bytes(space.mem[r.host:r.host + r.size]) for r in space.regions}
         return {"run": diff.facts(out.result), "data_out": out.data_out,
@@ -71,8 +72,8 @@ def check_file(args: argparse.Namespace) -> int:
     data_in = Path(args.data_in).read_bytes() if args.data_in else None
     ctx_in = Path(args.ctx_in).read_bytes() if args.ctx_in else None
     maps_in = json.loads(Path(args.maps_in).read_text()) if args.maps_in else None
-    raw = args.mem is not None or path.read_bytes()[:4] != ELF_MAGIC
-    if raw:     # bytecode, a .s file, or an object's program on raw memory
+    raw = path.read_bytes()[:4] != ELF_MAGIC
+    if raw:     # bytecode or a .s file
         code = read_code(path, prog=args.prog).code
         memory = Path(args.mem).read_bytes() if args.mem else b""
         ref = diff.run_tier(code, memory, "interp", args.budget, args.repeat)
@@ -80,8 +81,10 @@ def check_file(args: argparse.Namespace) -> int:
         found = {i: diff.between(ref, r, ("interp", i)) for i, r in results.items()}
         found = {i: (None if d is None else str(d)) for i, d in found.items()}
     else:
+        # an object's program with its maps, on raw memory too (--mem)
         kw = dict(data_in=data_in, ctx_in=ctx_in, maps_in=maps_in, repeat=args.repeat,
-                  budget=args.budget, ncpus=args.cpus, cpu=args.cpu)
+                  budget=args.budget, ncpus=args.cpus, cpu=args.cpu,
+                  memory=Path(args.mem).read_bytes() if args.mem else None)
         ref = object_facts(str(path), args.prog, "interp", **kw)
         found = {i: first_difference(ref, object_facts(str(path), args.prog, i, **kw))
                  for i in isas}
