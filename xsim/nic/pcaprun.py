@@ -135,6 +135,12 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
     if failed:
         summary.verdicts["error"] += failed
     summary.errors += [(batch.first + i, m) for i, m in sorted(out.errors.items())]
+    # the redirected packets and a code for each one's target: the only step per packet
+    # in Python; they are grouped by target with numpy below
+    packets = np.fromiter(out.redirect, dtype=np.int64, count=len(out.redirect))
+    codes: dict[tuple[str, int], int] = {}
+    code = np.array([codes.setdefault(t, len(codes)) for t in out.redirect.values()],
+                    dtype=np.int64)
     for v, verdict in verdict_of.items():
         chosen = ran & (retval == v)
         name = _output_name(hook, verdict, None)
@@ -143,14 +149,7 @@ def _account(hook, batch: PacketBatch, out: Outcomes, summary: PcapSummary,
             outputs.emit(name, out.out, out.out_off[idx], out.out_len[idx],
                          batch.timestamp_ns[idx])
             continue
-        # no output of its own: each packet goes where its redirect sent it (grouped
-        # by target, in packet order, without a Python step per packet but the codes)
-        if not out.redirect:
-            continue
-        packets = np.fromiter(out.redirect, dtype=np.int64, count=len(out.redirect))
-        codes: dict[tuple[str, int], int] = {}
-        code = np.array([codes.setdefault(t, len(codes)) for t in out.redirect.values()],
-                        dtype=np.int64)
+        # no output of its own: each packet goes where its redirect sent it
         keep = chosen[packets]
         targets: dict[str, list[np.ndarray]] = {}
         for target, c in codes.items():
