@@ -478,12 +478,20 @@ LOOKUP_SERVED, LOOKUP_PYTHON, LOOKUP_FAULT = 0, 1, 2
 
 
 @njit(cache=True)
+def _slot_there(mem, rg, rid, index):
+    """Whether slot ``index`` (< entries) of the array at row ``rid`` holds a value: an
+    array without a present region (RG_ARRAY_PRESENT) always does."""
+    present = rg[rid, RG_ARRAY_PRESENT]
+    return present == ZERO or (index < rg[present, RG_SIZE]
+                               and mem[rg[present, RG_HOST] + index] != 0)
+
+
+@njit(cache=True)
 def map_lookup(st, mem, rg):
     """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, an
     array or hash of maps, a devmap or an xskmap, answered here into r0 (counted in
-    S_FAST_LOOKUPS);
-    LOOKUP_PYTHON for any other map, or a
-    per-CPU map on a CPU it does not have (Python refuses that call).  A key the program
+    S_FAST_LOOKUPS); LOOKUP_PYTHON for any other map, or a per-CPU map on a CPU it
+    does not have (Python refuses that call).  A key the program
     may not read is LOOKUP_FAULT with S_FAULT_ADDR/S_FAULT_SIZE set.  Every tier calls
     this, so their answers and access counts are the same."""
     mp = st[R_BASE + 1]
@@ -512,11 +520,7 @@ def map_lookup(st, mem, rg):
         return LOOKUP_FAULT
     if kind == U64(MAP_KIND_ARRAY):
         index = load32(mem, h)
-        present = rg[rid, RG_ARRAY_PRESENT]
-        if present != ZERO and index < rg[present, RG_SIZE] and \
-                mem[rg[present, RG_HOST] + index] == 0:
-            st[R_BASE] = ZERO
-        elif index < rg[rid, RG_ARRAY_ENTRIES]:
+        if index < rg[rid, RG_ARRAY_ENTRIES] and _slot_there(mem, rg, rid, index):
             st[R_BASE] = (mp + index * rg[rid, RG_ARRAY_STRIDE]
                           + st[S_CPU] * rg[rid, RG_ARRAY_PERCPU])
         else:
@@ -801,9 +805,7 @@ def _redirect_map(st, mem, rg):
     if flags & U64(BPF_F_BROADCAST):
         return LOOKUP_PYTHON
     key = st[R_BASE + 2] & M32
-    present = rg[rid, RG_ARRAY_PRESENT]
-    if key < rg[rid, RG_ARRAY_ENTRIES] and key < rg[present, RG_SIZE] and \
-            mem[rg[present, RG_HOST] + key] != 0:
+    if key < rg[rid, RG_ARRAY_ENTRIES] and _slot_there(mem, rg, rid, key):
         st[S_REDIRECT] = U64(REDIRECT_SLOT)
         st[S_REDIRECT_TO] = rid << U64(32) | key
         st[R_BASE] = U64(XDP_REDIRECT)

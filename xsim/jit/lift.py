@@ -756,15 +756,19 @@ class _Fn:
                                b.icmp_unsigned("<=", end, size)))
         return inside, rid, b.sub(host, vbase)
 
+    def _count_pc(self, pc: int, op) -> None:
+        """A profiling build's execution count of ``pc``, one up (``op`` the builder's add)
+        or down (its sub: the interpreter counts a handed-over call again)."""
+        counts = self.b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
+        self.word(counts, pc, op(self.word(counts, pc, tag="mem"), self.const(1)), tag="mem")
+
     # -- one instruction; True if it ended the block ---------------------------------------------
     def insn(self, pc: int, count, nxt: int | None) -> bool:
         self.at(pc)
         if pc in self.proof.guards:
             self.bounds_guard(pc, count)
         if self.l.profile:          # the interpreter's histogram: count it before it runs
-            counts = self.b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
-            self.word(counts, pc, self.b.add(self.word(counts, pc, tag="mem"), self.const(1)),
-                      tag="mem")
+            self._count_pc(pc, self.b.add)
         e, a, bslot, c = self.l.code[pc].tolist()
         name = NAMES[e]
         b = self.b
@@ -966,9 +970,7 @@ class _Fn:
             self.word(st, ip.S_PC, self.const(pc))
             self.word(st, ip.S_INSNS, b.sub(count, self.const(1)))
             if self.l.profile:
-                counts = b.inttoptr(self.word(self.env, ENV_COUNTS), I64P)
-                self.word(counts, pc, b.sub(self.word(counts, pc, tag="mem"), self.const(1)),
-                          tag="mem")
+                self._count_pc(pc, b.sub)
             b.branch(self._handoff_block(HANDOFF_RUN))
             b.position_at_end(after)
             return

@@ -262,7 +262,7 @@ def _loop(kind, ctx0, code, st, mem, rg, counts, bs, data, offset, length, eligi
                 _xdp_start(mem, rg, bs, data, offset[i], length[i])
             else:
                 _skb_start(mem, rg, bs, data, offset[i], length[i], ctx0, kind == SKB_L2)
-            st[ip.S_REDIRECT] = 0
+            st[ip.S_REDIRECT] = ip.REDIRECT_NONE
             if native:
                 status = call_entry(native, st, env, 1, ENTER_FRESH)
                 if env[ENV_PY_CALLS]:
@@ -589,7 +589,7 @@ class BatchRunner:
 
     def _redirects(self, out: Outcomes) -> None:
         """Where the packets the loop ran to XDP_REDIRECT went, from their runs' words."""
-        ran = np.flatnonzero((out.outcome == RAN) & (out.redirect_words[:, 0] != 0)
+        ran = np.flatnonzero((out.outcome == RAN) & (out.redirect_words[:, 0] != ip.REDIRECT_NONE)
                              & (out.r0 & np.uint64(0xFFFFFFFF) == XDP_REDIRECT))
         if not len(ran):
             return

@@ -6,7 +6,7 @@ not what it answers), found through a :class:`~._table.SlotTable` kept in
 an internal region ``map:<name>:index`` that programs cannot access.  The
 values region's row describes the map (``AddressSpace.describe_hash``), so
 the interpreter serves ``bpf_map_lookup_elem`` on hash, percpu_hash and the LRU
-maps itself; the map-in-map goes to Python.  An LRU lookup sets the element's
+maps itself (and on a hash of maps, which describes itself: fdmaps).  An LRU lookup sets the element's
 reference bit: the interpreter marks the slot in an internal region
 ``map:<name>:used``, and the map takes the marks into its LRU lists before they
 next act (:meth:`HashMap._take_marks`).
