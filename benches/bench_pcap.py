@@ -9,8 +9,8 @@ same capture (pcap parse, context set-up, writing every packet out), beside the 
 same run.  The baseline is the same firewall run one test run per packet
 from Python (``run_pcap(batch=False)``, on the first 20,000 packets): what the
 compiled per-packet loop replaces.  Then the same for the socket filter and TC
-examples and the XDP load balancer (the loop on both tiers over the first 100,000
-packets, the baseline on 20,000).
+examples, the XDP load balancer and the XDP parser in tail-called stages (the loop
+on both tiers over the first 100,000 packets, the baseline on 20,000).
 
     python benches/bench_pcap.py [--packets N] [--json]
 """
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         capture(medium, min(args.packets, 100_000))
         hooks = {name: [_pps(name, medium, tier="interp"), _pps(name, medium, tier="jit"),
                         _pps(name, small, batch=False)]
-                 for name in ("dns_filter", "tc_marker", "l4_lb")}
+                 for name in ("dns_filter", "tc_marker", "l4_lb", "dispatch")}
     overhead_us = base.elapsed_s / base.packets * 1e6
     # the interpreter's speed on straight-line code, from the bench programs' figure
     from benches.bench_interp import xsim_run, shared_dir  # noqa: E402

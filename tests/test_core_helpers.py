@@ -243,6 +243,7 @@ def test_the_cores_helper_ids_are_the_helper_tables():
              "xdp_adjust_head", "csum_diff", "redirect", "redirect_map")
     assert ip.CORE_IDS == tuple(BY_NAME[n].id for n in names)
     assert ip.MAP_LOOKUP_ELEM == BY_NAME["map_lookup_elem"].id
+    assert ip.TAIL_CALL == BY_NAME["tail_call"].id
 
 
 def _xdp_program(core: bool) -> Program:

@@ -66,3 +66,14 @@ def test_readme_firewall_over_a_capture(tmp_path: Path) -> None:
     data = json.loads(out)
     assert data["verdicts"] == {"XDP_PASS": 784, "XDP_DROP": 216}
     assert data["outputs"]["pass"]["packets"] == 784
+
+
+def test_readme_dispatch_over_a_capture() -> None:
+    import json
+    data = json.loads(_xsim("run", "examples/nic/dispatch.o", "--prog", "dispatch", "--pcap",
+                            "examples/nic/traffic.pcap", "--tier", "jit", "--json"))
+    assert data["verdicts"] == {"XDP_PASS": 953, "XDP_DROP": 47}
+    seen = [int.from_bytes(bytes.fromhex(e["value"]), "little")
+            for e in data["maps"]["seen"]["entries"]]
+    # every frame reaches dispatch; ARP has no stage; all the IPv4 frames are UDP
+    assert seen[4] == 1000 and 0 < seen[0] + seen[1] < 1000 and seen[2] == seen[0]

@@ -33,7 +33,7 @@ from . import link, targets
 IMAGE_BASE = 0x7000_0000_0000
 TRAMPOLINES = 0x7100_0000_0000
 HELPER_AT, LOOKUP_AT, RETURN_AT = TRAMPOLINES, TRAMPOLINES + 0x100, TRAMPOLINES + 0x200
-CORE_AT = TRAMPOLINES + 0x300
+CORE_AT, TAIL_AT = TRAMPOLINES + 0x300, TRAMPOLINES + 0x400
 _PAGE = 0x1000
 #: the C library functions LLVM may call in the code it makes (a loop that zeroes or
 #: copies memory becomes memset or memcpy): trampolines on the page below the image,
@@ -86,7 +86,7 @@ class Emulated(driver.Native):
         try:
             obj, compile_s, hit = engine.object_for(prog._code, prog._st[ip.C_BASE:], prog.name,
                                                     t.triple, t.cpu, t.features, t.code_model,
-                                                    profile)
+                                                    profile, prog.starts)
         except lift.JitUnsupported as exc:
             raise XsimError(f"program {prog.name!r} cannot run on {t.name}: {exc}; "
                                    "tier 'interp' runs it") from None
@@ -114,7 +114,7 @@ class Emulated(driver.Native):
         uc.mem_write(IMAGE_BASE, self.image.data)
         uc.mem_map(TRAMPOLINES, _PAGE)
         uc.mem_map(IMAGE_BASE - _PAGE, _PAGE)
-        for at in (HELPER_AT, LOOKUP_AT, CORE_AT, *LIBC_AT.values()):  # the hook serves
+        for at in (HELPER_AT, LOOKUP_AT, CORE_AT, TAIL_AT, *LIBC_AT.values()):  # the hook serves
             uc.mem_write(at, t.ret_insn)
         uc.mem_map(NATIVE_STACK, NATIVE_STACK_SIZE)
         uc.hook_add(unicorn.UC_HOOK_CODE, self._trampoline, begin=TRAMPOLINES,
@@ -190,6 +190,7 @@ class Emulated(driver.Native):
         env[lift.ENV_HELPER] = HELPER_AT
         env[lift.ENV_LOOKUP] = LOOKUP_AT
         env[lift.ENV_CORE] = CORE_AT
+        env[lift.ENV_TAIL] = TAIL_AT
         env[lift.ENV_COUNTS] = self._array("counts", prog._counts)
         self._st_g = self._array("st", st)
         self._env_g = self._array("env", env)
@@ -292,6 +293,9 @@ class Emulated(driver.Native):
             elif address == CORE_AT:
                 space = self.prog.space
                 result = int(ip.serve_core(self.prog._st, space.mem, space.table))
+            elif address == TAIL_AT:
+                space = self.prog.space
+                result = int(ip.tail_call(self.prog._st, space.mem, space.table))
             else:
                 self._defect = JitDefect(self.isa.name, "a jump into the trampoline page",
                                          address)

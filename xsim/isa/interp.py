@@ -68,7 +68,12 @@ S_REDIRECT, S_REDIRECT_TO = R_BASE + 12, R_BASE + 13
 REDIRECT_NONE, REDIRECT_IFINDEX, REDIRECT_SLOT = 0, 1, 2
 # the served-call counts of the helpers of CORE_IDS past the sixth
 S_MORE_CALLS = R_BASE + 14
-F_BASE = 48            # call frames: return pc, r6..r9, spare
+# A program linked with the programs it may tail call (xsim.runtime.tailcall): nonzero in
+# S_LINK, and the core serves bpf_tail_call itself (a prog array's slot holds the pc + 1
+# of its program in the linked code); each run starts at S_ENTRY; S_CHAIN counts the
+# run's tail calls (the kernel's limit is MAX_TAIL_CALLS), S_TAIL_CALLS those served
+S_LINK, S_ENTRY, S_CHAIN, S_TAIL_CALLS = 48, 49, 50, 51
+F_BASE = 52            # call frames: return pc, r6..r9, spare
 F_SIZE = 6
 C_BASE = F_BASE + F_SIZE * oc.MAX_CALL_FRAMES
 STATE_WORDS = C_BASE   # plus one constant slot per instruction slot
@@ -106,6 +111,8 @@ MAP_KIND_NONE, MAP_KIND_ARRAY, MAP_KIND_HASH, MAP_KIND_LPM = 0, 1, 2, 3
 # or'ed into an array's or a hash's kind: a map of maps, whose values are the inner maps'
 # pointers (their values regions' addresses), which a lookup returns, or NULL
 MAP_OF_MAPS = 4
+# a prog array (RG_ARRAY_ENTRIES: its max_entries): no lookups, only bpf_tail_call
+MAP_KIND_PROG_ARRAY = 8
 #: The helper the loop serves itself for array, hash and LPM trie maps (the kernel
 #: inlines the array one too).
 MAP_LOOKUP_ELEM = 1
@@ -127,7 +134,11 @@ XDP_FRAME_SIZE, ETH_HLEN = 40, 14
 #: every helper the loop serves, with the state word that counts the calls it served
 CORE_CALL_WORDS = tuple(range(S_CORE_CALLS, R_BASE)) + (S_MORE_CALLS, S_MORE_CALLS + 1)
 assert len(CORE_CALL_WORDS) == len(CORE_IDS) and S_MORE_CALLS + 1 < F_BASE
-CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS), *zip(CORE_IDS, CORE_CALL_WORDS))
+#: bpf_tail_call, served in a linked program; the kernel's MAX_TAIL_CALL_CNT, the tail
+#: calls a run may make
+TAIL_CALL, MAX_TAIL_CALLS = 12, 33
+CORE_COUNTS = ((MAP_LOOKUP_ELEM, S_FAST_LOOKUPS), *zip(CORE_IDS, CORE_CALL_WORDS),
+               (TAIL_CALL, S_TAIL_CALLS))
 # uapi/linux/bpf.h: the XDP actions the redirect helpers return, and their flags
 XDP_ABORTED, XDP_REDIRECT = 0, 4
 BPF_F_ACTION_MASK = 3                  # XDP_ABORTED | XDP_DROP | XDP_PASS | XDP_TX
@@ -776,6 +787,28 @@ def serve_core(st, mem, rg):
 
 
 @njit(cache=True)
+def tail_call(st, mem, rg):
+    """bpf_tail_call(ctx, r2 = prog array, r3 = index) in a linked program, as the
+    object's Python helper does it: the pc + 1 to go on at (counted in S_CHAIN), ZERO
+    to go on after the call with r0 kept (index out of range, an empty slot, the 33rd
+    tail call done), BAD for Python (r2 is no prog array: its error).  Served calls
+    are counted in S_TAIL_CALLS."""
+    mp = st[R_BASE + 2]
+    rid = mp >> U64(REGION_SHIFT)
+    if rid >= U64(rg.shape[0]) or mp != rg[rid, RG_VBASE] or \
+            rg[rid, RG_MAP_KIND] != U64(MAP_KIND_PROG_ARRAY):
+        return BAD
+    st[S_TAIL_CALLS] += ONE
+    index = st[R_BASE + 3] & M32
+    if index >= rg[rid, RG_ARRAY_ENTRIES] or st[S_CHAIN] >= U64(MAX_TAIL_CALLS):
+        return ZERO
+    to = load64(mem, rg[rid, RG_HOST] + index * U64(8))
+    if to != ZERO:
+        st[S_CHAIN] += ONE
+    return to
+
+
+@njit(cache=True)
 def _redirect(st):
     """XDP's bpf_redirect(ifindex, flags), as xsim.nic.xdp._redirect: any flag aborts."""
     if st[R_BASE + 2] != ZERO:
@@ -874,12 +907,13 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         st[S_RUNS_LEFT] = runs
         st[S_BUDGET] = budget
         st[S_PROF] = prof
-        st[S_PC] = st[S_INSNS] = st[S_DEPTH] = st[S_TOTAL] = st[S_RUNS_DONE] = ZERO
-        st[S_BASE_DEPTH] = ZERO
+        st[S_INSNS] = st[S_DEPTH] = st[S_TOTAL] = st[S_RUNS_DONE] = ZERO
+        st[S_PC] = st[S_ENTRY]
+        st[S_BASE_DEPTH] = st[S_CHAIN] = ZERO
         st[S_STOP] = ZERO
         _reset_registers(st, rg)
         if fresh == FRESH:
-            st[S_FAST_LOOKUPS] = ZERO
+            st[S_FAST_LOOKUPS] = st[S_TAIL_CALLS] = ZERO
             for k in range(len(CORE_IDS)):
                 st[CORE_CALL_WORDS[k]] = ZERO
             for r in range(rg.shape[0]):
@@ -1159,6 +1193,14 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                     if served == LOOKUP_FAULT:
                         return _fault(st, pc - ONE, icount, depth, st[S_FAULT_ADDR],
                                       st[S_FAULT_SIZE], ACCESS_READ)
+                if c == U64(TAIL_CALL) and st[S_LINK] != ZERO and base_depth == ZERO:
+                    to = tail_call(st, mem, rg)
+                    if to != BAD:
+                        if to != ZERO:      # the target starts as a run does
+                            pc = to - ONE
+                            depth = ZERO
+                            _reset_registers(st, rg)
+                        continue
                 st[S_HELPER] = c
                 if st[S_CORE] != ZERO and serve_core(st, mem, rg) == LOOKUP_SERVED:
                     continue
@@ -1240,7 +1282,8 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
         r0 = st[R_BASE]
         _reset_registers(st, rg)
         st[R_BASE] = r0
-        pc = ZERO
+        st[S_CHAIN] = ZERO
+        pc = st[S_ENTRY]
         icount = ZERO
         depth = ZERO
 

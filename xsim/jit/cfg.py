@@ -44,11 +44,12 @@ class Block:
     succs: list[int]    # the blocks control can go to next, in the function
 
 
-def functions(code: np.ndarray) -> list[Function]:
-    """The eBPF functions of lowered ``code``: pc 0 and every bpf-to-bpf call or
-    function-pointer target, each with its basic block leaders."""
+def functions(code: np.ndarray, members: tuple[int, ...] = ()) -> list[Function]:
+    """The eBPF functions of lowered ``code``: pc 0, ``members`` (where a linked
+    program's members start) and every bpf-to-bpf call or function-pointer target, each
+    with its basic block leaders."""
     n = len(code)
-    entries = {0}
+    entries = {0, *members}
     for pc in range(n):
         e = int(code[pc, 0])
         if e < len(NAMES) and NAMES[e] == "call_local":

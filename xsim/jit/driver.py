@@ -3,8 +3,10 @@
 The native code runs on the Program's own state arrays, so this driver does
 what the interpreter's driver (``Program._drive``) does with the native entry
 in place of ``run_core``: all ``repeat`` runs inside native code, Python
-helpers served through one ctypes callback, and the same outcome tuple.  Tail
-calls go through ``Program._drive_each`` with this tier's segment.
+helpers served through one ctypes callback, and the same outcome tuple.  A tail-
+calling program runs its linked program's code (xsim.runtime.tailcall), whose tail
+calls are jumps; unlinked, they go through ``Program._drive_each`` with this tier's
+segment.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ class Native:
         self.prog = prog
         try:
             self.code = engine.compile_program(prog._code, prog._st[ip.C_BASE:], prog.name,
-                                               profile)
+                                               profile, prog.starts)
         except lift.JitUnsupported as exc:
             raise XsimError(f"program {prog.name!r} cannot run on the jit tier: {exc}; "
                             "tier 'interp' runs it") from None
@@ -40,6 +42,7 @@ class Native:
         self.env[lift.ENV_HELPER] = ctypes.cast(self.callback, ctypes.c_void_p).value
         self.env[lift.ENV_LOOKUP] = engine.LOOKUP_ADDRESS
         self.env[lift.ENV_CORE] = engine.CORE_ADDRESS
+        self.env[lift.ENV_TAIL] = engine.TAIL_ADDRESS
         self.env[lift.ENV_ST_LEN] = len(prog._st)
         self.env[lift.ENV_COUNTS] = prog._counts.ctypes.data
         self.calls: dict[int, int] = {}
@@ -142,15 +145,18 @@ def native(prog: Program, profile: bool = False) -> Native:
 
 
 def compile_report(*programs: Program) -> dict | None:
-    """What making the native code of the first of ``programs`` that has any cost:
-    compile and load time, and whether it came from the disk cache."""
+    """What making the native code of the first of ``programs`` that has any cost (a
+    tail-calling program's is its linked program's): compile and load time, and
+    whether it came from the disk cache."""
     for prog in programs:
-        for attr in ("_native", "_native_profile"):
-            n = getattr(prog, attr, None)
-            if n is not None:
-                return {"compile_ms": round(n.code.compile_s * 1e3, 3),
-                        "load_ms": round(n.code.load_s * 1e3, 3),
-                        "from_cache": n.code.from_cache}
+        link = prog.linked() if prog._tail_calls else None
+        for p in (prog,) if link is None else (link, prog):
+            for attr in ("_native", "_native_profile"):
+                n = getattr(p, attr, None)
+                if n is not None:
+                    return {"compile_ms": round(n.code.compile_s * 1e3, 3),
+                            "load_ms": round(n.code.load_s * 1e3, 3),
+                            "from_cache": n.code.from_cache}
     return None
 
 

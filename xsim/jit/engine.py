@@ -90,6 +90,21 @@ def _core_helper(st_p, mem_p, rg_p, st_len, mem_len, rows):
 CORE_ADDRESS = _core_helper.address
 
 
+@cfunc(types.int64(types.CPointer(types.uint64), types.CPointer(types.uint8),
+                   types.CPointer(types.uint64), types.int64, types.int64, types.int64),
+       cache=True)
+def _tail_call(st_p, mem_p, rg_p, st_len, mem_len, rows):
+    """The interpreter's bpf_tail_call of a linked program (interp.tail_call: the pc + 1
+    to go on at, 0 to go on after the call, -1 for Python), for native code."""
+    st = carray(st_p, (st_len,))
+    mem = carray(mem_p, (mem_len,))
+    rg = carray(rg_p, (rows, ip.RG_COLS))
+    return ip.tail_call(st, mem, rg)
+
+
+TAIL_ADDRESS = _tail_call.address
+
+
 def host_triple() -> str:
     return llvm.get_process_triple()
 
@@ -168,13 +183,14 @@ class NativeCode:
 
 
 def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                    profile: bool = False) -> NativeCode:
+                    profile: bool = False, entries: tuple[int, ...] = ()) -> NativeCode:
     """Native code for the host of a lowered program (lift.JitUnsupported if it cannot);
-    ``profile``: a build that counts executions per pc."""
+    ``profile``: a build that counts executions per pc; ``entries``: a linked program's
+    members' first pcs (lift.Lifter)."""
     tm = target_machine()
     cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
     obj, compile_s, hit = cached_object(code, consts, name, ("host",), host_triple(), cpu,
-                                        profile)
+                                        profile, entries)
     t1 = time.perf_counter()
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -184,11 +200,12 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
 
 
 def object_for(code: np.ndarray, consts: np.ndarray, name: str, triple: str, cpu: str,
-               features: str, code_model: str, profile: bool = False) -> tuple[bytes, float, bool]:
+               features: str, code_model: str, profile: bool = False,
+               entries: tuple[int, ...] = ()) -> tuple[bytes, float, bool]:
     """Position-independent relocatable object code of a lowered program for another
     target (the emulator links it): (object, compile seconds, from the disk cache)."""
     return cached_object(code, consts, name, (triple, cpu, features, code_model), triple,
-                         f"{cpu}{features} pic {code_model}", profile)
+                         f"{cpu}{features} pic {code_model}", profile, entries)
 
 
 def machine_for(triple: str, cpu: str, features: str, code_model: str) -> llvm.TargetMachine:
@@ -209,11 +226,13 @@ def _machine(spec: tuple) -> llvm.TargetMachine:
 
 
 def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
-                  triple: str, cpu: str, profile: bool) -> tuple[bytes, float, bool]:
+                  triple: str, cpu: str, profile: bool,
+                  entries: tuple[int, ...] = ()) -> tuple[bytes, float, bool]:
     """The program's object code for the machine ``spec`` names (see ``_machine``), from
     the disk cache or compiled (in the compiler process) and cached: (object, compile
     seconds, from the cache)."""
     cpu += " profile" if profile else ""
+    cpu += f" entries {','.join(map(str, entries))}" if entries else ""
     planted = plant.active()            # a test's planted bug: never a correct build's key
     cpu += f" plant {planted}" if planted else ""
     key = cache_key(code, consts, triple, cpu)
@@ -225,7 +244,7 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
         return obj, 0.0, True
     _freeze_heap()
     # lifted here (JitUnsupported comes straight from it), compiled in the compiler process
-    text = lifted(code, consts, name, profile=profile)
+    text = lifted(code, consts, name, profile=profile, entries=entries)
     obj = _compile(spec, text, triple)
     compile_s = time.perf_counter() - t0
     if path is not None:

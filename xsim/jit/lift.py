@@ -53,7 +53,8 @@ ENV_MEM, ENV_RG, ENV_ROWS, ENV_MEM_LEN, ENV_ST_LEN, ENV_HELPER, ENV_LOOKUP, ENV_
 ENV_PY_CALLS = 8      # Python helper calls served since the driver last cleared it
 ENV_COUNTS = 9        # a profiling build's per-pc execution counts (the Program's counts)
 ENV_CORE = 10         # the interpreter's other helpers (interp.serve_core), for native code
-ENV_WORDS = 11
+ENV_TAIL = 11         # the interpreter's bpf_tail_call of linked code (interp.tail_call)
+ENV_WORDS = 12
 
 # -- statuses: the interpreter's (ip.DONE ... ip.UNRESOLVED), and these of the JIT -----
 RETURNED = 0          # inside: a function returned normally
@@ -63,6 +64,7 @@ TAIL_CALL = 102       # a helper asked for a tail call: the driver holds the tar
 HANDOFF = 103         # the budget ends within a block: the interpreter goes on from st
 HANDOFF_RUN = 104     # a lookup the core cannot serve: the interpreter does this run's rest,
                       # then native code the runs left (entered with ENTER_GO_ON)
+TAIL_JUMP = 105       # inside, linked code: a tail call to the member starting at st[S_PC]
 # the entry's ``fresh``: counts kept and r0 = 0 (a tail call's target); counts zeroed and
 # r0 = 0; counts kept and r0 as the last run left it in st (after a HANDOFF_RUN)
 ENTER_KEEP, ENTER_FRESH, ENTER_GO_ON = 0, 1, 2
@@ -825,7 +827,9 @@ class _Fn:
                 self.word(self.out, i, self.reg(i))
             b.ret(self.const(RETURNED))
             return True
-        if name in ("call_helper", "callx"):
+        if name == "call_helper" and int(c) == ip.TAIL_CALL and self.l.entries:
+            self.tail_call(pc, count)
+        elif name in ("call_helper", "callx"):
             helper = self.const(c) if name == "call_helper" else self.reg(a - ip.R_BASE)
             core = int(c) if name == "call_helper" and int(c) in _CORE_HELPERS else None
             self.helper_call(helper, core, pc, count)
@@ -974,8 +978,12 @@ class _Fn:
             b.branch(self._handoff_block(HANDOFF_RUN))
             b.position_at_end(after)
             return
-        # the words of this call, then the function's one block that calls Python; it
-        # comes back to ``after`` (everything after a call is read from st and allocas)
+        self._call_python(helper, pc, count, after)
+
+    def _call_python(self, helper, pc: int, count, after: ir.Block) -> None:
+        """The words of this call, then the function's one block that calls Python; it
+        comes back to ``after`` (everything after a call is read from st and allocas)."""
+        b, st = self.b, self.st
         self.word(st, ip.S_HELPER, helper)
         self.word(st, ip.S_PC, self.const(pc))
         self.word(st, ip.S_INSNS, count)
@@ -985,6 +993,29 @@ class _Fn:
         switch.add_case(self.const(site), after)
         b.branch(block)
         b.position_at_end(after)
+
+    def tail_call(self, pc: int, count) -> None:
+        """bpf_tail_call in linked code, decided by the interpreter's interp.tail_call: a
+        jump returns TAIL_JUMP through every frame, the target's pc in S_PC, and the
+        run loop starts it; a failed call goes on after it; no prog array in r2 calls
+        the Python helper (its error)."""
+        b, st = self.b, self.st
+        after = self.llfn.append_basic_block(f"after{pc}")
+        jump = self.llfn.append_basic_block(f"tail{pc}")
+        python = self.llfn.append_basic_block(f"notail{pc}")
+        for i in (2, 3):
+            self.word(st, ip.R_BASE + i, self.reg(i))
+        to = self._core_call(ENV_TAIL)
+        sw = b.switch(to, jump)
+        sw.add_case(self.const(0), after)
+        sw.add_case(self.const(-1), python)
+        b.position_at_end(jump)
+        self.word(st, ip.S_PC, b.sub(to, self.const(1)))
+        self.word(st, ip.S_INSNS, count)
+        self.flush()
+        b.ret(self.const(TAIL_JUMP))
+        b.position_at_end(python)
+        self._call_python(self.const(ip.TAIL_CALL), pc, count, after)
 
     def _core_call(self, env_word: int):
         """A call of the interpreter's helper whose address is in ``env_word``:
@@ -1109,24 +1140,30 @@ class Lifter:
     """Builds the LLVM module of one program's lowered code."""
 
     def __init__(self, code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                 triple: str = "", debug: bool = False, profile: bool = False) -> None:
+                 triple: str = "", debug: bool = False, profile: bool = False,
+                 entries: tuple[int, ...] = ()) -> None:
         if plant.active() == "jump_off_by_one":
             code = _jumps_off_by_one(code)
         self.code, self.consts = code, consts
         #: count executions per pc (the instruction histogram), as run_core's ``prof``
         self.profile = profile
+        #: linked code (xsim.runtime.tailcall): where its members start, a run at
+        #: st[S_ENTRY], and bpf_tail_call a jump from one to another
+        self.entries = entries
         self.module = ir.Module(name=name)
         if triple:
             self.module.triple = triple
-        self.fns = functions(code)
+        self.fns = functions(code, entries)
         self.debug = self._debug_unit(name) if debug else None
         fnty = ir.FunctionType(I64, [I64P, I64P, I64P] + [I64] * 11 + [I64])
-        called_at_0 = any(int(e) < len(NAMES) and NAMES[int(e)] == "call_local" and int(t) == 0
-                          for e, t in zip(code[:, 0], code[:, 3]))
+        called_at = {int(t) for e, t in zip(code[:, 0], code[:, 3])
+                     if int(e) < len(NAMES) and NAMES[int(e)] == "call_local"}
         #: the count words of the helpers of ip.CORE_IDS that this program calls
         called = {int(h) for e, h in zip(code[:, 0], code[:, 3])
                   if int(e) < len(NAMES) and NAMES[int(e)] == "call_helper"}
         self.core_counts = [w for h, w in _CALL_COUNTS if h in called]
+        if entries:
+            self.core_counts.append(ip.S_TAIL_CALLS)
         #: a map lookup can hand a run over (HANDOFF_RUN): only then does the entry need
         #: the words for it (so the IR of a program without one is what it was)
         self.hands_runs = ip.MAP_LOOKUP_ELEM in called
@@ -1136,8 +1173,8 @@ class Lifter:
         for fn in self.fns:
             f = ir.Function(self.module, fnty, name=f"bpf_fn_{fn.entry}")
             f.linkage = "internal"     # st and env are not noalias: helpers write both
-            if fn.entry == 0 and not called_at_0:   # only the entry calls it: inline it
-                self.top_only.add(0)
+            if fn.entry in (0, *entries) and fn.entry not in called_at:
+                self.top_only.add(fn.entry)     # only the entry calls it: inline it
                 f.attributes.add("alwaysinline")
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
@@ -1311,9 +1348,12 @@ class Lifter:
         # what the program leaves in r1-r5 at its exit is seen by nothing
         with b.goto_entry_block():
             out = b.alloca(I64, 6, name="out")
-        args = [st, env, out, r0, word(st, ip.S_INIT_R1),
-                word(st, ip.S_INIT_R2)] + [c(0)] * 7 + [top, c(0)]
-        status = b.call(self.llfns[0], args)
+        if self.entries:
+            status = self._members(f, b, word, out, r0, top, reset_stack)
+        else:
+            args = [st, env, out, r0, word(st, ip.S_INIT_R1),
+                    word(st, ip.S_INIT_R2)] + [c(0)] * 7 + [top, c(0)]
+            status = b.call(self.llfns[0], args)
         finished = f.append_basic_block("finished")
         stopped = f.append_basic_block("stopped")
         ok = b.or_(b.icmp_unsigned("==", status, c(RETURNED)),
@@ -1359,13 +1399,68 @@ class Lifter:
         b.ret(c(ip.DONE))
 
 
+    def _members(self, f: ir.Function, b: Builder, word, out, r0, top, reset_stack):
+        """One run of linked code: from the member at st[S_ENTRY], and after each tail
+        call (TAIL_JUMP) from its target with the registers and the stack as a run
+        starts them (also written to st, for the interpreter if it takes over: at a pc
+        that is no member's start, with HANDOFF).  The run's status."""
+        c = self.i64
+        st, env = f.args[0], f.args[1]
+        word(st, ip.S_CHAIN, c(0))
+        r1, r2 = word(st, ip.S_INIT_R1), word(st, ip.S_INIT_R2)
+        first = word(st, ip.S_ENTRY)
+        before = b.block
+        dispatch = f.append_basic_block("dispatch")
+        called = f.append_basic_block("called")
+        nowhere = f.append_basic_block("no_member")
+        b.branch(dispatch)
+        b.position_at_end(dispatch)
+        at, reg0, frame_top = b.phi(I64, name="at"), b.phi(I64), b.phi(I64)
+        at.add_incoming(first, before)
+        reg0.add_incoming(r0, before)
+        frame_top.add_incoming(top, before)
+        sw = b.switch(at, nowhere)
+        results = []
+        for start in self.entries:
+            blk = f.append_basic_block(f"member{start}")
+            sw.add_case(c(start), blk)
+            b.position_at_end(blk)
+            results.append((b.call(self.llfns[start], [st, env, out, reg0, r1, r2]
+                                   + [c(0)] * 7 + [frame_top, c(0)]), blk))
+            b.branch(called)
+        b.position_at_end(nowhere)
+        b.branch(called)
+        b.position_at_end(called)
+        status = b.phi(I64, name="member_status")
+        for value, blk in results:
+            status.add_incoming(value, blk)
+        status.add_incoming(c(HANDOFF), nowhere)
+        jumped = f.append_basic_block("jumped")
+        ended = f.append_basic_block("member_ended")
+        b.cbranch(b.icmp_unsigned("==", status, c(TAIL_JUMP)), jumped, ended)
+        b.position_at_end(jumped)
+        top1 = reset_stack()
+        for r in range(11):
+            word(st, ip.R_BASE + r, r1 if r == 1 else r2 if r == 2 else top1 if r == 10
+                 else c(0))
+        word(st, ip.S_DEPTH, c(0))
+        target = word(st, ip.S_PC)
+        at.add_incoming(target, b.block)
+        reg0.add_incoming(c(0), b.block)
+        frame_top.add_incoming(top1, b.block)
+        b.branch(dispatch)
+        b.position_at_end(ended)
+        return status
+
+
 def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                triple: str = "", debug: bool = False, profile: bool = False) -> ir.Module:
+                triple: str = "", debug: bool = False, profile: bool = False,
+                entries: tuple[int, ...] = ()) -> ir.Module:
     """The LLVM module of a program's lowered code, with the entry ``xsim_entry``;
     ``debug`` adds line info whose lines are eBPF pcs + 1, ``profile`` counts
-    executions per pc."""
+    executions per pc, ``entries`` are a linked program's members' first pcs."""
     with _gc_paused():
-        return Lifter(code, consts, name, triple, debug, profile).build()
+        return Lifter(code, consts, name, triple, debug, profile, entries).build()
 
 
 def lift_text(code: np.ndarray, consts: np.ndarray, name: str = "prog", **options) -> str:

@@ -29,7 +29,9 @@ lookups are those of a path it has seen gets that path's number in the loop; the
 packet of a new path returns to Python, which numbers it (``workload.RecordPaths``) and
 adds it to the loop's :class:`_PathCache`.
 
-Programs that tail call run packet by packet (the loop runs one program).
+A program that tail calls runs linked with its object's programs (xsim.runtime.tailcall),
+so its chain stays in the loop too; where they do not link, or paths are numbered, it
+runs packet by packet.
 """
 from __future__ import annotations
 
@@ -345,9 +347,14 @@ def _kind(prog) -> int | None:
     return None
 
 
-def batchable(prog) -> bool:
-    """Whether the compiled loop can run ``prog`` (an ObjectProgram) over a capture."""
-    return _kind(prog) is not None and not prog.hooked()._tail_calls
+def batchable(prog, paths: bool = False) -> bool:
+    """Whether the compiled loop can run ``prog`` (an ObjectProgram) over a capture
+    (numbering ``paths``): one that tail calls runs there linked with its object's
+    programs (xsim.runtime.tailcall), without paths."""
+    if _kind(prog) is None:
+        return False
+    hooked = prog.hooked()
+    return not hooked._tail_calls or (not paths and hooked.linked() is not None)
 
 
 class Outcomes:
@@ -431,11 +438,16 @@ class BatchRunner:
     def __init__(self, prog, budget: int | None = None, tier: str = "interp",
                  paths: RecordPaths | None = None) -> None:
         """``paths``: count, and number each packet's path there (``Outcomes.path``)."""
-        self.program: Program = prog.hooked()
         self.kind = _kind(prog)
-        if self.kind is None or self.program._tail_calls:
-            raise XsimError(f"the capture loop does not run {prog.prog_type} programs "
-                            "that tail call or have another hook")
+        if not batchable(prog, paths is not None):
+            raise XsimError(f"the capture loop does not run these {prog.prog_type} programs "
+                            "(another hook, or tail calls it cannot link)")
+        self.program: Program = prog.hooked()
+        if self.program._tail_calls:        # the run goes on in the linked code
+            link = self.program.linked()
+            assert link is not None
+            link.enter(self.program)
+            self.program = link
         self.hook = HOOKS.get(prog.spec.prog_type)
         self.budget = DEFAULT_BUDGET if budget is None else budget
         self.paths = paths

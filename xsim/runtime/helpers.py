@@ -21,7 +21,7 @@ U64_MASK = (1 << 64) - 1
 #: A helper returns this to leave r0 as it was (a failed tail call does).
 KEEP_R0 = object()
 #: The kernel's MAX_TAIL_CALL_CNT: a run may make at most this many tail calls.
-MAX_TAIL_CALLS = 33
+MAX_TAIL_CALLS = ip.MAX_TAIL_CALLS
 
 
 class HelperCall:

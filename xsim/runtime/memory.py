@@ -196,6 +196,13 @@ class AddressSpace:
         self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_ARRAY | (
             ip.MAP_OF_MAPS if of_maps else 0)
 
+    def describe_prog_array(self, region: Region, entries: int) -> None:
+        """Let the interpreter serve bpf_tail_call on this prog array itself (in a linked
+        program): slot ``i`` is the u64 at ``vaddr + 8 * i``, the pc + 1 of its program
+        in the linked code (0: empty)."""
+        self.table[region.index, ip.RG_ARRAY_ENTRIES] = entries
+        self.table[region.index, ip.RG_MAP_KIND] = ip.MAP_KIND_PROG_ARRAY
+
     def describe_hash(self, region: Region, stride: int, percpu_elem: int, index: Region,
                       key_size: int, mask: int, capacity: int,
                       used: Region | None = None, of_maps: bool = False) -> None:

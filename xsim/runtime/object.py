@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
-from ..elf.kinds import MapType
+from ..elf.kinds import MapType, ProgType
 from ..elf.loader import load_spec
 from ..elf.spec import MapSpec, ObjectSpec, ProgramSpec
 from ..errors import ProgramNotFound, XsimError
@@ -25,13 +25,18 @@ from .env import RunEnv
 from .helpers import KEEP_R0, MAX_TAIL_CALLS, HelperCall, HelperRegistry
 from .hooks import HOOKS
 from .kernel_helpers import register_kernel_helpers
+from .tailcall import LinkedProgram, linkable, starts
 from .maps import Map, create_map
+from .maps.fdmaps import ProgArrayMap
 from .maps.helpers import register_map_helpers
 from .memory import run_space
 from .program import Program
 from .result import RunResult
 
 _LDDW = struct.Struct("<BBhi")
+#: a kfunc call (the loader left it unresolved) and an exit, for _foreign
+_KFUNC_CALL = _LDDW.pack(0x85, oc.CALL_KFUNC << 4, 0, 0)
+_EXIT = _LDDW.pack(0x95, 0, 0, 0)
 _LDDW_BTF_ID = next(k for k, (name, _) in oc.LDDW_KINDS.items() if name == "btf_id")
 #: KERNEL_VERSION(6, 18, 0): LINUX_KERNEL_VERSION when RunEnv.kconfig does not set it
 DEFAULT_KERNEL_VERSION = (6 << 16) + (18 << 8)
@@ -49,10 +54,16 @@ class ObjectProgram:
     """One program of a loaded object: its spec, and the Program that runs it."""
 
     def __init__(self, spec: ProgramSpec, program: Program,
-                 tail_call: Callable[..., object] | None = None) -> None:
+                 tail_call: Callable[..., object] | None = None,
+                 linked: Callable[[ProgType | None], LinkedProgram | None] | None = None
+                 ) -> None:
         self.spec = spec
         #: the object's bpf_tail_call, given ``hooked=True`` for this program's hooked form
         self._tail_call = tail_call
+        #: the object's programs linked (by ``prog_type``: hooked forms; None: raw)
+        self._linked = linked
+        if linked is not None:
+            program.linked = functools.partial(linked, None)
         #: the program on raw memory (r1 = the memory): what ``run`` and ``--mem`` run
         self.program = program
         self._hooked: Program | None = None
@@ -73,6 +84,8 @@ class ObjectProgram:
             self._hooked = Program(insns, p.n_slots, name=p.name, helpers=helpers,
                                    space=p.space, env=p.env, unresolved=p.unresolved,
                                    lines=p.lines)
+            if self._linked is not None:
+                self._hooked.linked = functools.partial(self._linked, self.spec.prog_type)
         return self._hooked
 
     @property
@@ -148,8 +161,13 @@ class Object:
             prog = Program(insns, len(code) // INSN_SIZE, name=p.name, helpers=self.helpers,
                            space=self.space, env=self.env, unresolved=unresolved,
                            lines=p.lines)
-            self.programs[p.name] = ObjectProgram(p, prog, self._tail_call)
+            self.programs[p.name] = ObjectProgram(p, prog, self._tail_call, self._linked)
         self._by_program = {op.program: op for op in self.programs.values()}
+        self._links: dict[ProgType | None, LinkedProgram | None] = {}
+        at = dict(zip(self.programs, starts([op.program for op in self.programs.values()])))
+        for m in maps.values():
+            if isinstance(m, ProgArrayMap):
+                m.link(at)
         for m in spec.maps:
             for slot, target in m.init:
                 self._initialise_slot(maps[m.name], slot, target)
@@ -202,6 +220,28 @@ class Object:
                                       "kernel memory to point it at")
         return bytes(code), unresolved
 
+    def _linked(self, prog_type: ProgType | None) -> LinkedProgram | None:
+        """The object's programs linked into one, made on first use: as they run on raw
+        memory (``prog_type`` None), or the hooked forms of those of ``prog_type``, with
+        each program of another type in its place as one that stops at its first
+        instruction (a prog array holds programs of one type).  None where they do
+        not link: a program that can run off its end, or one its hook refuses."""
+        if prog_type not in self._links:
+            members: list[Program] = []
+            try:
+                for op in self.programs.values():
+                    if prog_type is None:
+                        members.append(op.program)
+                    elif op.spec.prog_type is prog_type:
+                        members.append(op.hooked())
+                    else:
+                        members.append(_foreign(op, prog_type))
+            except XsimError:
+                members = []
+            self._links[prog_type] = LinkedProgram(members) \
+                if members and linkable(members) else None
+        return self._links[prog_type]
+
     def _initialise_slot(self, m: Map, slot: int, target: str) -> None:
         key = slot.to_bytes(4, "little")
         if m.type in (MapType.PROG_ARRAY,):
@@ -234,6 +274,18 @@ class Object:
         target = self.programs[name]
         call.tail_call(target.hooked() if hooked else target.program)
         return 0
+
+
+def _foreign(op: ObjectProgram, caller: ProgType) -> Program:
+    """What stands for ``op`` in the linked code of ``caller``'s programs: as many slots,
+    the first a call that stops the run with the reason."""
+    p = op.program
+    code = _KFUNC_CALL + _EXIT * (p.n_slots - 1)
+    return Program(decode(code), p.n_slots, name=p.name, helpers=p.helpers, space=p.space,
+                   env=p.env, unresolved={0: f"a tail call into {p.name!r}, a "
+                                             f"{op.spec.prog_type.kernel_name} program: a prog"
+                                             f" array of {caller.kernel_name} programs may not "
+                                             "hold it"})
 
 
 def _set_lddw(code: bytearray, slot: int, value: int) -> None:

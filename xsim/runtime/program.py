@@ -9,7 +9,8 @@ turns the loop's status into a :class:`RunResult`.
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from .helpers import KEEP_R0, HelperCall, HelperRegistry
 from .kernel_helpers import csum_diff_scratchpad
 from .memory import AddressSpace, run_space
 from .result import RunResult
+
+if TYPE_CHECKING:
+    from .tailcall import LinkedProgram
 
 DEFAULT_BUDGET = 100_000_000
 # the state words run() reads on every call, bound once (module attribute lookups add up)
@@ -51,6 +55,11 @@ AUTO_JIT_MAX_SLOTS = 4096
 _MASK = (1 << 64) - 1
 
 
+def _unlinked() -> None:
+    """``Program.linked`` of a program outside an object: it links with nothing."""
+    return None
+
+
 class Tier(Protocol):
     """A tier from a layer above the runtime that runs a prepared Program its own way
     (``xsim.crosscheck.native``: the kernel's JIT image under unicorn)."""
@@ -64,6 +73,9 @@ class Tier(Protocol):
 
 class Program:
     """An eBPF program: checked at construction, runnable many times."""
+
+    #: where a linked program's members start (xsim.runtime.tailcall); () for others
+    starts: tuple[int, ...] = ()
 
     def __init__(self, insns: list[Insn], n_slots: int, *, name: str = "prog",
                  helpers: HelperRegistry | None = None, space: AddressSpace | None = None,
@@ -94,9 +106,12 @@ class Program:
         self._st[ip.S_STACK_REGION] = self._stack.index
         self._setup: tuple | None = None
         self._core = self._core_word()
-        # tail calls switch programs mid-run, so such programs repeat one run at a time
+        # tail calls switch programs mid-run: such programs run linked with their
+        # object's others (xsim.runtime.tailcall), or else one run at a time
         self._tail_calls = any(i.op.kind is Kind.CALL and i.src == oc.CALL_HELPER
                                and i.imm == TAIL_CALL_ID for i in insns)
+        #: the object's linked program this one runs in (None: it does not link)
+        self.linked: Callable[[], LinkedProgram | None] = _unlinked
 
     def _core_word(self) -> int:
         """``ip.S_CORE`` for this registry: the helpers of ip.CORE_IDS the core may serve
@@ -198,6 +213,10 @@ class Program:
         """``repeat`` runs on the inputs ``prepare`` laid out, on the named tier ("auto"
         resolved): the outcome tuple of :meth:`Tier.drive`.  A Tier of a layer above
         calls it to run a tier its own way (with the histogram on, say)."""
+        if self._tail_calls and not histogram:
+            link = self.linked()
+            if link is not None:
+                return link.drive_for(self, tier, repeat, budget, histogram, calls)
         if tier == "jit":
             return _jit_driver().drive(self, repeat, budget, histogram, calls)
         if tier in ISA_TIERS:
@@ -297,9 +316,18 @@ class Program:
                 chain += 1
                 insns += int(cur._st[ip.S_INSNS])
                 cur = cur.tail_call_to(target, used, histogram)
-                status, error, target = segment(cur, False, max(budget - insns, 1), chain,
+                if insns >= budget:     # the budget counts the whole chain's instructions
+                    cur._st[[ip.S_PC, ip.S_INSNS]] = 0
+                    status, error = ip.BUDGET, None
+                    break
+                status, error, target = segment(cur, False, budget - insns, chain,
                                                 histogram, calls)
-            insns += int(cur._st[ip.S_INSNS])
+            if status == ip.BUDGET:     # its error tells the chain's count and budget
+                cur._st[ip.S_INSNS] += insns
+                cur._st[ip.S_BUDGET] = budget
+                insns = int(cur._st[ip.S_INSNS])
+            else:
+                insns += int(cur._st[ip.S_INSNS])
             total += insns
             if status != ip.DONE or error is not None:
                 break

@@ -91,13 +91,31 @@ class _FdArray(Map):
 
 
 class ProgArrayMap(_FdArray):
-    """BPF_MAP_TYPE_PROG_ARRAY: slot -> program name, for bpf_tail_call."""
+    """BPF_MAP_TYPE_PROG_ARRAY: slot -> program name, for bpf_tail_call.
+
+    Each slot's word in the region is where its program starts in the object's linked
+    code, + 1 (see :meth:`link`), so that the interpreter's core and native code serve
+    the tail call of a linked program themselves."""
 
     def _allocate(self) -> None:
         super()._allocate()
+        #: program name -> its first pc in the linked code of the object's programs
+        self._linked: dict[str, int] = {}
+        self.space.describe_prog_array(self.region, self.max_entries)
         for slot, name in self.spec.init:
             if 0 <= slot < self.max_entries:
                 self._slots[slot] = name
+
+    def link(self, starts: dict[str, int]) -> None:
+        """Where each program starts in the linked code (the slots' words follow)."""
+        self._linked = dict(starts)
+        for index, name in enumerate(self._slots):
+            if name is not None:
+                self._set(index, name)
+
+    def _word(self, obj: Any) -> int:
+        start = self._linked.get(obj)
+        return 0 if start is None else start + 1
 
     def _obj(self, value: Any, op: str) -> str:
         if not isinstance(value, str):

@@ -1,0 +1,248 @@
+"""Tail calls in linked code (xsim/runtime/tailcall.py): the core serves bpf_tail_call,
+and every run must report what the unlinked path (one Python step per program of the
+chain) reports: r0, counts, errors with the member's own pc, maps, packets; a
+capture's per-packet loop must run the dispatch example's chains; the kernel decides
+what the example's stages return."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+import xsim
+from xsim.elf.loader import load_spec
+from xsim.errors import BudgetExceeded, UnresolvedReference
+from xsim.nic.batch import batchable
+from xsim.nic.pcap import PcapWriter, read_packets
+from xsim.nic.pcaprun import run_pcap
+from xsim.runtime import testrun
+from xsim.runtime.tailcall import LinkedProgram
+from xsim.runtime.testrun import report
+
+ROOT = Path(__file__).resolve().parents[1]
+TAIL = ROOT / "tests" / "data" / "diff" / "tail.o"
+MULTI = ROOT / "tests" / "data" / "loader" / "multi.o"
+DISPATCH = ROOT / "examples" / "nic" / "dispatch.o"
+TRAFFIC = ROOT / "examples" / "nic" / "traffic.pcap"
+MACS = bytes.fromhex("020000000002" "020000000001")
+
+
+class _NoLinks(dict):
+    """An object's links where none is made: every program runs unlinked."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: object) -> None:
+        return None
+
+
+def unlink(obj) -> None:
+    """Make every program of ``obj`` run its tail calls the unlinked way."""
+    obj._links = _NoLinks()
+
+
+def outcome(name: str, linked: bool, tier: str = "interp", **kw) -> tuple:
+    obj = xsim.load(TAIL)
+    if not linked:
+        unlink(obj)
+    p = obj.programs[name].program
+    assert (p.linked() is not None) == linked
+    r = p.run(struct.pack("<Q", 7), tier=tier, **kw)
+    return (r.r0, r.insns, r.insns_total, r.runs, str(r.error), type(r.error),
+            getattr(r.error, "pc", None), getattr(r.error, "source", None), r.helper_calls,
+            r.region_counts, r.memory, bytes(obj.maps[".bss"].lookup(0)),
+            bytes(obj.maps[".data"].lookup(0)))
+
+
+TIERS = ["interp", "jit", "aarch64", "riscv64"]
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("name", ["chain", "step_a", "step_b", "again", "via_maps_in"])
+def test_linked_runs_equal_unlinked_ones(name: str, tier: str) -> None:
+    """A chain through a prog array, empty slots, an index out of range, the 33-call
+    limit, repeated runs, on every tier (native code's tail calls are jumps too): all
+    the run reports is what the interpreter reports unlinked."""
+    for kw in ({}, {"repeat": 3}, {"repeat": 40}):
+        assert outcome(name, True, tier, **kw) == outcome(name, False, **kw), kw
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+@pytest.mark.parametrize("name", ["chain", "again"])
+def test_the_budget_counts_the_whole_chain(name: str, tier: str) -> None:
+    """Every budget from 1 up stops at the same instruction of the same member, with
+    the chain's count and the whole budget in the error, and a chain whose tail call is
+    the budget's last instruction stops at the target's first."""
+    for budget in range(1, 70):
+        mine = outcome(name, True, tier, budget=budget)
+        assert mine == outcome(name, False, budget=budget), budget
+        if mine[5] is BudgetExceeded:
+            assert mine[1] == budget and f"budget of {budget} exhausted after {budget}" in mine[4]
+    # chain's tail call is its 8th instruction (pc 9): the 9th is step_a's first, pc 0
+    stopped = outcome("chain", True, budget=8)
+    assert stopped[5] is BudgetExceeded and stopped[6] == 0 and stopped[1] == 8
+    assert "tail.c" in stopped[7] and "trace * 10 + 2" in stopped[7]
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_linked_tail_calls_never_return_to_python(monkeypatch: pytest.MonkeyPatch,
+                                                  tier: str) -> None:
+    served = []
+    original = LinkedProgram._call_helper
+    monkeypatch.setattr(LinkedProgram, "_call_helper",
+                        lambda self, *a: served.append(1) or original(self, *a))
+    obj = xsim.load(TAIL)
+    r = obj.programs["again"].program.run(struct.pack("<Q", 7), repeat=5, tier=tier)
+    assert r.error is None and r.helper_calls == {12: 5 * 34} and served == []
+
+
+def test_a_program_of_another_type_stops_the_run_with_the_reason() -> None:
+    """multi.o mixes program types: the XDP programs' linked code holds the others as
+    stand-ins that stop at once, saying why (a prog array holds one type)."""
+    obj = xsim.load(MULTI)
+    link = obj.programs["xdp_pass"].hooked().linked()
+    assert link is not None
+    k = [m.name for m in link.members].index("tc_prog")
+    stand_in = link.members[k]
+    assert stand_in is not obj.programs["tc_prog"].hooked()
+    err = stand_in.run().error
+    assert isinstance(err, UnresolvedReference) and "sched_cls" in str(err) and err.pc == 0
+    # a raw-memory run links every program as it is
+    raw = obj.programs["tail_caller"].program.linked()
+    assert raw is not None and raw.members == [op.program for op in obj.programs.values()]
+
+
+HELPERS = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int looped(__u64 *ctx);
+int wild(__u64 *ctx);
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 2);
+         __uint(key_size, 4); __array(values, int (__u64 *)); } jumps SEC(".maps") = {
+    .values = { [0] = (void *)&looped, [1] = (void *)&wild },
+};
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4);
+         __type(key, __u32); __type(value, __u64); } totals SEC(".maps");
+static long add(__u64 i, void *sum) { *(__u64 *)sum += i * i; return 0; }
+SEC("raw_tp") int entry(__u64 *ctx)
+{
+    bpf_tail_call(ctx, &jumps, ctx[0] & 1);
+    return -1;
+}
+/* a callback (its pointer names a slot of this member) and Python's map update */
+SEC("raw_tp") int looped(__u64 *ctx)
+{
+    __u64 sum = 0;
+    __u32 k = 1;
+    bpf_loop(ctx[0] & 15, add, &sum, 0);
+    bpf_map_update_elem(&totals, &k, &sum, BPF_ANY);
+    bpf_printk("sum %llu", sum);
+    return sum;
+}
+/* reads past the context: the fault names this member's pc and source line */
+SEC("raw_tp") int wild(__u64 *ctx)
+{
+    return ctx[(ctx[0] >> 1) & 0xffff];
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def helpers_o(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from xsim.cc import compile_c
+    d = tmp_path_factory.mktemp("tail_helpers")
+    (d / "helpers.c").write_text(HELPERS)
+    compile_c(d / "helpers.c", d / "helpers.o")
+    return d / "helpers.o"
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_python_helpers_callbacks_and_faults_in_a_member(helpers_o: Path, tier: str) -> None:
+    """bpf_loop's callback, a Python map update and printk in a tail-called member, and a
+    fault in another: the same results, errors and pcs (the member's own) as unlinked."""
+    def run(linked: bool, seed: int) -> tuple:
+        obj = xsim.load(helpers_o)
+        if not linked:
+            unlink(obj)
+        p = obj.programs["entry"].program
+        r = p.run(struct.pack("<Q", seed) + bytes(8), tier=tier if linked else "interp")
+        totals = {bytes(k): bytes(v) for k, v in obj.maps["totals"].items()}
+        return (r.r0, r.insns, str(r.error), getattr(r.error, "pc", None),
+                getattr(r.error, "source", None), r.helper_calls, r.printk, totals)
+    for seed in (0, 7, 14, 2, 3, 0x201):
+        assert run(True, seed) == run(False, seed), seed
+    fault = run(True, 0x201)
+    assert "pc" in fault[2] and fault[3] is not None and "ctx[(ctx[0]" in (fault[4] or "")
+    looped = run(True, 14)
+    assert looped[0] == sum(i * i for i in range(14)) and looped[6] and looped[7]
+
+
+def _frames() -> list[bytes]:
+    """The shipped capture's kinds of frame, and TCP ones for the TCP stage."""
+    def tcp(flags: int, port: int) -> bytes:
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, bytes([10, 0, 0, 1]),
+                         bytes([10, 0, 0, 2]))
+        return MACS + b"\x08\x00" + ip + struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 0x50,
+                                                    flags, 8192, 0, 0)
+    frames = [p.data for p in read_packets(TRAFFIC)]
+    return frames + [tcp(0x02, 23), tcp(0x12, 23), tcp(0x02, 80), MACS + b"\x08\x00" + bytes(8)]
+
+
+def _pcap(path: Path, frames: list[bytes]) -> Path:
+    with PcapWriter(path) as w:
+        for i, f in enumerate(frames):
+            w.write(f, i * 1000)
+    return path
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_the_capture_loop_runs_the_chains(tmp_path: Path, tier: str) -> None:
+    """dispatch.o over the shipped traffic and TCP frames: the compiled loop (linked)
+    gives the verdicts, maps and output bytes of one unlinked test run per packet."""
+    pcap = _pcap(tmp_path / "in.pcap", _frames())
+    runs = []
+    for linked, batch in ((True, True), (False, False)):
+        obj = xsim.load(DISPATCH)
+        if not linked:
+            unlink(obj)
+        prog = obj.programs["dispatch"]
+        assert batchable(prog) == linked
+        out = tmp_path / f"out{linked}"
+        summary = run_pcap(obj, prog, pcap, out=out, batch=batch, tier=tier)
+        data = summary.to_dict(obj)
+        del data["elapsed_s"], data["pps"]
+        written = sorted((p.name[len(out.name):], p.read_bytes())
+                         for p in tmp_path.glob(f"{out.name}*"))
+        runs.append((data, written))
+    assert runs[0] == runs[1]
+    seen = [int(e["value"], 16) for e in runs[0][0]["maps"]["seen"]["entries"]]
+    assert runs[0][0]["verdicts"]["XDP_DROP"] > 1 and all(seen)
+
+
+def kernel():
+    mod = pytest.importorskip("xsim.kernel")
+    ok, why = mod.available()
+    if not ok:
+        pytest.skip(f"bpf() unusable: {why}")
+    return mod
+
+
+def test_the_dispatch_stages_answer_as_the_kernel_does() -> None:
+    """Each kind of frame through the kernel's own tail calls: the verdict, the bytes
+    and the stages' counters are xsim's (linked, on the interpreter).  The per-CPU
+    scratch map is left out: the kernel's test run uses the CPU it is on."""
+    k = kernel()
+    spec = load_spec(DISPATCH)
+    # one frame of each kind: ethertype, the IPv4 protocol byte, the TCP flags byte
+    kinds = {f[12:14] + f[23:24] + f[47:48]: f for f in _frames()}
+    assert len(kinds) >= 5
+    for frame in kinds.values():
+        obj = xsim.load(DISPATCH)
+        mine = report(obj, obj.programs["dispatch"],
+                      testrun.test_run(obj.programs["dispatch"], data_in=frame))
+        theirs = k.kernel_test_run(spec, "dispatch", data_in=frame)
+        assert (theirs["retval"], theirs["data_out"], theirs["maps"]["seen"]) == \
+            (mine["retval"], mine["data_out"], mine["maps"]["seen"]), frame.hex()
