@@ -43,3 +43,13 @@ def no_fd_leaks():
     before = bpf_fds()
     yield
     assert bpf_fds() <= before, "a test left a bpf map, program or btf fd open"
+
+
+def kernel_or_skip():
+    """xsim.kernel where bpf() works here; the test is skipped, with the reason, where
+    it does not."""
+    mod = pytest.importorskip("xsim.kernel")
+    ok, why = mod.available()
+    if not ok:
+        pytest.skip(f"bpf() unusable: {why}")
+    return mod

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import xsim
+from conftest import kernel_or_skip
 from xsim.elf.loader import load_spec
 from xsim.errors import BudgetExceeded, UnresolvedReference
 from xsim.nic.batch import batchable
@@ -222,12 +223,7 @@ def test_the_capture_loop_runs_the_chains(tmp_path: Path, tier: str) -> None:
     assert runs[0][0]["verdicts"]["XDP_DROP"] > 1 and all(seen)
 
 
-def kernel():
-    mod = pytest.importorskip("xsim.kernel")
-    ok, why = mod.available()
-    if not ok:
-        pytest.skip(f"bpf() unusable: {why}")
-    return mod
+kernel = kernel_or_skip
 
 
 def test_the_dispatch_stages_answer_as_the_kernel_does() -> None:

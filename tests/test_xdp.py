@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import xsim
+from conftest import kernel_or_skip
 from xsim.elf.loader import load_spec
 from xsim.isa import interp as ip
 from xsim.runtime.hooks import VerifierError
@@ -21,12 +22,7 @@ PKT = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(range(50))
 MD = struct.Struct("<6I")
 
 
-def kernel():
-    mod = pytest.importorskip("xsim.kernel")
-    ok, why = mod.available()
-    if not ok:
-        pytest.skip(f"bpf() unusable: {why}")
-    return mod
+kernel = kernel_or_skip
 
 
 def sim(prog: str, data: bytes | None = PKT, ctx: bytes | None = None, maps_in=None,

@@ -68,6 +68,16 @@ static __always_inline struct scratch *state(void)
     return bpf_map_lookup_elem(&scratch, &k);
 }
 
+/* the header of `size` bytes at offset `at` (at most `max`) of the frame, or NULL */
+static __always_inline void *header(struct xdp_md *ctx, __u32 at, __u32 max, __u32 size)
+{
+    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+
+    if (at > max || data + at + size > end)
+        return NULL;
+    return data + at;
+}
+
 SEC("xdp")
 int dispatch(struct xdp_md *ctx)
 {
@@ -99,15 +109,11 @@ int dispatch(struct xdp_md *ctx)
 SEC("xdp")
 int stage_ipv4(struct xdp_md *ctx)
 {
-    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
     struct scratch *s = state();
     struct iphdr *ip;
 
     count(STAGE_IPV4);
-    if (!s || s->l3 > 64)
-        return XDP_PASS;
-    ip = data + s->l3;
-    if ((void *)(ip + 1) > end || ip->ihl < 5)
+    if (!s || !(ip = header(ctx, s->l3, 64, sizeof(*ip))) || ip->ihl < 5)
         return XDP_PASS;
     s->l4 = s->l3 + ip->ihl * 4;
     if (ip->protocol == IPPROTO_UDP)
@@ -120,15 +126,11 @@ int stage_ipv4(struct xdp_md *ctx)
 SEC("xdp")
 int stage_ipv6(struct xdp_md *ctx)
 {
-    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
     struct scratch *s = state();
     struct ipv6hdr *ip6;
 
     count(STAGE_IPV6);
-    if (!s || s->l3 > 64)
-        return XDP_PASS;
-    ip6 = data + s->l3;
-    if ((void *)(ip6 + 1) > end)
+    if (!s || !(ip6 = header(ctx, s->l3, 64, sizeof(*ip6))))
         return XDP_PASS;
     s->l4 = s->l3 + sizeof(*ip6);
     if (ip6->nexthdr == IPPROTO_UDP)
@@ -139,15 +141,11 @@ int stage_ipv6(struct xdp_md *ctx)
 SEC("xdp")
 int stage_udp(struct xdp_md *ctx)
 {
-    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
     struct scratch *s = state();
     struct udphdr *udp;
 
     count(STAGE_UDP);
-    if (!s || s->l4 > 128)
-        return XDP_PASS;
-    udp = data + s->l4;
-    if ((void *)(udp + 1) > end)
+    if (!s || !(udp = header(ctx, s->l4, 128, sizeof(*udp))))
         return XDP_PASS;
     return bpf_ntohs(udp->source) < 4096 ? XDP_DROP : XDP_PASS;
 }
@@ -155,15 +153,11 @@ int stage_udp(struct xdp_md *ctx)
 SEC("xdp")
 int stage_tcp(struct xdp_md *ctx)
 {
-    void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
     struct scratch *s = state();
     struct tcphdr *tcp;
 
     count(STAGE_TCP);
-    if (!s || s->l4 > 128)
-        return XDP_PASS;
-    tcp = data + s->l4;
-    if ((void *)(tcp + 1) > end)
+    if (!s || !(tcp = header(ctx, s->l4, 128, sizeof(*tcp))))
         return XDP_PASS;
     return tcp->syn && !tcp->ack && tcp->dest == bpf_htons(23) ? XDP_DROP : XDP_PASS;
 }
