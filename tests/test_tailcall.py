@@ -19,7 +19,7 @@ from xsim.nic.pcap import PcapWriter, read_packets
 from xsim.nic.pcaprun import run_pcap
 from xsim.runtime import testrun
 from xsim.runtime.tailcall import LinkedProgram
-from xsim.runtime.testrun import report
+from xsim.runtime.testrun import apply_maps_in, report
 
 ROOT = Path(__file__).resolve().parents[1]
 TAIL = ROOT / "tests" / "data" / "diff" / "tail.o"
@@ -44,10 +44,12 @@ def unlink(obj) -> None:
     obj._links = _NoLinks()
 
 
-def outcome(name: str, linked: bool, tier: str = "interp", **kw) -> tuple:
+def outcome(name: str, linked: bool, tier: str = "interp", maps_in=None, **kw) -> tuple:
     obj = xsim.load(TAIL)
     if not linked:
         unlink(obj)
+    if maps_in:
+        apply_maps_in(obj, maps_in)
     p = obj.programs[name].program
     assert (p.linked() is not None) == linked
     r = p.run(struct.pack("<Q", 7), tier=tier, **kw)
@@ -68,6 +70,15 @@ def test_linked_runs_equal_unlinked_ones(name: str, tier: str) -> None:
     the run reports is what the interpreter reports unlinked."""
     for kw in ({}, {"repeat": 3}, {"repeat": 40}):
         assert outcome(name, True, tier, **kw) == outcome(name, False, **kw), kw
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_a_slot_filled_after_loading_is_linked_too(tier: str) -> None:
+    """--maps-in's value_prog (a prog array update) writes where its program starts."""
+    fill = [{"map": "jumps", "key": "04000000", "value_prog": "step_b"}]
+    mine = outcome("via_maps_in", True, tier, fill)
+    assert mine == outcome("via_maps_in", False, maps_in=fill)
+    assert mine[0] != 77 and mine[8] == {12: 3}       # it went on in step_b (2 calls)
 
 
 @pytest.mark.parametrize("tier", ["interp", "jit"])

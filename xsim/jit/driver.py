@@ -149,8 +149,7 @@ def compile_report(*programs: Program) -> dict | None:
     tail-calling program's is its linked program's): compile and load time, and
     whether it came from the disk cache."""
     for prog in programs:
-        link = prog.linked() if prog._tail_calls else None
-        for p in (prog,) if link is None else (link, prog):
+        for p in {prog.runner(): None, prog: None}:
             for attr in ("_native", "_native_profile"):
                 n = getattr(p, attr, None)
                 if n is not None:

@@ -178,9 +178,9 @@ class Program:
             tier = "jit" if repeat >= AUTO_JIT_REPEAT and not histogram and self.compiles() \
                 else "interp"
         if tier == "jit":           # compiling (or loading) is not the run's time
-            _jit_driver().native(self, histogram)
+            _jit_driver().native(self.runner(histogram), histogram)
         elif tier in ISA_TIERS:
-            _emulator().emulated(self, tier, histogram)
+            _emulator().emulated(self.runner(histogram), tier, histogram)
         t0 = time.perf_counter_ns()
         if isinstance(tier, str):
             outcome = self.drive_tier(tier, repeat, budget, histogram, calls)
@@ -213,10 +213,9 @@ class Program:
         """``repeat`` runs on the inputs ``prepare`` laid out, on the named tier ("auto"
         resolved): the outcome tuple of :meth:`Tier.drive`.  A Tier of a layer above
         calls it to run a tier its own way (with the histogram on, say)."""
-        if self._tail_calls and not histogram:
-            link = self.linked()
-            if link is not None:
-                return link.drive_for(self, tier, repeat, budget, histogram, calls)
+        link = self.linked() if self._tail_calls and not histogram else None
+        if link is not None:        # (see runner)
+            return link.drive_for(self, tier, repeat, budget, histogram, calls)
         if tier == "jit":
             return _jit_driver().drive(self, repeat, budget, histogram, calls)
         if tier in ISA_TIERS:
@@ -225,13 +224,20 @@ class Program:
             return self._drive_each(repeat, budget, histogram, calls)
         return self._drive(repeat, budget, histogram, calls)
 
+    def runner(self, histogram: bool = False) -> Program:
+        """The program whose code a run of this one runs: its linked program, for one
+        that tail calls and links (not with the histogram: that run goes unlinked)."""
+        link = self.linked() if self._tail_calls and not histogram else None
+        return self if link is None else link
+
     def compiles(self) -> bool:
-        """Whether the "auto" tier compiles this program (compiling it if so): not too
-        large, and nothing in it the JIT cannot lift."""
-        if self.n_slots > AUTO_JIT_MAX_SLOTS:
+        """Whether the "auto" tier compiles this program (compiling what runs, if so):
+        not too large, and nothing in it the JIT cannot lift."""
+        runner = self.runner()
+        if runner.n_slots > AUTO_JIT_MAX_SLOTS:
             return False
         try:
-            _jit_driver().native(self)
+            _jit_driver().native(runner)
         except XsimError:
             return False
         return True
@@ -317,7 +323,7 @@ class Program:
                 insns += int(cur._st[ip.S_INSNS])
                 cur = cur.tail_call_to(target, used, histogram)
                 if insns >= budget:     # the budget counts the whole chain's instructions
-                    cur._st[[ip.S_PC, ip.S_INSNS]] = 0
+                    cur._st[[ip.S_PC, ip.S_INSNS, ip.R_BASE]] = 0   # (r0 as a run starts)
                     status, error = ip.BUDGET, None
                     break
                 status, error, target = segment(cur, False, budget - insns, chain,
