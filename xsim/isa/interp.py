@@ -809,6 +809,19 @@ def tail_call(st, mem, rg):
 
 
 @njit(cache=True)
+def _core_tail_call(st, mem, rg):
+    """run_core's bpf_tail_call of a linked program (not in a callback's run, which
+    Python serves): tail_call's answer, the registers and the stack reset as a run
+    starts them for a jump."""
+    if st[S_BASE_DEPTH] != ZERO:
+        return BAD
+    to = tail_call(st, mem, rg)
+    if to != BAD and to != ZERO:
+        _reset_registers(st, rg)
+    return to
+
+
+@njit(cache=True)
 def _redirect(st):
     """XDP's bpf_redirect(ifindex, flags), as xsim.nic.xdp._redirect: any flag aborts."""
     if st[R_BASE + 2] != ZERO:
@@ -1193,13 +1206,12 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                     if served == LOOKUP_FAULT:
                         return _fault(st, pc - ONE, icount, depth, st[S_FAULT_ADDR],
                                       st[S_FAULT_SIZE], ACCESS_READ)
-                if c == U64(TAIL_CALL) and st[S_LINK] != ZERO and base_depth == ZERO:
-                    to = tail_call(st, mem, rg)
+                if c == U64(TAIL_CALL) and st[S_LINK] != ZERO:
+                    to = _core_tail_call(st, mem, rg)
                     if to != BAD:
-                        if to != ZERO:      # the target starts as a run does
+                        if to != ZERO:
                             pc = to - ONE
                             depth = ZERO
-                            _reset_registers(st, rg)
                         continue
                 st[S_HELPER] = c
                 if st[S_CORE] != ZERO and serve_core(st, mem, rg) == LOOKUP_SERVED:
