@@ -14,6 +14,7 @@ import xsim
 from conftest import kernel_or_skip
 from xsim.elf.loader import load_spec
 from xsim.errors import BudgetExceeded, UnresolvedReference
+from xsim.jit.lift import TAIL_JUMP
 from xsim.nic.batch import batchable
 from xsim.nic.pcap import PcapWriter, read_packets
 from xsim.nic.pcaprun import run_pcap
@@ -253,3 +254,17 @@ def test_the_dispatch_stages_answer_as_the_kernel_does() -> None:
         theirs = k.kernel_test_run(spec, "dispatch", data_in=frame)
         assert (theirs["retval"], theirs["data_out"], theirs["maps"]["seen"]) == \
             (mine["retval"], mine["data_out"], mine["maps"]["seen"]), frame.hex()
+
+
+def test_xsim_jit_shows_the_linked_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """`xsim jit` of a program that tail calls shows what runs: every stage's code, each
+    pc named by its member, and the jump out of each tail call."""
+    from xsim.cli import main
+    assert main(["jit", str(DISPATCH), "--prog", "dispatch", "--emit", "asm"]) == 0
+    text = capsys.readouterr().out
+    for name in ("dispatch", "stage_ipv4", "stage_ipv6", "stage_udp", "stage_tcp"):
+        assert f"({name} pc 0)" in text
+    assert main(["jit", str(DISPATCH), "--prog", "dispatch", "--emit", "llvm",
+                 "--unoptimized"]) == 0
+    ir = capsys.readouterr().out
+    assert "member0:" in ir and "jumped:" in ir and f"ret i64 {TAIL_JUMP}" in ir

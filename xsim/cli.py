@@ -260,7 +260,8 @@ def _cmd_jit(args: argparse.Namespace) -> int:
 
     from .crosscheck.command import assembly, program_of
 
-    prog = program_of(args.file, args.prog, args.raw)
+    # a program that tail calls runs its object's linked code: that is what is shown
+    prog = program_of(args.file, args.prog, args.raw).runner()
     try:
         if args.emit == "llvm":
             text = emit.llvm_ir(prog, optimized=not args.unoptimized)

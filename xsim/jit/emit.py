@@ -23,7 +23,8 @@ _CAPSTONE = {"x86_64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
 
 def llvm_ir(prog: Program, optimized: bool = True) -> str:
     """The program's LLVM IR (blocks are named for their eBPF pcs: b12, fast12, ...)."""
-    return engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], prog.name, optimized)
+    return engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], prog.name, optimized,
+                          prog.starts)
 
 
 def debug_object(prog: Program, target: tuple | None = None, profile: bool = False) -> bytes:
@@ -39,7 +40,8 @@ def debug_object(prog: Program, target: tuple | None = None, profile: bool = Fal
         triple, cpu, features, code_model = target
         tm = engine.machine_for(triple, cpu, features, code_model)
     return tm.emit_object(engine.optimized_module(prog._code, prog._st[ip.C_BASE:], prog.name,
-                                                  tm, triple, debug=True, profile=profile))
+                                                  tm, triple, debug=True, profile=profile,
+                                                  entries=prog.starts))
 
 
 def pc_lines(elf: ELFFile) -> dict[int, int]:
@@ -85,6 +87,6 @@ def assembly(prog: Program, target: tuple | None = None, cs: tuple | None = None
         for insn in md.disasm(code[start:start + size], start):
             if insn.address in lines and lines[insn.address] != pc:
                 pc = lines[insn.address]
-                out.append(f"  ; pc {pc}")
+                out.append(f"  ; pc {prog.where(pc)}")
             out.append(f"  {insn.address:6x}:  {insn.mnemonic:8} {insn.op_str}".rstrip())
     return "\n".join(out) + "\n"

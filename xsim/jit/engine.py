@@ -425,8 +425,9 @@ def _compile(spec: tuple, text: str, triple: str) -> bytes:
 
 
 def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-            optimized: bool = False) -> str:
-    """The program's LLVM IR, as lifted or after optimization."""
+            optimized: bool = False, entries: tuple[int, ...] = ()) -> str:
+    """The program's LLVM IR, as lifted or after optimization (``entries``: a linked
+    program's, see compile_program)."""
     if not optimized:
-        return lifted(code, consts, name)
-    return str(optimized_module(code, consts, name, target_machine()))
+        return lifted(code, consts, name, entries=entries)
+    return str(optimized_module(code, consts, name, target_machine(), entries=entries))

@@ -439,6 +439,10 @@ class Program:
         self.space.table[stack, :ip.RG_PERM] = saved_row
         return r0
 
+    def where(self, pc: int) -> str:
+        """``pc`` for people: a linked program's names its member too."""
+        return str(pc)
+
     def source_at(self, pc: int) -> str | None:
         """``file:line: text`` of the source line the instruction at ``pc`` comes from."""
         best = None

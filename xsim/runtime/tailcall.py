@@ -63,6 +63,10 @@ class LinkedProgram(Program):
         """The index of the member whose code holds linked pc ``pc``."""
         return max(bisect.bisect_right(self.starts, pc) - 1, 0)
 
+    def where(self, pc: int) -> str:
+        k = self.member_at(pc)
+        return f"{pc} ({self.members[k].name} pc {pc - self.starts[k]})"
+
     def enter(self, entry: Program) -> None:
         """Start each run at ``entry``'s code (one of the members)."""
         self._st[ip.S_ENTRY] = self.starts[self.members.index(entry)]
