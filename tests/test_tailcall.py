@@ -100,6 +100,23 @@ def test_the_budget_counts_the_whole_chain(name: str, tier: str) -> None:
 
 
 @pytest.mark.parametrize("tier", ["interp", "jit"])
+@pytest.mark.parametrize("name", ["chain", "step_b", "again"])
+def test_the_histogram_of_a_linked_run(name: str, tier: str) -> None:
+    """Counted in the linked code, each member's instructions are its own: the histogram
+    and each program's counts per pc are the unlinked run's."""
+    def run(linked: bool) -> tuple:
+        obj = xsim.load(TAIL)
+        if not linked:
+            unlink(obj)
+        r = obj.programs[name].program.run(struct.pack("<Q", 7), repeat=2, histogram=True,
+                                           tier=tier if linked else "interp")
+        counts = {n: op.program._counts.tolist() for n, op in obj.programs.items()}
+        return r.histogram, r.insns_total, counts
+    mine = run(True)
+    assert mine == run(False) and sum(mine[0].values()) == mine[1]
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
 def test_linked_tail_calls_never_return_to_python(monkeypatch: pytest.MonkeyPatch,
                                                   tier: str) -> None:
     served = []
@@ -268,3 +285,66 @@ def test_xsim_jit_shows_the_linked_code(capsys: pytest.CaptureFixture[str]) -> N
                  "--unoptimized"]) == 0
     ir = capsys.readouterr().out
     assert "member0:" in ir and "jumped:" in ir and f"ret i64 {TAIL_JUMP}" in ir
+
+
+FROM_SUBPROGRAM = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int target(struct xdp_md *ctx);
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 2);
+         __uint(key_size, 4); __array(values, int (struct xdp_md *)); } jumps SEC(".maps") = {
+    .values = { [0] = (void *)&target },
+};
+__u64 hits, after;
+SEC("xdp") int target(struct xdp_md *ctx)
+{
+    hits++;
+    return XDP_TX;
+}
+/* the tail call unwinds this frame: the target's exit returns to entry */
+static __attribute__((noinline)) int sub(struct xdp_md *ctx, int slot)
+{
+    volatile int ret = 1;
+    bpf_tail_call(ctx, &jumps, slot);
+    return ret;
+}
+SEC("xdp") int entry(struct xdp_md *ctx)
+{
+    int a = sub(ctx, ctx->ingress_ifindex == 12345), b = sub(ctx, 1);
+    after = a * 10 + b;
+    return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def from_subprogram_o(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from xsim.cc import compile_c
+    d = tmp_path_factory.mktemp("tail_sub")
+    (d / "sub.c").write_text(FROM_SUBPROGRAM)
+    compile_c(d / "sub.c", d / "sub.o")
+    return d / "sub.o"
+
+
+def test_a_tail_call_from_a_subprogram_returns_to_its_caller(from_subprogram_o: Path) -> None:
+    """As the kernel's JIT runs it: the target's exit returns to the subprogram's caller
+    with the target's r0, on the interpreter and on native code; unlinked, a clear
+    error (the target is another program's code)."""
+    frame = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(50)
+    reports = []
+    for tier in ("interp", "jit", "aarch64"):
+        obj = xsim.load(from_subprogram_o)
+        out = testrun.test_run(obj.programs["entry"], data_in=frame, tier=tier)
+        mine = report(obj, obj.programs["entry"], out)
+        assert mine["retval"] == 2 and out.result.error is None, tier
+        reports.append((mine["retval"], mine["maps"]["sub.bss"]))
+    assert reports[0] == reports[1] == reports[2]
+    bss = bytes.fromhex(reports[0][1]["entries"][0]["value"])
+    assert struct.unpack("<QQ", bss) == (1, 31)     # a = XDP_TX, the target's r0; b = 1
+    theirs = kernel().kernel_test_run(load_spec(from_subprogram_o), "entry", data_in=frame)
+    assert (theirs["retval"], theirs["maps"]["sub.bss"]) == reports[0]
+    obj = xsim.load(from_subprogram_o)
+    unlink(obj)
+    err = testrun.test_run(obj.programs["entry"], data_in=frame).result.error
+    assert err is not None and "from a subprogram" in str(err)

@@ -39,16 +39,37 @@ TRAILER = b"".join([
 ])
 
 
-def chain_object(seed: int) -> tuple[ObjectSpec, bytes, int, int]:
-    """The object of a seed, its input memory, a budget and a repeat count."""
+#: the same, the tail call made from a subprogram: its target's exit returns to slot 5
+#: with the target's r0 (a failed call returns 77)
+DEEP_TRAILER = b"".join([
+    _insn(0xBF, 6, 1),                      # 0: r6 = r1
+    _insn(0x85, 0, 1, 0, 11),               # 1: call the body at slot 13
+    _insn(0xBF, 1, 6),                      # 2: r1 = r6
+    _insn(0xBF, 2, 0),                      # 3: r2 = r0
+    _insn(0x85, 0, 1, 0, 1),                # 4: call the tail-calling subprogram at slot 6
+    _insn(0x95),                            # 5: exit
+    _insn(0xBF, 3, 2),                      # 6: r3 = r2
+    _insn(0x57, 3, 0, 0, 7),                # 7: r3 &= 7
+    _insn(0x18, 2), _insn(0),               # 8: r2 = &jumps (relocated)
+    _insn(0x85, 0, 0, 0, 12),               # 10: bpf_tail_call(ctx, &jumps, r3)
+    _insn(0xB7, 0, 0, 0, 77),               # 11: r0 = 77
+    _insn(0x95),                            # 12: exit
+])
+
+
+def chain_object(seed: int, deep: bool = False) -> tuple[ObjectSpec, bytes, int, int]:
+    """The object of a seed, its input memory, a budget and a repeat count; ``deep``: each
+    program tail calls from a subprogram."""
     rng = random.Random(seed)
     names = [f"p{k}" for k in range(rng.randint(2, 4))]
     programs = []
     for name in names:
         body = generate(rng, rng.choice((6, 12, 20, 30)), helpers=rng.random() < 0.3,
                         calls=rng.random() < 0.6, mem_size=MEMORY)
-        programs.append(ProgramSpec(name, "raw_tp", ProgType.RAW_TRACEPOINT, TRAILER + body,
-                                    relocs=(Reloc(3, "map", "jumps"),)))
+        code, at = (DEEP_TRAILER, 8) if deep else (TRAILER, 3)
+        code += body
+        programs.append(ProgramSpec(name, "raw_tp", ProgType.RAW_TRACEPOINT, code,
+                                    relocs=(Reloc(at, "map", "jumps"),)))
     slots = tuple((s, rng.choice(names)) for s in range(SLOTS) if rng.random() < 0.75)
     jumps = MapSpec("jumps", MapType.PROG_ARRAY, 4, 4, SLOTS, init=slots, section=".maps")
     budget = rng.randint(1, 400) if rng.random() < 0.3 else 10_000
@@ -65,8 +86,8 @@ class _NoLinks(dict):
         return None
 
 
-def _facts(seed: int, tier: str, linked: bool) -> dict:
-    spec, memory, budget, repeat = chain_object(seed)
+def _facts(seed: int, tier: str, linked: bool, deep: bool = False) -> dict:
+    spec, memory, budget, repeat = chain_object(seed, deep)
     obj = Object(spec)
     if not linked:
         obj._links = _NoLinks()
@@ -99,3 +120,20 @@ def test_generated_chains_on_other_isas(tier: str) -> None:
         ref = _facts(seed, "interp", False)
         diff = between(ref, _facts(seed, tier, True), ("unlinked interp", f"linked {tier}"))
         assert diff is None, f"seed {seed}: {diff}"
+
+
+@pytest.mark.parametrize("tier", ["jit", "aarch64"])
+def test_generated_chains_from_subprograms(tier: str) -> None:
+    """Each tail call made from a subprogram, its target returning to the subprogram's
+    caller: native code agrees with the interpreter (both linked: unlinked, such a tail
+    call is an error)."""
+    returned = []
+    for seed in range(40 if tier == "jit" else 30):
+        ref = _facts(seed, "interp", True, deep=True)
+        diff = between(ref, _facts(seed, tier, True, deep=True), ("linked interp", tier))
+        assert diff is None, f"seed {seed}: {diff}"
+        if ref["error"] is None and ref["helper_calls"].get(12, 0) > ref["runs"]:
+            returned.append(seed)
+    assert returned
+    unlinked = _facts(returned[0], "interp", False, deep=True)
+    assert "from a subprogram" in unlinked["error"][1]

@@ -613,6 +613,30 @@ def _join(base: str, inner: str) -> str:
     return base + inner if inner[0] == "[" else f"{base} {inner}"
 
 
+def with_sections(data: bytes, sizes: Mapping[str, int],
+                  offsets: Mapping[tuple[str, str], int]) -> bytes:
+    """Raw .BTF with each DATASEC's size and its variables' offsets filled in, as libbpf
+    fills them before the kernel sees the BTF (the compiler leaves them 0): ``sizes``
+    by section name, ``offsets`` by (section, variable name).  Others stay as they are."""
+    raw = bytearray(data)
+    hdr = wire.read_header(data)
+    types = wire.split_types(data, hdr.type_start, hdr.type_len)
+
+    def name(off: int) -> str:
+        start = hdr.str_start + off
+        return raw[start:raw.index(0, start)].decode()
+    for t in types:
+        if t.kind is not Kind.DATASEC:
+            continue
+        section = name(t.name_off)
+        struct.pack_into("<I", raw, t.offset + 8, sizes.get(section, t.size_or_type))
+        for k in range(t.vlen):
+            offset = offsets.get((section, name(types[t.extra[3 * k] - 1].name_off)))
+            if offset is not None:       # struct btf_var_secinfo { type, offset, size }
+                struct.pack_into("<I", raw, t.offset + 4 * wire.TYPE_WORDS + 12 * k + 4, offset)
+    return bytes(raw)
+
+
 def parse_btf(data: bytes, *, strings_only_ok: bool = False) -> Btf:
     """Parse a .BTF section (or /sys/kernel/btf/vmlinux).  A blob without types is an
     error, as the kernel's btf_parse_type_sec makes it, unless ``strings_only_ok``."""

@@ -811,13 +811,18 @@ def tail_call(st, mem, rg):
 @njit(cache=True)
 def _core_tail_call(st, mem, rg):
     """run_core's bpf_tail_call of a linked program (not in a callback's run, which
-    Python serves): tail_call's answer, the registers and the stack reset as a run
-    starts them for a jump."""
+    Python serves): tail_call's answer.  A jump starts the target in the caller's
+    frame, as the kernel's JITs do: r10, the frames below and the stack stay, so that
+    from a subprogram the target's exit returns to that subprogram's caller; r1 and r2
+    are a run's first ones, r0 and r3-r9 zero."""
     if st[S_BASE_DEPTH] != ZERO:
         return BAD
     to = tail_call(st, mem, rg)
     if to != BAD and to != ZERO:
-        _reset_registers(st, rg)
+        for r in range(10):
+            st[R_BASE + r] = ZERO
+        st[R_BASE + 1] = st[S_INIT_R1]
+        st[R_BASE + 2] = st[S_INIT_R2]
     return to
 
 
@@ -1211,7 +1216,6 @@ def run_core(code, st, mem, rg, counts, fresh, runs, budget, prof):
                     if to != BAD:
                         if to != ZERO:
                             pc = to - ONE
-                            depth = ZERO
                         continue
                 st[S_HELPER] = c
                 if st[S_CORE] != ZERO and serve_core(st, mem, rg) == LOOKUP_SERVED:

@@ -1082,6 +1082,11 @@ class _Fn:
         args = [self.st, self.env, out] + [self.reg(i) for i in range(10)]
         args += [b.sub(self.reg(10), self.const(FRAME)), b.add(self.depth, self.const(1))]
         status = b.call(self.l.llfns[target], args)
+        if self.l.entries:          # a tail call in the callee goes on in its frame
+            status = self.l.tail_jumps(b, status, self.st, self.env, out, args[13], args[14],
+                                       lambda: self.word(self.st, ip.S_PC),
+                                       self.word(self.st, ip.S_INIT_R1),
+                                       self.word(self.st, ip.S_INIT_R2))
         self.reload_env()
         self.cold_exit_status(status)
         self._move_stack(FRAME)
@@ -1173,11 +1178,12 @@ class Lifter:
         for fn in self.fns:
             f = ir.Function(self.module, fnty, name=f"bpf_fn_{fn.entry}")
             f.linkage = "internal"     # st and env are not noalias: helpers write both
-            if fn.entry in (0, *entries) and fn.entry not in called_at:
-                self.top_only.add(fn.entry)     # only the entry calls it: inline it
+            if fn.entry == 0 and 0 not in called_at and not entries:
+                self.top_only.add(0)     # only the entry calls it: inline it
                 f.attributes.add("alwaysinline")
             self.llfns[fn.entry] = f
         self._bswaps: dict[int, ir.Function] = {}
+        self._dispatcher: ir.Function | None = None
         self._constants: dict[tuple[int, int], ir.Constant] = {}
         self._weights: dict[tuple[int, int], ir.MDValue] = {}
         self.tbaa = self._alias_classes()
@@ -1349,7 +1355,7 @@ class Lifter:
         with b.goto_entry_block():
             out = b.alloca(I64, 6, name="out")
         if self.entries:
-            status = self._members(f, b, word, out, r0, top, reset_stack)
+            status = self._members(f, b, word, out, r0, top)
         else:
             args = [st, env, out, r0, word(st, ip.S_INIT_R1),
                     word(st, ip.S_INIT_R2)] + [c(0)] * 7 + [top, c(0)]
@@ -1399,58 +1405,68 @@ class Lifter:
         b.ret(c(ip.DONE))
 
 
-    def _members(self, f: ir.Function, b: Builder, word, out, r0, top, reset_stack):
-        """One run of linked code: from the member at st[S_ENTRY], and after each tail
-        call (TAIL_JUMP) from its target with the registers and the stack as a run
-        starts them (also written to st, for the interpreter if it takes over: at a pc
-        that is no member's start, with HANDOFF).  The run's status."""
+    def _members(self, f: ir.Function, b: Builder, word, out, r0, top):
+        """One run of linked code: from the member at st[S_ENTRY], then the tail calls'
+        targets (tail_jumps).  The run's status."""
         c = self.i64
         st, env = f.args[0], f.args[1]
         word(st, ip.S_CHAIN, c(0))
         r1, r2 = word(st, ip.S_INIT_R1), word(st, ip.S_INIT_R2)
-        first = word(st, ip.S_ENTRY)
+        status = b.call(self.dispatcher(), [word(st, ip.S_ENTRY), st, env, out, r0, r1, r2]
+                        + [c(0)] * 7 + [top, c(0)])
+        return self.tail_jumps(b, status, st, env, out, top, c(0),
+                               lambda: word(st, ip.S_PC), r1, r2)
+
+    def tail_jumps(self, b: Builder, status, st, env, out, top, depth, target, r1, r2):
+        """After a call whose status may be TAIL_JUMP: the target (``target()``, read from
+        st[S_PC]) in the same frame (``top``, ``depth``), as long as it tail calls; the
+        last one's status."""
+        c = self.i64
+        f = b.function
         before = b.block
-        dispatch = f.append_basic_block("dispatch")
-        called = f.append_basic_block("called")
+        jump = f.append_basic_block("tail_jump")
+        done = f.append_basic_block("tail_jumped")
+        cond = b.icmp_unsigned("==", status, c(TAIL_JUMP))
+        b.cbranch(cond, jump, done).set_metadata("prof", self.weights(1, 1000))
+        b.position_at_end(jump)
+        again = b.call(self.dispatcher(), [target(), st, env, out, c(0), r1, r2]
+                       + [c(0)] * 7 + [top, depth])
+        b.cbranch(b.icmp_unsigned("==", again, c(TAIL_JUMP)), jump, done)
+        b.position_at_end(done)
+        result = b.phi(I64, name="jumped_status")
+        result.add_incoming(status, before)
+        result.add_incoming(again, jump)
+        return result
+
+    def dispatcher(self) -> ir.Function:
+        """``bpf_members(at, st, env, out, r0..r10, depth)``: the member of linked code that
+        starts at ``at`` called with those registers; at a pc that is no member's start,
+        HANDOFF with the registers in st (the interpreter goes on there)."""
+        if self._dispatcher is not None:
+            return self._dispatcher
+        c = self.i64
+        fnty = ir.FunctionType(I64, [I64, I64P, I64P, I64P] + [I64] * 11 + [I64])
+        f = self._dispatcher = ir.Function(self.module, fnty, name="bpf_members")
+        f.linkage = "internal"
+        at, st, env, out, *regs = f.args
+        depth = regs.pop()
+        b = Builder(f.append_basic_block("entry"))
+        if self.debug:
+            b.debug_metadata = self.module.add_debug_info(
+                "DILocation", {"line": 0, "column": 0, "scope": self.subprogram(f, 0)})
         nowhere = f.append_basic_block("no_member")
-        b.branch(dispatch)
-        b.position_at_end(dispatch)
-        at, reg0, frame_top = b.phi(I64, name="at"), b.phi(I64), b.phi(I64)
-        at.add_incoming(first, before)
-        reg0.add_incoming(r0, before)
-        frame_top.add_incoming(top, before)
         sw = b.switch(at, nowhere)
-        results = []
         for start in self.entries:
             blk = f.append_basic_block(f"member{start}")
             sw.add_case(c(start), blk)
             b.position_at_end(blk)
-            results.append((b.call(self.llfns[start], [st, env, out, reg0, r1, r2]
-                                   + [c(0)] * 7 + [frame_top, c(0)]), blk))
-            b.branch(called)
+            b.ret(b.call(self.llfns[start], [st, env, out, *regs, depth]))
         b.position_at_end(nowhere)
-        b.branch(called)
-        b.position_at_end(called)
-        status = b.phi(I64, name="member_status")
-        for value, blk in results:
-            status.add_incoming(value, blk)
-        status.add_incoming(c(HANDOFF), nowhere)
-        jumped = f.append_basic_block("jumped")
-        ended = f.append_basic_block("member_ended")
-        b.cbranch(b.icmp_unsigned("==", status, c(TAIL_JUMP)), jumped, ended)
-        b.position_at_end(jumped)
-        top1 = reset_stack()
-        for r in range(11):
-            word(st, ip.R_BASE + r, r1 if r == 1 else r2 if r == 2 else top1 if r == 10
-                 else c(0))
-        word(st, ip.S_DEPTH, c(0))
-        target = word(st, ip.S_PC)
-        at.add_incoming(target, b.block)
-        reg0.add_incoming(c(0), b.block)
-        frame_top.add_incoming(top1, b.block)
-        b.branch(dispatch)
-        b.position_at_end(ended)
-        return status
+        for r, value in enumerate(regs):
+            b.store(value, b.gep(st, [c(ip.R_BASE + r)])).set_metadata("tbaa", self.tbaa["st"])
+        b.store(depth, b.gep(st, [c(ip.S_DEPTH)])).set_metadata("tbaa", self.tbaa["st"])
+        b.ret(c(HANDOFF))
+        return f
 
 
 def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",

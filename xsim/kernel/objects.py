@@ -21,13 +21,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+from ..elf.btf import BtfError
+from ..elf.btf import Kind as BtfKind
 from ..elf.kinds import MapType, ProgType
 from ..elf.spec import MapSpec, ObjectSpec, ProgramSpec
 from ..errors import ProgramNotFound
 from ..runtime.result import RunResult
 from ..runtime.testrun import (SYSCALL_CTX_MAX, TestRunOutput, TestRunRefused, apply_maps_in,
                                report)
-from .backend import KernelMap, KernelProgram, KernelUsageError, patch_map_fds, \
+from .backend import KernelBtf, KernelMap, KernelProgram, KernelUsageError, patch_map_fds, \
     patch_map_values, possible_cpus
 from .syscall import BPF_ANY, ENOTSUPP, Cmd, KernelError, ObjInfoAttr, bpf
 
@@ -210,6 +212,26 @@ def _object_btf(path: str) -> Any:
         return None
 
 
+def _kernel_btf(path: str) -> bytes | None:
+    """The object's .BTF as libbpf gives it to the kernel, its sections laid out from the
+    ELF's section sizes and symbols (None without .BTF)."""
+    from elftools.elf.elffile import ELFFile
+
+    from ..elf.btf import with_sections
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        sec = elf.get_section_by_name(".BTF")
+        if sec is None:
+            return None
+        sizes = {s.name: s["sh_size"] for s in elf.iter_sections()}
+        symtab = elf.get_section_by_name(".symtab")
+        offsets = {} if symtab is None else {
+            (elf.get_section(sym["st_shndx"]).name, sym.name): sym["st_value"]
+            for sym in symtab.iter_symbols() if isinstance(sym["st_shndx"], int)
+            and sym["st_shndx"] > 0}
+        return with_sections(sec.data(), sizes, offsets)
+
+
 def _program(spec: ObjectSpec, name: str | None) -> ProgramSpec:
     """A program by function name, or by section name when only one has it; None: the
     only program."""
@@ -239,6 +261,8 @@ class KernelObject:
         self.skipped: dict[str, str] = {}
         self._prog_names: dict[int, str] = {}
         self._map_by_id: dict[int, ObjectMap] = {}
+        #: the object's BTF in the kernel and parsed, once a program needs it (_func_info)
+        self._btf: tuple[KernelBtf, Any] | None = None
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -337,12 +361,39 @@ class KernelObject:
                 values.append((r.slot, fd, r.offset))
         code = patch_map_values(patch_map_fds(p.code, fds), values)
         # no log unless it fails: then KernelProgram.load loads again with one
-        kprog = KernelProgram.load(p.prog_type, code, self.spec.license or "GPL",
-                                   _kernel_name(p.name), p.expected_attach_type, log_level=0,
-                                   kern_version=self.spec.kern_version)
+        args = (p.prog_type, code, self.spec.license or "GPL", _kernel_name(p.name),
+                p.expected_attach_type)
+        try:
+            kprog = KernelProgram.load(*args, log_level=0, kern_version=self.spec.kern_version)
+        except KernelError as exc:
+            # the func_info libbpf always gives it, which only some programs need here (a
+            # tail call in a subprogram): given then, so the others load as before
+            info = self._func_info(p) if "without BTF" in (exc.log or "") else None
+            if info is None:
+                raise
+            kprog = KernelProgram.load(*args, log_level=0, kern_version=self.spec.kern_version,
+                                       prog_btf_fd=info[0], func_info=info[1])
         kprog.name = p.name
         self.programs[p.name] = kprog
         self._prog_names[kprog.info().id] = p.name
+
+    def _func_info(self, p: ProgramSpec) -> tuple[int, bytes] | None:
+        """The object's BTF in the kernel (loaded once) and ``p``'s func_info records (each
+        function's first instruction and FUNC type), or None without BTF for them."""
+        if self._btf is None:
+            try:
+                raw = _kernel_btf(self.spec.path)
+                if raw is None:
+                    return None
+                self._btf = (KernelBtf.load(raw), _object_btf(self.spec.path))
+            except (OSError, BtfError, KernelError):
+                return None
+        kbtf, parsed = self._btf
+        try:
+            ids = [(slot, parsed.by_name(name, BtfKind.FUNC).id) for slot, name in p.func_names]
+        except (BtfError, AttributeError):
+            return None
+        return kbtf.fd, b"".join(struct.pack("<II", slot, tid) for slot, tid in sorted(ids))
 
     def _fill_slots(self) -> None:
         for m in self.spec.maps:
@@ -362,6 +413,8 @@ class KernelObject:
         """Close every map and program fd (idempotent)."""
         for obj in [*self.programs.values(), *(m.kmap for m in self.maps.values())]:
             obj.close()
+        if self._btf is not None:
+            self._btf[0].close()
 
     def __enter__(self) -> Self:
         return self

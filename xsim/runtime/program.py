@@ -178,9 +178,9 @@ class Program:
             tier = "jit" if repeat >= AUTO_JIT_REPEAT and not histogram and self.compiles() \
                 else "interp"
         if tier == "jit":           # compiling (or loading) is not the run's time
-            _jit_driver().native(self.runner(histogram), histogram)
+            _jit_driver().native(self.runner(), histogram)
         elif tier in ISA_TIERS:
-            _emulator().emulated(self.runner(histogram), tier, histogram)
+            _emulator().emulated(self.runner(), tier, histogram)
         t0 = time.perf_counter_ns()
         if isinstance(tier, str):
             outcome = self.drive_tier(tier, repeat, budget, histogram, calls)
@@ -213,8 +213,8 @@ class Program:
         """``repeat`` runs on the inputs ``prepare`` laid out, on the named tier ("auto"
         resolved): the outcome tuple of :meth:`Tier.drive`.  A Tier of a layer above
         calls it to run a tier its own way (with the histogram on, say)."""
-        link = self.linked() if self._tail_calls and not histogram else None
-        if link is not None:        # (see runner)
+        link = self.linked() if self._tail_calls else None
+        if link is not None:
             return link.drive_for(self, tier, repeat, budget, histogram, calls)
         if tier == "jit":
             return _jit_driver().drive(self, repeat, budget, histogram, calls)
@@ -224,10 +224,10 @@ class Program:
             return self._drive_each(repeat, budget, histogram, calls)
         return self._drive(repeat, budget, histogram, calls)
 
-    def runner(self, histogram: bool = False) -> Program:
+    def runner(self) -> Program:
         """The program whose code a run of this one runs: its linked program, for one
-        that tail calls and links (not with the histogram: that run goes unlinked)."""
-        link = self.linked() if self._tail_calls and not histogram else None
+        that tail calls and links."""
+        link = self.linked() if self._tail_calls else None
         return self if link is None else link
 
     def compiles(self) -> bool:
@@ -391,6 +391,11 @@ class Program:
             return HelperError(pc, helper_id, f"the helper raised {type(exc).__name__}: {exc}",
                                helper.name), None
         if call.tail_target is not None:
+            depth = int(st[ip.S_DEPTH])
+            if depth:       # its exit returns to the subprogram's caller, in this program
+                return HelperError(pc, helper_id, f"a tail call from a subprogram (call depth"
+                                   f" {depth}) runs only in linked code (the object's "
+                                   "programs do not link)", helper.name), None
             return None, call.tail_target
         if r0 is not KEEP_R0:
             st[ip.R_BASE] = int(r0) & _MASK

@@ -5,11 +5,13 @@ its chain: each tail call returns to Python, which starts the target on the same
 inputs.  Linked, the object's programs lie one after another in one code array,
 each prog array slot holds where its program starts (``ProgArrayMap.link``), and
 the interpreter's core serves ``bpf_tail_call`` itself (``interp.tail_call``): it
-checks the index, the slot and the limit of 33 as the Python helper does, resets
-the registers and the stack as a run's start does, and jumps.  The repeat loop
-and a capture's per-packet loop then stay inside compiled code, whatever the
+checks the index, the slot and the limit of 33 as the Python helper does and
+jumps, the target starting in the caller's frame as in the kernel (from a
+subprogram, the target's exit returns to that subprogram's caller).  The repeat
+loop and a capture's per-packet loop then stay inside compiled code, whatever the
 chain.  Everything a run reports is the member's where the run ended: its pcs,
-its source lines, its errors.
+its source lines, its errors; each member's instruction counts are its slice of
+the linked code's.
 
 Programs link when they are all of one program type (the kernel's prog arrays
 hold programs of the type of the program that uses them, and a linked program
@@ -82,6 +84,8 @@ class LinkedProgram(Program):
         st[ip.S_CORE] = entry._st[ip.S_CORE]
         self._setup = entry._setup
         self.enter(entry)
+        if histogram:
+            self._counts[:] = 0
         _, status, error, insns, total, runs, _, r0, served = \
             Program.drive_tier(self, tier, repeat, budget, histogram, calls)
         pc = int(st[ip.S_PC])
@@ -89,7 +93,14 @@ class LinkedProgram(Program):
         last = self.members[k]
         last._st[_OWN] = st[_OWN]
         last._st[ip.S_PC] = pc - self.starts[k]
-        return last, status, error, insns, total, runs, [last], r0, served
+        used = [last]
+        if histogram:       # each member's counts are its slice of the linked code's
+            used = [entry]
+            for m, start in zip(self.members, self.starts):
+                m._counts[:] = self._counts[start:start + m.n_slots]
+                if m is not entry and m._counts.any():
+                    used.append(m)
+        return last, status, error, insns, total, runs, used, r0, served
 
     def _call_helper(self, calls: dict[int, int],
                      chain: int) -> tuple[XsimError | None, Program | None]:
