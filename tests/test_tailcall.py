@@ -180,13 +180,17 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
+def _built(factory: pytest.TempPathFactory, name: str, source: str) -> Path:
+    """``source`` compiled to ``name``.o in a fresh directory."""
+    from xsim.cc import compile_c
+    d = factory.mktemp(name)
+    (d / f"{name}.c").write_text(source)
+    return compile_c(d / f"{name}.c", d / f"{name}.o")
+
+
 @pytest.fixture(scope="module")
 def helpers_o(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from xsim.cc import compile_c
-    d = tmp_path_factory.mktemp("tail_helpers")
-    (d / "helpers.c").write_text(HELPERS)
-    compile_c(d / "helpers.c", d / "helpers.o")
-    return d / "helpers.o"
+    return _built(tmp_path_factory, "helpers", HELPERS)
 
 
 @pytest.mark.parametrize("tier", ["interp", "jit"])
@@ -320,11 +324,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.fixture(scope="module")
 def from_subprogram_o(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from xsim.cc import compile_c
-    d = tmp_path_factory.mktemp("tail_sub")
-    (d / "sub.c").write_text(FROM_SUBPROGRAM)
-    compile_c(d / "sub.c", d / "sub.o")
-    return d / "sub.o"
+    return _built(tmp_path_factory, "sub", FROM_SUBPROGRAM)
 
 
 def test_a_tail_call_from_a_subprogram_returns_to_its_caller(from_subprogram_o: Path) -> None:
