@@ -89,10 +89,7 @@ class LinkedProgram(Program):
         _, status, error, insns, total, runs, _, r0, served = \
             Program.drive_tier(self, tier, repeat, budget, histogram, calls)
         pc = int(st[ip.S_PC])
-        k = self.member_at(pc - 1 if status == ip.DONE else pc)
-        last = self.members[k]
-        last._st[_OWN] = st[_OWN]
-        last._st[ip.S_PC] = pc - self.starts[k]
+        last = self._as_member(pc, self.member_at(pc - 1 if status == ip.DONE else pc))
         used = [last]
         if histogram:       # each member's counts are its slice of the linked code's
             used = [entry]
@@ -117,15 +114,17 @@ class LinkedProgram(Program):
             error = HelperError(pc - start, ip.TAIL_CALL, "a callback may not tail call")
         return error, None
 
+    def _as_member(self, pc: int, k: int) -> Program:
+        """Member ``k``, given this run's state words, with linked pc ``pc`` as its own."""
+        member = self.members[k]
+        member._st[_OWN] = self._st[_OWN]
+        member._st[ip.S_PC] = pc - self.starts[k]
+        return member
+
     def _explain(self, status: int) -> XsimError:
         """A stop inside a callback (see _invoke), explained by its member."""
-        st = self._st
-        pc = int(st[ip.S_PC])
-        k = self.member_at(pc)
-        member = self.members[k]
-        member._st[_OWN] = st[_OWN]
-        member._st[ip.S_PC] = pc - self.starts[k]
-        return member._explain(status)
+        pc = int(self._st[ip.S_PC])
+        return self._as_member(pc, self.member_at(pc))._explain(status)
 
     def _invoke(self, pointer: int, args: tuple[int, ...], calls: dict[int, int], pc: int,
                 helper_id: int) -> int:
