@@ -25,13 +25,13 @@ from .env import RunEnv
 from .helpers import KEEP_R0, MAX_TAIL_CALLS, HelperCall, HelperRegistry
 from .hooks import HOOKS
 from .kernel_helpers import register_kernel_helpers
-from .tailcall import LinkedProgram, linkable, starts
 from .maps import Map, create_map
 from .maps.fdmaps import ProgArrayMap
 from .maps.helpers import register_map_helpers
 from .memory import run_space
 from .program import Program
 from .result import RunResult
+from .tailcall import LinkedProgram, linkable, starts
 
 _LDDW = struct.Struct("<BBhi")
 #: a kfunc call (the loader left it unresolved) and an exit, for _foreign
