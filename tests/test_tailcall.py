@@ -256,6 +256,27 @@ def test_the_capture_loop_runs_the_chains(tmp_path: Path, tier: str) -> None:
     assert runs[0][0]["verdicts"]["XDP_DROP"] > 1 and all(seen)
 
 
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_a_capture_with_records_numbers_the_chains_paths(tmp_path: Path, tier: str) -> None:
+    """Records of dispatch.o: the loop numbers each packet's path over the members'
+    counts, as one counted test run per packet does, linked or not."""
+    import io
+    import json
+    pcap = _pcap(tmp_path / "in.pcap", _frames())
+    runs = []
+    for linked, batch in ((True, True), (True, False), (False, False)):
+        obj = xsim.load(DISPATCH)
+        if not linked:
+            unlink(obj)
+        records = io.StringIO()
+        run_pcap(obj, obj.programs["dispatch"], pcap, records=records, batch=batch,
+                 tier=tier if linked else "interp")
+        runs.append([json.loads(line) for line in records.getvalue().splitlines()])
+    assert runs[0] == runs[1] == runs[2]
+    firsts = [r["counts"] for r in runs[0] if "counts" in r]
+    assert len(firsts) >= 5 and any("stage_tcp" in c and "stage_ipv4" in c for c in firsts)
+
+
 kernel = kernel_or_skip
 
 

@@ -30,8 +30,7 @@ packet of a new path returns to Python, which numbers it (``workload.RecordPaths
 adds it to the loop's :class:`_PathCache`.
 
 A program that tail calls runs linked with its object's programs (xsim.runtime.tailcall),
-so its chain stays in the loop too; where they do not link, or paths are numbered, it
-runs packet by packet.
+so its chain stays in the loop too; where they do not link, it runs packet by packet.
 """
 from __future__ import annotations
 
@@ -347,14 +346,13 @@ def _kind(prog) -> int | None:
     return None
 
 
-def batchable(prog, paths: bool = False) -> bool:
-    """Whether the compiled loop can run ``prog`` (an ObjectProgram) over a capture
-    (numbering ``paths``): one that tail calls runs there linked with its object's
-    programs (xsim.runtime.tailcall), without paths."""
+def batchable(prog) -> bool:
+    """Whether the compiled loop can run ``prog`` (an ObjectProgram) over a capture: one
+    that tail calls runs there linked with its object's programs (xsim.runtime.tailcall)."""
     if _kind(prog) is None:
         return False
     hooked = prog.hooked()
-    return not hooked._tail_calls or (not paths and hooked.linked() is not None)
+    return not hooked._tail_calls or hooked.linked() is not None
 
 
 class Outcomes:
@@ -439,15 +437,17 @@ class BatchRunner:
                  paths: RecordPaths | None = None) -> None:
         """``paths``: count, and number each packet's path there (``Outcomes.path``)."""
         self.kind = _kind(prog)
-        if not batchable(prog, paths is not None):
+        if not batchable(prog):
             raise XsimError(f"the capture loop does not run these {prog.prog_type} programs "
                             "(another hook, or tail calls it cannot link)")
         self.program: Program = prog.hooked()
-        if self.program._tail_calls:        # the run goes on in the linked code
+        #: the program the packets run, when the loop runs its linked code
+        self.entry: Program | None = None
+        if self.program._tail_calls:
             link = self.program.linked()
             assert link is not None
             link.enter(self.program)
-            self.program = link
+            self.entry, self.program = self.program, link
         self.hook = HOOKS.get(prog.spec.prog_type)
         self.budget = DEFAULT_BUDGET if budget is None else budget
         self.paths = paths
@@ -595,8 +595,8 @@ class BatchRunner:
         if self.paths is None:
             return
         counts = self.space.table[1:, ip.RG_READS:ip.RG_WRITES + 1].tolist()
-        trace = Trace.of([self.program], out.helper_calls(i), dict(zip(self.space.names,
-                                                                         counts)))
+        programs = [self.program] if self.entry is None else self.program.traced(self.entry)
+        trace = Trace.of(programs, out.helper_calls(i), dict(zip(self.space.names, counts)))
         out.path[i] = self.paths.number(trace)
 
     def _redirects(self, out: Outcomes) -> None:

@@ -206,10 +206,9 @@ def run_pcap(obj: Object, prog: ObjectProgram, capture: str | Path, *,
     summary = PcapSummary()
     outputs = _Outputs(summary, Path(out) if out else None)
     if tier == "auto":          # a capture is many runs: compile where the loop can
-        tier = "jit" if batch and batchable(prog, records is not None) and \
-            prog.hooked().compiles() else "interp"
+        tier = "jit" if batch and batchable(prog) and prog.hooked().compiles() else "interp"
     # the compiled loop runs the interpreter or host code; an emulated ISA goes per packet
-    loop = batch and tier in ("interp", "jit") and batchable(prog, records is not None)
+    loop = batch and tier in ("interp", "jit") and batchable(prog)
     paths = RecordPaths(obj) if records is not None else None
     runner = BatchRunner(prog, tier=tier, paths=paths) if loop else None
     one = CountingTier(tier) if paths is not None else tier     # one test run per packet

@@ -90,14 +90,19 @@ class LinkedProgram(Program):
             Program.drive_tier(self, tier, repeat, budget, histogram, calls)
         pc = int(st[ip.S_PC])
         last = self._as_member(pc, self.member_at(pc - 1 if status == ip.DONE else pc))
-        used = [last]
-        if histogram:       # each member's counts are its slice of the linked code's
-            used = [entry]
-            for m, start in zip(self.members, self.starts):
-                m._counts[:] = self._counts[start:start + m.n_slots]
-                if m is not entry and m._counts.any():
-                    used.append(m)
+        used = self.traced(entry) if histogram else [last]
         return last, status, error, insns, total, runs, used, r0, served
+
+    def traced(self, entry: Program) -> list[Program]:
+        """The members that counted runs from ``entry`` went through (``entry`` first,
+        then the others in the object's order), each member's per-pc counts set to its
+        slice of the linked code's."""
+        used = [entry]
+        for m, start in zip(self.members, self.starts):
+            m._counts[:] = self._counts[start:start + m.n_slots]
+            if m is not entry and m._counts.any():
+                used.append(m)
+        return used
 
     def _call_helper(self, calls: dict[int, int],
                      chain: int) -> tuple[XsimError | None, Program | None]:
