@@ -1404,7 +1404,6 @@ class Lifter:
         word(st, ip.S_STATUS, c(ip.DONE))
         b.ret(c(ip.DONE))
 
-
     def _members(self, f: ir.Function, b: Builder, word, out, r0, top):
         """One run of linked code: from the member at st[S_ENTRY], then the tail calls'
         targets (tail_jumps).  The run's status."""
