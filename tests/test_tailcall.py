@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import xsim
@@ -369,3 +370,16 @@ def test_a_tail_call_from_a_subprogram_returns_to_its_caller(from_subprogram_o: 
     unlink(obj)
     err = testrun.test_run(obj.programs["entry"], data_in=frame).result.error
     assert err is not None and "from a subprogram" in str(err)
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_a_slot_word_past_the_code_is_an_error_not_a_jump(tier: str) -> None:
+    """A slot word only a poke into xsim's memory can make: a clear error, no jump."""
+    obj = xsim.load(TAIL)
+    jumps = obj.maps["jumps"]
+    space = obj.space
+    space.mem[jumps.region.host:jumps.region.host + 8] = np.frombuffer(
+        (1 << 40).to_bytes(8, "little"), dtype=np.uint8)
+    r = obj.programs["chain"].program.run(struct.pack("<Q", 7), tier=tier)
+    assert r.error is not None and "names no member" in str(r.error)
+    assert r.error.pc == 9

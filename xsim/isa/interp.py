@@ -791,18 +791,22 @@ def tail_call(st, mem, rg):
     """bpf_tail_call(ctx, r2 = prog array, r3 = index) in a linked program, as the
     object's Python helper does it: the pc + 1 to go on at (counted in S_CHAIN), ZERO
     to go on after the call with r0 kept (index out of range, an empty slot, the 33rd
-    tail call done), BAD for Python (r2 is no prog array: its error).  Served calls
-    are counted in S_TAIL_CALLS."""
+    tail call done), BAD for Python (r2 is no prog array: its error; a slot word past
+    the code, which only a poke into xsim's memory makes).  Served calls are counted
+    in S_TAIL_CALLS."""
     mp = st[R_BASE + 2]
     rid = mp >> U64(REGION_SHIFT)
     if rid >= U64(rg.shape[0]) or mp != rg[rid, RG_VBASE] or \
             rg[rid, RG_MAP_KIND] != U64(MAP_KIND_PROG_ARRAY):
         return BAD
-    st[S_TAIL_CALLS] += ONE
     index = st[R_BASE + 3] & M32
     if index >= rg[rid, RG_ARRAY_ENTRIES] or st[S_CHAIN] >= U64(MAX_TAIL_CALLS):
+        st[S_TAIL_CALLS] += ONE
         return ZERO
     to = load64(mem, rg[rid, RG_HOST] + index * U64(8))
+    if to > U64(len(st) - STATE_WORDS):     # past the code (st has a word per slot)
+        return BAD
+    st[S_TAIL_CALLS] += ONE
     if to != ZERO:
         st[S_CHAIN] += ONE
     return to

@@ -115,8 +115,10 @@ class LinkedProgram(Program):
         st[ip.S_PC] = pc - start
         error, target = super()._call_helper(calls, int(st[ip.S_CHAIN]))
         st[ip.S_PC] += start
-        if target is not None:      # only from a callback, which the core leaves alone
-            error = HelperError(pc - start, ip.TAIL_CALL, "a callback may not tail call")
+        if target is not None:      # one the core left: in a callback, or no member's
+            error = HelperError(pc - start, ip.TAIL_CALL, "a tail call the linked code cannot "
+                                "make: from a callback, or to a slot whose word names no "
+                                "member")
         return error, None
 
     def _as_member(self, pc: int, k: int) -> Program:
