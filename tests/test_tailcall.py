@@ -383,3 +383,54 @@ def test_a_slot_word_past_the_code_is_an_error_not_a_jump(tier: str) -> None:
     r = obj.programs["chain"].program.run(struct.pack("<Q", 7), tier=tier)
     assert r.error is not None and "names no member" in str(r.error)
     assert r.error.pc == 9
+
+
+HANDED = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+int slow(struct xdp_md *ctx);
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 1);
+         __uint(key_size, 4); __array(values, int (struct xdp_md *)); } jumps SEC(".maps") = {
+    .values = { [0] = (void *)&slow },
+};
+struct { __uint(type, BPF_MAP_TYPE_DEVMAP_HASH); __uint(max_entries, 2);
+         __type(key, __u32); __type(value, __u32); } ports SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);
+         __type(key, __u32); __type(value, __u64); } seen SEC(".maps");
+SEC("xdp") int fast(struct xdp_md *ctx)
+{
+    bpf_tail_call(ctx, &jumps, 0);
+    return XDP_ABORTED;
+}
+/* a lookup the core leaves to Python: native code hands the rest of the run over */
+SEC("xdp") int slow(struct xdp_md *ctx)
+{
+    __u32 k = 0, slot = (ctx->data_end - ctx->data) & 1, *ifindex;
+    __u64 *n = bpf_map_lookup_elem(&seen, &k);
+    ifindex = bpf_map_lookup_elem(&ports, &slot);
+    if (n)
+        *n += 1 + (ifindex ? *ifindex : 100);
+    return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_a_handed_over_run_in_a_chain(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The target's lookup goes to Python: native code hands the rest of that run to the
+    interpreter and goes on with the next one (repeat and a capture) as it does
+    unlinked."""
+    path = _built(tmp_path_factory, "handed", HANDED)
+    frame = bytes.fromhex("020000000002" "020000000001" "0800") + bytes(50)
+
+    def run(tier: str, linked: bool) -> tuple:
+        obj = xsim.load(path)
+        if not linked:
+            unlink(obj)
+        apply_maps_in(obj, [{"map": "ports", "key": "00000000", "value": "07000000"}])
+        out = testrun.test_run(obj.programs["fast"], data_in=frame, repeat=5, tier=tier)
+        return (out.retval, out.result.insns, out.result.runs, out.result.helper_calls,
+                bytes(obj.maps["seen"].lookup(0)))
+    mine = run("jit", True)
+    assert mine == run("interp", True) == run("interp", False)
+    assert int.from_bytes(mine[4], "little") == 5 * 8 and mine[2] == 5
