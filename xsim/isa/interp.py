@@ -498,6 +498,16 @@ def _slot_there(mem, rg, rid, index):
 
 
 @njit(cache=True)
+def _map_row(rg, mp):
+    """The region row of the map that describes itself there (RG_MAP_KIND) and whose
+    pointer ``mp`` is (its values region's first byte), or BAD."""
+    rid = mp >> U64(REGION_SHIFT)
+    if rid >= U64(rg.shape[0]) or mp != rg[rid, RG_VBASE] or rg[rid, RG_MAP_KIND] == ZERO:
+        return BAD
+    return rid
+
+
+@njit(cache=True)
 def map_lookup(st, mem, rg):
     """bpf_map_lookup_elem(r1 = map, r2 = key) on an array, hash or LPM trie map, an
     array or hash of maps, a devmap or an xskmap, answered here into r0 (counted in
@@ -506,10 +516,10 @@ def map_lookup(st, mem, rg):
     may not read is LOOKUP_FAULT with S_FAULT_ADDR/S_FAULT_SIZE set.  Every tier calls
     this, so their answers and access counts are the same."""
     mp = st[R_BASE + 1]
-    rid = mp >> U64(REGION_SHIFT)
-    kind = rg[rid, RG_MAP_KIND] if rid < U64(rg.shape[0]) else ZERO
-    if kind == ZERO or mp != rg[rid, RG_VBASE]:
+    rid = _map_row(rg, mp)
+    if rid == BAD:
         return LOOKUP_PYTHON
+    kind = rg[rid, RG_MAP_KIND]
     of_maps = kind & U64(MAP_OF_MAPS)
     kind ^= of_maps
     key = st[R_BASE + 2]
@@ -795,9 +805,8 @@ def tail_call(st, mem, rg):
     the code, which only a poke into xsim's memory makes).  Served calls are counted
     in S_TAIL_CALLS."""
     mp = st[R_BASE + 2]
-    rid = mp >> U64(REGION_SHIFT)
-    if rid >= U64(rg.shape[0]) or mp != rg[rid, RG_VBASE] or \
-            rg[rid, RG_MAP_KIND] != U64(MAP_KIND_PROG_ARRAY):
+    rid = _map_row(rg, mp)
+    if rid == BAD or rg[rid, RG_MAP_KIND] != U64(MAP_KIND_PROG_ARRAY):
         return BAD
     index = st[R_BASE + 3] & M32
     if index >= rg[rid, RG_ARRAY_ENTRIES] or st[S_CHAIN] >= U64(MAX_TAIL_CALLS):
@@ -823,10 +832,7 @@ def _core_tail_call(st, mem, rg):
         return BAD
     to = tail_call(st, mem, rg)
     if to != BAD and to != ZERO:
-        for r in range(10):
-            st[R_BASE + r] = ZERO
-        st[R_BASE + 1] = st[S_INIT_R1]
-        st[R_BASE + 2] = st[S_INIT_R2]
+        _start_registers(st)
     return to
 
 
@@ -849,9 +855,9 @@ def _redirect_map(st, mem, rg):
     there, else the action in the flags' low bits.  Broadcasts, and the other maps
     (devmap_hash, cpumap), are Python's."""
     mp = st[R_BASE + 1]
-    rid = mp >> U64(REGION_SHIFT)
-    if rid >= U64(rg.shape[0]) or mp != rg[rid, RG_VBASE] or \
-            rg[rid, RG_MAP_KIND] != U64(MAP_KIND_ARRAY) or rg[rid, RG_ARRAY_PRESENT] == ZERO:
+    rid = _map_row(rg, mp)
+    if rid == BAD or rg[rid, RG_MAP_KIND] != U64(MAP_KIND_ARRAY) or \
+            rg[rid, RG_ARRAY_PRESENT] == ZERO:
         return LOOKUP_PYTHON
     flags = st[R_BASE + 3]
     if flags & ~U64(BPF_F_ACTION_MASK | BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS):
@@ -878,11 +884,17 @@ def core_calls(st: np.ndarray) -> dict[int, int]:
 
 
 @njit(cache=True)
-def _reset_registers(st, rg):
-    for r in range(11):
+def _start_registers(st):
+    """r0-r9 as a run starts: r1 and r2 its first ones (S_INIT_R1/R2), the others 0."""
+    for r in range(10):
         st[R_BASE + r] = ZERO
     st[R_BASE + 1] = st[S_INIT_R1]
     st[R_BASE + 2] = st[S_INIT_R2]
+
+
+@njit(cache=True)
+def _reset_registers(st, rg):
+    _start_registers(st)
     st[R_BASE + 10] = st[S_STACK_TOP]
     _reset_stack(st, rg)
 

@@ -76,6 +76,8 @@ _MASK = (1 << 64) - 1
 #: helpers the interpreter's core serves, and the words counting those served
 _CORE_HELPERS = dict(ip.CORE_COUNTS)
 _CALL_COUNTS = [(h, w) for h, w in ip.CORE_COUNTS if h in ip.CORE_IDS]
+#: where a tail call's target starts (TAIL_JUMP) and its first r1 and r2
+_JUMP_WORDS = (ip.S_PC, ip.S_INIT_R1, ip.S_INIT_R2)
 #: instructions that can neither fault nor leave the function: no count to make for them
 _COUNTLESS = set(ALU) | set(END) | JCONDS | {"lddw", "ja"}
 
@@ -1084,9 +1086,7 @@ class _Fn:
         status = b.call(self.l.llfns[target], args)
         if self.l.entries:          # a tail call in the callee goes on in its frame
             status = self.l.tail_jumps(b, status, self.st, self.env, out, args[13], args[14],
-                                       lambda: self.word(self.st, ip.S_PC),
-                                       self.word(self.st, ip.S_INIT_R1),
-                                       self.word(self.st, ip.S_INIT_R2))
+                                       lambda: [self.word(self.st, w) for w in _JUMP_WORDS])
         self.reload_env()
         self.cold_exit_status(status)
         self._move_stack(FRAME)
@@ -1414,12 +1414,12 @@ class Lifter:
         status = b.call(self.dispatcher(), [word(st, ip.S_ENTRY), st, env, out, r0, r1, r2]
                         + [c(0)] * 7 + [top, c(0)])
         return self.tail_jumps(b, status, st, env, out, top, c(0),
-                               lambda: word(st, ip.S_PC), r1, r2)
+                               lambda: [word(st, ip.S_PC), r1, r2])
 
-    def tail_jumps(self, b: Builder, status, st, env, out, top, depth, target, r1, r2):
-        """After a call whose status may be TAIL_JUMP: the target (``target()``, read from
-        st[S_PC]) in the same frame (``top``, ``depth``), as long as it tail calls; the
-        last one's status."""
+    def tail_jumps(self, b: Builder, status, st, env, out, top, depth, read):
+        """After a call whose status may be TAIL_JUMP: the target in the same frame
+        (``top``, ``depth``), as long as it tail calls; the last one's status.  ``read()``
+        gives the target's pc and its r1 and r2 (st's _JUMP_WORDS), in the cold block."""
         c = self.i64
         f = b.function
         before = b.block
@@ -1428,7 +1428,8 @@ class Lifter:
         cond = b.icmp_unsigned("==", status, c(TAIL_JUMP))
         b.cbranch(cond, jump, done).set_metadata("prof", self.weights(1, 1000))
         b.position_at_end(jump)
-        again = b.call(self.dispatcher(), [target(), st, env, out, c(0), r1, r2]
+        target, r1, r2 = read()
+        again = b.call(self.dispatcher(), [target, st, env, out, c(0), r1, r2]
                        + [c(0)] * 7 + [top, depth])
         b.cbranch(b.icmp_unsigned("==", again, c(TAIL_JUMP)), jump, done)
         b.position_at_end(done)

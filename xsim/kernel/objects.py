@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
-from ..elf.btf import BtfError
+from ..elf.btf import Btf, BtfError, parse_btf, with_sections
 from ..elf.btf import Kind as BtfKind
 from ..elf.kinds import MapType, ProgType
 from ..elf.spec import MapSpec, ObjectSpec, ProgramSpec
@@ -204,7 +204,6 @@ def _object_btf(path: str) -> Any:
     try:
         from elftools.elf.elffile import ELFFile
 
-        from ..elf.btf import parse_btf
         with open(path, "rb") as f:
             sec = ELFFile(f).get_section_by_name(".BTF")
             return parse_btf(sec.data()) if sec is not None else None
@@ -216,8 +215,6 @@ def _kernel_btf(path: str) -> bytes | None:
     """The object's .BTF as libbpf gives it to the kernel, its sections laid out from the
     ELF's section sizes and symbols (None without .BTF)."""
     from elftools.elf.elffile import ELFFile
-
-    from ..elf.btf import with_sections
     with open(path, "rb") as f:
         elf = ELFFile(f)
         sec = elf.get_section_by_name(".BTF")
@@ -262,7 +259,7 @@ class KernelObject:
         self._prog_names: dict[int, str] = {}
         self._map_by_id: dict[int, ObjectMap] = {}
         #: the object's BTF in the kernel and parsed, once a program needs it (_func_info)
-        self._btf: tuple[KernelBtf, Any] | None = None
+        self._btf: tuple[KernelBtf, Btf] | None = None
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -385,7 +382,7 @@ class KernelObject:
                 raw = _kernel_btf(self.spec.path)
                 if raw is None:
                     return None
-                self._btf = (KernelBtf.load(raw), _object_btf(self.spec.path))
+                self._btf = (KernelBtf.load(raw), parse_btf(raw))
             except (OSError, BtfError, KernelError):
                 return None
         kbtf, parsed = self._btf

@@ -21,12 +21,11 @@ import struct
 import weakref
 from dataclasses import dataclass, field
 
-
 from ..elf.kinds import MapType, ProgType
 from ..elf.spec import ProgramSpec
 from ..errors import HelperError
-from ..isa.insn import Insn
 from ..isa import interp as ip
+from ..isa.insn import Insn
 from ..isa.interp import ETH_HLEN, XDP_FRAME_SIZE
 from ..runtime.helpers import HelperCall, HelperFn, HelperRegistry
 from ..runtime.hooks import Layouts

@@ -213,7 +213,7 @@ class Program:
         """``repeat`` runs on the inputs ``prepare`` laid out, on the named tier ("auto"
         resolved): the outcome tuple of :meth:`Tier.drive`.  A Tier of a layer above
         calls it to run a tier its own way (with the histogram on, say)."""
-        link = self.linked() if self._tail_calls else None
+        link = self._link()
         if link is not None:
             return link.drive_for(self, tier, repeat, budget, histogram, calls)
         if tier == "jit":
@@ -224,11 +224,13 @@ class Program:
             return self._drive_each(repeat, budget, histogram, calls)
         return self._drive(repeat, budget, histogram, calls)
 
+    def _link(self) -> LinkedProgram | None:
+        """The linked program a run of this one goes through (it tail calls, and links)."""
+        return self.linked() if self._tail_calls else None
+
     def runner(self) -> Program:
-        """The program whose code a run of this one runs: its linked program, for one
-        that tail calls and links."""
-        link = self.linked() if self._tail_calls else None
-        return self if link is None else link
+        """The program whose code a run of this one runs: its linked program, or itself."""
+        return self._link() or self
 
     def compiles(self) -> bool:
         """Whether the "auto" tier compiles this program (compiling what runs, if so):
@@ -271,9 +273,7 @@ class Program:
         """Go on in ``target`` after this program's tail call, on this run's inputs (the
         same context, packet and stack): its set-up words from here, and its counters
         zeroed when the run first enters it (``used`` lists the programs entered)."""
-        target._st[_SETUP] = self._st[_SETUP]
-        target._st[_REDIRECT] = self._st[_REDIRECT]
-        target._setup = self._setup
+        self.share_inputs(target)
         if target not in used:
             used.append(target)
             target._st[ip.CORE_WORDS] = 0
@@ -281,6 +281,13 @@ class Program:
             if histogram:
                 target._counts[:] = 0
         return target
+
+    def share_inputs(self, other: Program) -> None:
+        """Give ``other`` this program's run inputs: the set-up words prepare() laid out
+        (it shares the address space) and the redirect so far."""
+        other._st[_SETUP] = self._st[_SETUP]
+        other._st[_REDIRECT] = self._st[_REDIRECT]
+        other._setup = self._setup
 
     def error_of(self, status: int) -> XsimError:
         """The error for a status the loop stopped with (not DONE or HELPER), with the C

@@ -25,7 +25,7 @@ from ..errors import HelperError, XsimError
 from ..isa import interp as ip
 from ..isa.insn import decode
 from ..isa.opcodes import Kind
-from .program import _REDIRECT, _SETUP, Program
+from .program import Program
 
 #: the state words a member takes from the linked program to explain its run's end
 _OWN = slice(0, ip.S_LINK)
@@ -79,10 +79,8 @@ class LinkedProgram(Program):
         each run starting at ``entry``'s code; the run's end reported by the member it
         ended in (its state words, with its own pc)."""
         st = self._st
-        st[_SETUP] = entry._st[_SETUP]
-        st[_REDIRECT] = entry._st[_REDIRECT]
+        entry.share_inputs(self)
         st[ip.S_CORE] = entry._st[ip.S_CORE]
-        self._setup = entry._setup
         self.enter(entry)
         if histogram:
             self._counts[:] = 0
