@@ -103,3 +103,25 @@ def test_map_in_map_lookups_stay_in_native_code() -> None:
         assert res.error is None and res.helper_calls[1] == 6
         assert prog.program._st[engine.ip.S_FAST_LOOKUPS] == 6
     assert seen[0] == seen[1]
+
+
+def test_a_budget_ending_anywhere_around_the_firewalls_lookups() -> None:
+    """A served lookup runs no instructions of its own, so the block after it is no
+    checkpoint: a budget that runs out anywhere in the firewall's runs (through its
+    lookups, on a passed and a dropped packet) stops where the interpreter stops."""
+    import json
+    from xsim.nic.pcap import read_packets
+    from xsim.runtime.testrun import apply_maps_in, test_run
+    packets = [p.data for p in read_packets(ROOT / "examples" / "nic" / "traffic.pcap")]
+    obj = xsim.load(ROOT / "examples" / "nic" / "firewall.o")
+    apply_maps_in(obj, json.loads((ROOT / "examples" / "nic" / "blocklist.json").read_text()))
+    prog = obj.programs["firewall"]
+    verdicts = {test_run(prog, data_in=p).result.r0: p for p in packets[:200]}
+    assert sorted(verdicts) == [1, 2]           # XDP_DROP and XDP_PASS
+    for packet in verdicts.values():
+        insns = test_run(prog, data_in=packet).result.insns
+        for budget in range(1, insns + 2):      # the budget is each run's
+            seen = [outcome(test_run(prog, data_in=packet, tier=tier, budget=budget,
+                                     repeat=2).result) for tier in ("interp", "jit")]
+            assert seen[0] == seen[1], budget
+            assert (seen[0]["error"] is None) == (budget >= insns), budget

@@ -243,6 +243,8 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
     if obj is not None:
         return obj, 0.0, True
     _freeze_heap()
+    # the compiler process starts (and warms up) while this one lifts
+    _compiler(spec)
     # lifted here (JitUnsupported comes straight from it), compiled in the compiler process
     text = lifted(code, consts, name, profile=profile, entries=entries)
     obj = _compile(spec, text, triple)
@@ -345,8 +347,9 @@ class _Compiler:
         self.pid, self.owner = pid, os.getpid()
         self.requests, self.answers = os.fdopen(req_w, "wb"), os.fdopen(resp_r, "rb")
 
-    def send(self, spec: tuple, text: str, triple: str) -> bool:
-        """Hand it a request; False if it had already gone (it never saw this one)."""
+    def send(self, spec: tuple, text: str | None, triple: str) -> bool:
+        """Hand it a request (``text`` None: a warm-up, which it does not answer); False
+        if it had already gone (it never saw this one)."""
         try:
             _send(self.requests, pickle.dumps((spec, text, triple)))
         except (BrokenPipeError, OSError):
@@ -371,9 +374,36 @@ class _Compiler:
         return status
 
 
+#: a module for the compiler process to build before the first program comes: LLVM's
+#: first build in a process sets up the target's tables (10-15 ms of the firewall's
+#: first compile), and this one overlaps with the host's lifting
+_WARM_UP = """define i64 @warm(ptr %p, i64 %n) {
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [ 0, %entry ], [ %j, %loop ]
+  %s = phi i64 [ 0, %entry ], [ %t, %loop ]
+  %q = getelementptr i64, ptr %p, i64 %i
+  %v = load i64, ptr %q
+  %t = add i64 %s, %v
+  %j = add i64 %i, 1
+  %c = icmp ult i64 %j, %n
+  br i1 %c, label %loop, label %done
+done:
+  ret i64 %t
+}
+"""
+
+
 def _serve(requests, answers) -> None:
     while (req := _receive(requests)) is not None:
         spec, text, triple = pickle.loads(req)
+        if text is None:        # a warm-up for the machine ``spec`` names; no answer
+            try:
+                _build(spec, _WARM_UP, triple)
+            except Exception:   # noqa: BLE001 - the real request reports what is wrong
+                pass
+            continue
         try:
             payload = b"O" + _build(spec, text, triple)
         except lift.JitUnsupported as exc:
@@ -395,12 +425,25 @@ def stop_compiler() -> None:
     _COMPILER = None
 
 
+def _forks() -> bool:
+    return hasattr(os, "fork") and os.environ.get("XSIM_JIT_FORK", "1") != "0"
+
+
+def _compiler(spec: tuple) -> None:
+    """Start this process's compiler process if it has none (or only a parent's), and
+    have it build a small module for ``spec``'s machine while this process lifts."""
+    global _COMPILER
+    if _forks() and (_COMPILER is None or _COMPILER.owner != os.getpid()):
+        _COMPILER = _Compiler()
+        _COMPILER.send(spec, None, spec[0] if spec != ("host",) else host_triple())
+
+
 def _compile(spec: tuple, text: str, triple: str) -> bytes:
     """Object code of lifted IR text for the machine ``spec`` names: in the compiler
     process where the OS has fork (``XSIM_JIT_FORK=0``: in this one).  A crash there
     is a CompilerCrashed; JitUnsupported comes back as itself."""
     global _COMPILER
-    if not hasattr(os, "fork") or os.environ.get("XSIM_JIT_FORK", "1") == "0":
+    if not _forks():
         return _build(spec, text, triple)
     if _COMPILER is None or _COMPILER.owner != os.getpid():   # none yet, or a parent's
         _COMPILER = _Compiler()

@@ -465,15 +465,18 @@ class _Fn:
         instructions any path from it runs before the next checkpoint or an exit.
 
         Checkpoints are the function's entry, every block a jump reaches backwards (so
-        every cycle has one) and every block after a call (a callee, a helper's
-        callback, runs instructions of its own).  Between checkpoints control only
-        moves forward, so the longest path is a sum over a DAG; a checkpoint whose
-        path does not fit hands the run to the interpreter, which stops at the very
-        instruction."""
+        every cycle has one) and every block after a call that may run instructions of
+        its own (a callee, a Python helper's callback; not the map lookup, which native
+        code serves or hands to the interpreter with the rest of the run).  Between
+        checkpoints control only moves forward, so the longest path is a sum over a
+        DAG; a checkpoint whose path does not fit hands the run to the interpreter,
+        which stops at the very instruction."""
         fn, code = self.fn, self.l.code
         checkpoints = {fn.entry}
         for start, blk in self.cfg.items():
-            if NAMES[int(code[blk.pcs[-1], 0])] in cfg.CALLS and blk.succs:
+            e, _a, _b, c = code[blk.pcs[-1]].tolist()
+            lookup = NAMES[e] == "call_helper" and c == ip.MAP_LOOKUP_ELEM
+            if NAMES[e] in cfg.CALLS and blk.succs and not lookup:
                 checkpoints.add(blk.succs[-1])
             checkpoints.update(t for t in blk.succs if t <= start)
         longest: dict[int, int] = {}
