@@ -11,11 +11,20 @@ whose floor is above a target multiple of gcc -O2 cannot meet it through its eBP
 Only what the bench programs use: one function, no helpers, calls, atomics or maps.
 The instruction semantics are the JIT's own (xsim.jit.semantics), read from the same
 lowered code, so the floor and the JIT compute the same thing.
+
+Run alone, it prints for each bench program the floor beside gcc -O2 (measured in the
+same run) and the floor with one piece of the JIT's exact counting built in
+(COUNTING): what that piece costs before any check or count of the JIT's own.
+
+    python benches/jit_floor.py [--json] [--seconds S]
 """
 from __future__ import annotations
 
 import ctypes
+import json
+import sys
 import time
+from pathlib import Path
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -90,9 +99,22 @@ def _through_r10(fn: cfg.Function, code, blocks: dict[int, cfg.Block]) -> set[in
     return out
 
 
-def floor_ir(prog: xsim.Program) -> str:
+#: what exact counting adds to the floor, one piece at a time (``floor_ir``'s ``extra``):
+#: each kept in a register and stored to a global at the exit, so that LLVM keeps it
+COUNTING = {
+    "block counts": "the instructions left, less each block's length as it runs",
+    "budget checks": "block counts, and a compare of them at every backward jump's target",
+    "loop counter": "one counter, one more at every backward jump's target",
+    "access count": "one counter, one more at every load and store",
+}
+
+
+def floor_ir(prog: xsim.Program, extra: str | None = None) -> str:
     """``i64 @floor(ptr mem, i64 len)`` and ``i64 @floor_loop(ptr mem, i64 len, i64 n)``
-    (``n`` runs, the sum of r0) for a bench program, as LLVM IR text."""
+    (``n`` runs, the sum of r0) for a bench program, as LLVM IR text; ``extra``: one
+    piece of exact counting (a key of COUNTING) built in."""
+    if extra is not None and extra not in COUNTING:
+        raise ValueError(f"no counting piece {extra!r}: one of {sorted(COUNTING)}")
     code, consts = prog._code, prog._st[ip.C_BASE:]
     (fn,) = cfg.functions(code)
     blocks = cfg.blocks(fn, code)
@@ -108,8 +130,30 @@ def floor_ir(prog: xsim.Program) -> str:
     for i, v in enumerate((b.ptrtoint(llfn.args[0], I64), llfn.args[1])):
         b.store(v, regs[1 + i])
     b.store(b.add(base, f.const(cfg.FRAME)), regs[10])
+    counter = b.alloca(I64, name="counter")
+    b.store(f.const(1 << 40), counter)
+    counted = ir.GlobalVariable(module, I64, "counted")
+    counted.initializer = f.const(0)
+    heads = {fn.entry} | {t for st in fn.leaders for t in blocks[st].succs if t <= st}
     bbs = {pc: llfn.append_basic_block(f"b{pc}") for pc in fn.leaders}
     b.branch(bbs[fn.entry])
+
+    def bump(by: int) -> None:
+        b.store(b.add(b.load(counter), f.const(by)), counter)
+
+    def counting(start: int) -> None:
+        """The piece of counting at the top of the block at ``start``."""
+        if extra == "budget checks" and start in heads:
+            over = llfn.append_basic_block(f"over{start}")
+            body = llfn.append_basic_block(f"body{start}")
+            b.cbranch(b.icmp_unsigned(">=", b.load(counter), f.const(64)), body, over)
+            b.position_at_end(over)
+            b.ret(f.const(-1))
+            b.position_at_end(body)
+        if extra in ("block counts", "budget checks"):
+            bump(-len(blocks[start].pcs))
+        elif extra == "loop counter" and start in heads:
+            bump(1)
 
     def operand(slot: int):
         if slot >= ip.C_BASE:
@@ -125,9 +169,12 @@ def floor_ir(prog: xsim.Program) -> str:
     for k, start in enumerate(fn.leaders):
         b.position_at_end(bbs[start])
         nxt = fn.leaders[k + 1] if k + 1 < len(fn.leaders) else None
+        counting(start)
         for pc in blocks[start].pcs:
             e, a, bslot, c = code[pc].tolist()
             name = cfg.NAMES[e]
+            if extra == "access count" and (name in cfg.LOADS or name in cfg.STORES):
+                bump(1)
             if name in ALU:
                 b.store(ALU[name](f, b.load(regs[a - ip.R_BASE]), operand(bslot)),
                         regs[a - ip.R_BASE])
@@ -152,6 +199,8 @@ def floor_ir(prog: xsim.Program) -> str:
                 taken = jcond(f, name, b.load(regs[a - ip.R_BASE]), operand(bslot))
                 b.cbranch(taken, bbs[c], bbs[nxt])
             elif name == "exit":
+                if extra is not None:       # a store, not an add: no chain from run to run
+                    b.store(b.load(counter), counted)
                 b.ret(b.load(regs[0]))
             else:
                 raise ValueError(f"pc {pc}: {name} is beyond the floor lifter (bench programs only)")
@@ -200,35 +249,112 @@ def _build(text: str, level: int, vectorize: bool, unroll: bool):
     return engine
 
 
-def floor_ns(prog: xsim.Program, memory: bytes, seconds: float) -> tuple[float, int, str]:
-    """(ns per run, r0 of one run, which pipeline) of the fastest floor build of ``prog``
-    on ``memory``: for each of PIPELINES the best of three timings of a native loop of
-    runs, ``seconds`` in all."""
+def _label(level: int, vectorize: bool, unroll: bool) -> str:
+    return f"-O{level}" + ("" if vectorize else " no-vec") + ("" if unroll else " no-unroll")
+
+
+def fastest(texts: dict, memory: bytes, seconds: float, rounds: int = 3
+            ) -> tuple[dict, set[int]]:
+    """{key: (ns per run, pipeline)} of the fastest build of each floor IR text in
+    ``texts`` on ``memory``, and the r0s they gave: every text built with each of
+    PIPELINES, then ``rounds`` rounds that time each build in turn (so that a slow
+    spell of a shared machine falls on all of them alike), ``seconds`` in all."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    text = floor_ir(prog)
     buf = ctypes.create_string_buffer(memory, len(memory))
-    best, r0s, which = float("inf"), set(), ""
-    for level, vectorize, unroll in PIPELINES:
-        engine = _build(text, level, vectorize, unroll)
-        one = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64)(
-            engine.get_function_address("floor"))
-        loop = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64,
-                                ctypes.c_int64)(engine.get_function_address("floor_loop"))
-        r0s.add(one(buf, len(memory)))
-        t0 = time.perf_counter()
-        loop(buf, len(memory), 100)
-        per = seconds / len(PIPELINES) / 3
-        n = max(1, int(per / max(time.perf_counter() - t0, 1e-9) * 100))
-        for _ in range(3):
+    builds, r0s = [], set()
+    for key, text in texts.items():
+        for pipeline in PIPELINES:
+            engine = _build(text, *pipeline)
+            one = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64)(
+                engine.get_function_address("floor"))
+            loop = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64,
+                                    ctypes.c_int64)(engine.get_function_address("floor_loop"))
+            r0s.add(one(buf, len(memory)))
+            t0 = time.perf_counter()
+            loop(buf, len(memory), 100)
+            per = seconds / len(PIPELINES) / len(texts) / rounds
+            n = max(1, int(per / max(time.perf_counter() - t0, 1e-9) * 100))
+            builds.append((key, _label(*pipeline), engine, loop, n))
+    best: dict = {key: (float("inf"), "") for key in texts}
+    for _ in range(rounds):
+        for key, label, _engine, loop, n in builds:
             t0 = time.perf_counter()
             loop(buf, len(memory), n)
             ns = (time.perf_counter() - t0) / n * 1e9
-            if ns < best:
-                best = ns
-                which = f"-O{level}" + ("" if vectorize else " no-vec") + ("" if unroll else
-                                                                           " no-unroll")
+            if ns < best[key][0]:
+                best[key] = (ns, label)
+    for _key, _label_, engine, _loop, _n in builds:
         engine.close()
+    return best, r0s
+
+
+def floor_ns(prog: xsim.Program, memory: bytes, seconds: float) -> tuple[float, int, str]:
+    """(ns per run, r0 of one run, which pipeline) of the fastest floor build of ``prog``
+    on ``memory``: the best of three timings of a native loop of runs for each of
+    PIPELINES, ``seconds`` in all."""
+    best, r0s = fastest({None: floor_ir(prog)}, memory, seconds)
     if len(r0s) != 1:
         raise RuntimeError(f"the floor builds disagree on r0: {sorted(r0s)}")
-    return best, r0s.pop(), which
+    ns, which = best[None]
+    return ns, r0s.pop(), which
+
+
+def counted(prog: xsim.Program, memory: bytes, piece: str) -> tuple[int, int]:
+    """(r0, the counter at the exit) of one run of the floor with ``piece`` built in
+    (the block counts' counter starts at 2**40 and goes down)."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    engine = _build(floor_ir(prog, piece), *PIPELINES[-1])
+    try:
+        buf = ctypes.create_string_buffer(memory, len(memory))
+        one = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64)(
+            engine.get_function_address("floor"))
+        r0 = one(buf, len(memory))
+        return r0, ctypes.c_int64.from_address(engine.get_global_value_address("counted")).value
+    finally:
+        engine.close()
+
+
+def counting_costs(prog: xsim.Program, memory: bytes, seconds: float) -> dict:
+    """{None: the floor, piece: what the floor with that piece of COUNTING built in
+    takes}, each (ns per run, pipeline), timed side by side."""
+    texts = {None: floor_ir(prog)} | {piece: floor_ir(prog, piece) for piece in COUNTING}
+    best, r0s = fastest(texts, memory, seconds, rounds=6)
+    if len(r0s) != 1:
+        raise RuntimeError(f"the floor builds disagree on r0: {sorted(r0s)}")
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """What exact counting costs on the floor, for each bench program beside gcc -O2."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_interp import PROGRAMS, bench_setup, native_ns
+    from xsim.elf import read_programs
+    args, progs = bench_setup(__doc__, argv)
+    if progs is None:
+        return 2
+    native = native_ns(progs, args.seconds)
+    rows = {}
+    for name in PROGRAMS:
+        (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o") if p.function == "prog"]
+        prog = xsim.Program.from_bytes(code)
+        memory = (progs / f"{name}.mem").read_bytes()
+        costs = counting_costs(prog, memory, args.seconds)
+        floor = costs[None][0]
+        nat = native[name] if native else None
+        print(f"{name}: gcc -O2 {nat:.1f} ns" if nat else f"{name}: (no gcc)")
+        for piece, (ns, build) in costs.items():
+            what = "floor" if piece is None else f"+ {piece}"
+            of_native = f" {ns / nat:5.2f}x of gcc" if nat else ""
+            print(f"  {what:17} {ns:10.1f} ns {ns / floor:5.2f}x of the floor{of_native} "
+                  f"({build})")
+        rows[name] = {"native_ns": nat, **{piece or "floor": {"ns": ns, "build": build}
+                                           for piece, (ns, build) in costs.items()}}
+    if args.json:
+        print(json.dumps({"bench": "jit_floor", "programs": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
