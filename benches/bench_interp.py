@@ -11,6 +11,7 @@ It also prints what one Python-level ``Program.run`` call of pkt_parse costs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import xsim
@@ -71,11 +73,15 @@ def shared_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
-def native_ns(progs: Path, seconds: float) -> dict[str, float] | None:
-    """ns per call of each program built natively with gcc -O2, or None without gcc."""
+@contextlib.contextmanager
+def native_harness(progs: Path) -> Iterator[Callable[[float], dict[str, float]] | None]:
+    """The bench programs built natively with gcc -O2 into one harness (None without
+    gcc): a callable that times them all, ``seconds`` in all, and gives the ns per call
+    of each; it may be called again, between other timings."""
     gcc = shutil.which("gcc")
     if gcc is None:
-        return None
+        yield None
+        return
     with tempfile.TemporaryDirectory() as tmp:
         objs = []
         for name in PROGRAMS:
@@ -89,10 +95,20 @@ def native_ns(progs: Path, seconds: float) -> dict[str, float] | None:
             "fns": ", ".join(f"(fn_t)native_{n}" for n in PROGRAMS), "n": len(PROGRAMS)})
         exe = Path(tmp) / "harness"
         subprocess.run([gcc, "-O2", str(src), *objs, "-o", str(exe)], check=True)
-        out = subprocess.run([str(exe), str(seconds / 4),
-                              *(str(progs / f"{n}.mem") for n in PROGRAMS)],
-                             check=True, capture_output=True, text=True).stdout
-    return {PROGRAMS[int(i)]: float(ns) for i, ns, _ in (line.split() for line in out.splitlines())}
+
+        def run(seconds: float) -> dict[str, float]:
+            out = subprocess.run([str(exe), str(seconds / 4),
+                                  *(str(progs / f"{n}.mem") for n in PROGRAMS)],
+                                 check=True, capture_output=True, text=True).stdout
+            return {PROGRAMS[int(i)]: float(ns)
+                    for i, ns, _ in (line.split() for line in out.splitlines())}
+        yield run
+
+
+def native_ns(progs: Path, seconds: float) -> dict[str, float] | None:
+    """ns per call of each program built natively with gcc -O2, or None without gcc."""
+    with native_harness(progs) as run:
+        return None if run is None else run(seconds)
 
 
 def xsim_run(progs: Path, name: str, seconds: float) -> dict:
