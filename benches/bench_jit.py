@@ -3,10 +3,10 @@
 For each program: ns per run on the JIT tier (``repeat`` runs inside native
 code), on the interpreter, and of the same C built with gcc -O2 (where gcc
 exists; the JIT's and gcc's each the best of five rounds that time both, since
-a 2-vCPU VM has slow spells of a second or more), as multiples of native, next to uBPF's x86-64 JIT and the Linux
-kernel's JIT as measured for issue 7, and of the program's floor (jit_floor.py:
-its eBPF code compiled by LLVM -O3 with no checks, budget or counts, which no
-checked JIT of that code can beat); then the JIT's compile time (cold, and
+a 2-vCPU VM has slow spells of a second or more), as multiples of native, next
+to uBPF's x86-64 JIT and the Linux kernel's JIT as measured for issue 7, and of
+the program's floor (jit_floor.py: its eBPF code compiled by LLVM -O3 with no
+checks, budget or counts, which no checked JIT of that code can beat); then the JIT's compile time (cold, and
 loaded from its disk cache) and the cost of one Python-level ``run()``.
 
     python benches/bench_jit.py [--json] [--seconds S]

@@ -354,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"({build})")
             rows[name] = {"native_ns": nat, **{piece or "floor": {"ns": ns, "build": build}
                                                for piece, (ns, build) in costs.items()}}
+    for piece, what in COUNTING.items():
+        print(f"+ {piece}: {what}")
     if args.json:
         print(json.dumps({"bench": "jit_floor", "programs": rows}))
     return 0
