@@ -123,7 +123,7 @@ def _frame(rng: random.Random) -> bytes:
     return bytes(frame)
 
 
-def _outcome(prog: Program, frame: bytes, args: bytes, tier: str) -> dict:
+def _outcome(prog: Program, frame: bytes, args: bytes, tier: str, **run) -> dict:
     ctx = bytearray(skb.TC_HOOK.base_context(prog.space))
     start, end = skb.HEADROOM, skb.HEADROOM + len(frame)
     struct.pack_into("<I", ctx, skb.LEN, len(frame))
@@ -131,9 +131,10 @@ def _outcome(prog: Program, frame: bytes, args: bytes, tier: str) -> dict:
     base = prog.space.by_name["packet"].vaddr
     image = bytes(ctx) + skb.PTRS.pack(base + start, base + end, base + start) + args
     skb._STATES[prog.space] = skb.TC_HOOK.state()
-    res = prog.run(image, packet=buffer, packet_window=(start, end), tier=tier)
+    res = prog.run(image, packet=buffer, packet_window=(start, end), tier=tier, **run)
     return {"r0": res.r0, "error": str(res.error), "memory": res.memory,
-            "packet": res.packet, "calls": res.helper_calls, "regions": res.region_counts}
+            "packet": res.packet, "calls": res.helper_calls, "regions": res.region_counts,
+            "runs": res.runs, "insns": res.insns}
 
 
 def _served(prog: Program, helper: int) -> int:
@@ -169,6 +170,38 @@ def test_the_core_answers_as_python_does(helper, tier):
         assert cases // 8 < served < cases
 
 
+def _lifted(prog: Program) -> str:
+    from xsim.jit import lift
+    return lift.lift_text(prog._code, prog._st[ip.C_BASE:], "case", core=prog._core)
+
+
+#: skb_store_bytes of 4 bytes from r10 - 64 to offset 14, with BPF_F_INVALIDATE_HASH
+INVALIDATING = ARGS.pack(14, -BUFFER & (1 << 64) - 1, 4, ip.BPF_F_INVALIDATE_HASH, 1, 1, 0,
+                         0) + bytes(range(BUFFER))
+
+
+@pytest.mark.parametrize("repeat", [1, 3])
+def test_a_call_the_core_leaves_to_python_hands_the_runs_rest_over(repeat):
+    """skb_store_bytes with BPF_F_INVALIDATE_HASH is Python's: native code, which has no
+    way back from Python after a helper the core may serve, hands the rest of each run
+    to the interpreter from the call, and the next run starts in native code again."""
+    prog = _program(ip.SKB_STORE_BYTES, True)
+    text = _lifted(prog)
+    assert "handoff_run:" in text and "python_helper:" not in text
+    frame = _frame(random.Random(5))
+    got = [_outcome(prog, frame, INVALIDATING, tier, repeat=repeat)
+           for tier in ("interp", "jit")]
+    assert got[0] == got[1]
+    assert got[0]["calls"] == {ip.SKB_STORE_BYTES: repeat} and got[0]["runs"] == repeat
+    assert got[0]["packet"][skb.HEADROOM + 14:skb.HEADROOM + 18] == bytes(range(4))
+    assert _served(prog, ip.SKB_STORE_BYTES) == 0
+    one = _outcome(prog, frame, INVALIDATING, "interp")["insns"]
+    for budget in range(1, one + 2):    # ending before, at and after the call
+        ends = [_outcome(prog, frame, INVALIDATING, tier, repeat=repeat, budget=budget)
+                for tier in ("interp", "jit")]
+        assert ends[0] == ends[1], budget
+
+
 def test_a_helper_a_user_registers_is_never_the_cores():
     prog = _program(ip.SKB_STORE_BYTES, True)
     mine = []
@@ -181,6 +214,12 @@ def test_a_helper_a_user_registers_is_never_the_cores():
     frame = _frame(rng)
     assert _outcome(ours, frame, _case(rng, ip.SKB_STORE_BYTES, len(frame)),
                     "interp")["r0"] == 7 and mine == [1]
+    # native code calls it and comes back, run after run, rather than hand runs over
+    assert "python_helper:" in _lifted(ours)
+    mine.clear()
+    got = _outcome(ours, frame, INVALIDATING, "jit", repeat=3)
+    assert got["r0"] == 7 and got["runs"] == 3 and mine == [1, 1, 1]
+    assert got == _outcome(ours, frame, INVALIDATING, "interp", repeat=3)
 
 
 def test_skb_helpers_are_pythons_where_the_context_is_no_skb():

@@ -86,7 +86,7 @@ class Emulated(driver.Native):
         try:
             obj, compile_s, hit = engine.object_for(prog._code, prog._st[ip.C_BASE:], prog.name,
                                                     t.triple, t.cpu, t.features, t.code_model,
-                                                    profile, prog.starts)
+                                                    profile, prog.starts, prog._core)
         except lift.JitUnsupported as exc:
             raise XsimError(f"program {prog.name!r} cannot run on {t.name}: {exc}; "
                                    "tier 'interp' runs it") from None

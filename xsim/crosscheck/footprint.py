@@ -414,7 +414,7 @@ def _native(prog: Program, isa: targets.Isa) -> dict:
     try:
         obj, seconds, hit = engine.object_for(prog._code, prog._st[ip.C_BASE:], prog.name,
                                               isa.triple, isa.cpu, isa.features,
-                                              isa.code_model)
+                                              isa.code_model, False, prog.starts, prog._core)
     except (lift.JitUnsupported, XsimError) as exc:
         return {"error": f"the JIT cannot compile it for {isa.name}: {exc}"}
     return {**section_sizes(obj), "compile_s": round(seconds, 4), "from_cache": hit}

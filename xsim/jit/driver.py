@@ -32,7 +32,7 @@ class Native:
         self.prog = prog
         try:
             self.code = engine.compile_program(prog._code, prog._st[ip.C_BASE:], prog.name,
-                                               profile, prog.starts)
+                                               profile, prog.starts, prog._core)
         except lift.JitUnsupported as exc:
             raise XsimError(f"program {prog.name!r} cannot run on the jit tier: {exc}; "
                             "tier 'interp' runs it") from None

@@ -24,7 +24,7 @@ _CAPSTONE = {"x86_64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
 def llvm_ir(prog: Program, optimized: bool = True) -> str:
     """The program's LLVM IR (blocks are named for their eBPF pcs: b12, fast12, ...)."""
     return engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], prog.name, optimized,
-                          prog.starts)
+                          prog.starts, prog._core)
 
 
 def debug_object(prog: Program, target: tuple | None = None, profile: bool = False) -> bytes:
@@ -41,7 +41,8 @@ def debug_object(prog: Program, target: tuple | None = None, profile: bool = Fal
         tm = engine.machine_for(triple, cpu, features, code_model)
     return tm.emit_object(engine.optimized_module(prog._code, prog._st[ip.C_BASE:], prog.name,
                                                   tm, triple, debug=True, profile=profile,
-                                                  entries=prog.starts))
+                                                  entries=prog.starts,
+                                                  core=prog._core & ~ip.PTRS_MASK))
 
 
 def pc_lines(elf: ELFFile) -> dict[int, int]:

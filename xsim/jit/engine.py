@@ -183,14 +183,15 @@ class NativeCode:
 
 
 def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-                    profile: bool = False, entries: tuple[int, ...] = ()) -> NativeCode:
+                    profile: bool = False, entries: tuple[int, ...] = (),
+                    core: int = 0) -> NativeCode:
     """Native code for the host of a lowered program (lift.JitUnsupported if it cannot);
     ``profile``: a build that counts executions per pc; ``entries``: a linked program's
-    members' first pcs (lift.Lifter)."""
+    members' first pcs; ``core``: its S_CORE word (lift.Lifter)."""
     tm = target_machine()
     cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
     obj, compile_s, hit = cached_object(code, consts, name, ("host",), host_triple(), cpu,
-                                        profile, entries)
+                                        profile, entries, core)
     t1 = time.perf_counter()
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -201,11 +202,11 @@ def compile_program(code: np.ndarray, consts: np.ndarray, name: str = "prog",
 
 def object_for(code: np.ndarray, consts: np.ndarray, name: str, triple: str, cpu: str,
                features: str, code_model: str, profile: bool = False,
-               entries: tuple[int, ...] = ()) -> tuple[bytes, float, bool]:
+               entries: tuple[int, ...] = (), core: int = 0) -> tuple[bytes, float, bool]:
     """Position-independent relocatable object code of a lowered program for another
     target (the emulator links it): (object, compile seconds, from the disk cache)."""
     return cached_object(code, consts, name, (triple, cpu, features, code_model), triple,
-                         f"{cpu}{features} pic {code_model}", profile, entries)
+                         f"{cpu}{features} pic {code_model}", profile, entries, core)
 
 
 def machine_for(triple: str, cpu: str, features: str, code_model: str) -> llvm.TargetMachine:
@@ -226,13 +227,15 @@ def _machine(spec: tuple) -> llvm.TargetMachine:
 
 
 def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
-                  triple: str, cpu: str, profile: bool,
-                  entries: tuple[int, ...] = ()) -> tuple[bytes, float, bool]:
+                  triple: str, cpu: str, profile: bool, entries: tuple[int, ...] = (),
+                  core: int = 0) -> tuple[bytes, float, bool]:
     """The program's object code for the machine ``spec`` names (see ``_machine``), from
     the disk cache or compiled (in the compiler process) and cached: (object, compile
     seconds, from the cache)."""
     cpu += " profile" if profile else ""
     cpu += f" entries {','.join(map(str, entries))}" if entries else ""
+    core &= ~ip.PTRS_MASK               # the lifter reads only the helpers' bits
+    cpu += f" core {core:#x}" if core else ""
     planted = plant.active()            # a test's planted bug: never a correct build's key
     cpu += f" plant {planted}" if planted else ""
     key = cache_key(code, consts, triple, cpu)
@@ -246,7 +249,7 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
     # the compiler process starts (and warms up) while this one lifts
     _compiler(spec)
     # lifted here (JitUnsupported comes straight from it), compiled in the compiler process
-    text = lifted(code, consts, name, profile=profile, entries=entries)
+    text = lifted(code, consts, name, profile=profile, entries=entries, core=core)
     obj = _compile(spec, text, triple)
     compile_s = time.perf_counter() - t0
     if path is not None:
@@ -468,9 +471,11 @@ def _compile(spec: tuple, text: str, triple: str) -> bytes:
 
 
 def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
-            optimized: bool = False, entries: tuple[int, ...] = ()) -> str:
-    """The program's LLVM IR, as lifted or after optimization (``entries``: a linked
-    program's, see compile_program)."""
+            optimized: bool = False, entries: tuple[int, ...] = (), core: int = 0) -> str:
+    """The program's LLVM IR, as lifted or after optimization (``entries``, ``core``:
+    see compile_program)."""
+    core &= ~ip.PTRS_MASK
     if not optimized:
-        return lifted(code, consts, name, entries=entries)
-    return str(optimized_module(code, consts, name, target_machine(), entries=entries))
+        return lifted(code, consts, name, entries=entries, core=core)
+    return str(optimized_module(code, consts, name, target_machine(), entries=entries,
+                                core=core))

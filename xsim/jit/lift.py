@@ -466,8 +466,8 @@ class _Fn:
 
         Checkpoints are the function's entry, every block a jump reaches backwards (so
         every cycle has one) and every block after a call that may run instructions of
-        its own (a callee, a Python helper's callback; not the map lookup, which native
-        code serves or hands to the interpreter with the rest of the run).  Between
+        its own (a callee, a Python helper's callback; not one that native code serves
+        or hands to the interpreter with the rest of the run, Lifter.hands_over).  Between
         checkpoints control only moves forward, so the longest path is a sum over a
         DAG; a checkpoint whose path does not fit hands the run to the interpreter,
         which stops at the very instruction."""
@@ -475,8 +475,7 @@ class _Fn:
         checkpoints = {fn.entry}
         for start, blk in self.cfg.items():
             e, _a, _b, c = code[blk.pcs[-1]].tolist()
-            lookup = NAMES[e] == "call_helper" and c == ip.MAP_LOOKUP_ELEM
-            if NAMES[e] in cfg.CALLS and blk.succs and not lookup:
+            if NAMES[e] in cfg.CALLS and blk.succs and not self.l.hands_over(NAMES[e], c):
                 checkpoints.add(blk.succs[-1])
             checkpoints.update(t for t in blk.succs if t <= start)
         longest: dict[int, int] = {}
@@ -954,6 +953,12 @@ class _Fn:
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
             b.position_at_end(other)
+            if self.l.hands_over("call_helper", core):
+                # a call it leaves to Python (a pointer that would fault, a flag whose
+                # state Python keeps): the interpreter does the rest of this run
+                self._hand_run(pc, count)
+                b.position_at_end(after)
+                return
         if core == ip.MAP_LOOKUP_ELEM:  # the interpreter's own lookup first: array, hash, LPM
             self.word(st, ip.R_BASE + 1, self.reg(1))
             self.word(st, ip.R_BASE + 2, self.reg(2))
@@ -972,18 +977,24 @@ class _Fn:
             self.set_reg(0, self.word(st, ip.R_BASE))
             b.branch(after)
             # a map the core does not serve (a devmap_hash, a CPU or socket map), a per-CPU
-            # map on a CPU it lacks, or no map at all: the interpreter does the rest of this
-            # run from the call, which it counts again.  Without a way back from Python
-            # here, the function's code is smaller (the firewall's object by a fifth).
+            # map on a CPU it lacks, or no map at all
             b.position_at_end(other)
-            self.word(st, ip.S_PC, self.const(pc))
-            self.word(st, ip.S_INSNS, b.sub(count, self.const(1)))
-            if self.l.profile:
-                self._count_pc(pc, b.sub)
-            b.branch(self._handoff_block(HANDOFF_RUN))
+            self._hand_run(pc, count)
             b.position_at_end(after)
             return
         self._call_python(helper, pc, count, after)
+
+    def _hand_run(self, pc: int, count) -> None:
+        """The interpreter does the rest of this run from the call at ``pc``, which it
+        makes (and counts) again.  Without a way back from Python after such calls the
+        function's code is smaller: the firewall's object by a fifth, and a program
+        that calls no other helper has no Python block at all."""
+        b = self.b
+        self.word(self.st, ip.S_PC, self.const(pc))
+        self.word(self.st, ip.S_INSNS, b.sub(count, self.const(1)))
+        if self.l.profile:
+            self._count_pc(pc, b.sub)
+        b.branch(self._handoff_block(HANDOFF_RUN))
 
     def _call_python(self, helper, pc: int, count, after: ir.Block) -> None:
         """The words of this call, then the function's one block that calls Python; it
@@ -1149,7 +1160,7 @@ class Lifter:
 
     def __init__(self, code: np.ndarray, consts: np.ndarray, name: str = "prog",
                  triple: str = "", debug: bool = False, profile: bool = False,
-                 entries: tuple[int, ...] = ()) -> None:
+                 entries: tuple[int, ...] = (), core: int = 0) -> None:
         if plant.active() == "jump_off_by_one":
             code = _jumps_off_by_one(code)
         self.code, self.consts = code, consts
@@ -1158,6 +1169,10 @@ class Lifter:
         #: linked code (xsim.runtime.tailcall): where its members start, a run at
         #: st[S_ENTRY], and bpf_tail_call a jump from one to another
         self.entries = entries
+        #: the helpers of ip.CORE_IDS the core may serve (S_CORE's bits, as the program's
+        #: registry gives them): a call of one of those it declines goes no further in
+        #: native code (see hands_over); of the others, to Python and back
+        self.core = core & ~ip.PTRS_MASK
         self.module = ir.Module(name=name)
         if triple:
             self.module.triple = triple
@@ -1172,9 +1187,9 @@ class Lifter:
         self.core_counts = [w for h, w in _CALL_COUNTS if h in called]
         if entries:
             self.core_counts.append(ip.S_TAIL_CALLS)
-        #: a map lookup can hand a run over (HANDOFF_RUN): only then does the entry need
-        #: the words for it (so the IR of a program without one is what it was)
-        self.hands_runs = ip.MAP_LOOKUP_ELEM in called
+        #: a call can hand a run over (HANDOFF_RUN): only then does the entry need the
+        #: words for it (so the IR of a program without one is what it was)
+        self.hands_runs = any(self.hands_over("call_helper", h) for h in called)
         self.llfns: dict[int, ir.Function] = {}
         #: functions only the run loop calls
         self.top_only: set[int] = set()
@@ -1190,6 +1205,19 @@ class Lifter:
         self._constants: dict[tuple[int, int], ir.Constant] = {}
         self._weights: dict[tuple[int, int], ir.MDValue] = {}
         self.tbaa = self._alias_classes()
+
+    def hands_over(self, name: str, helper: int) -> bool:
+        """Whether a call is served in native code or else hands the rest of the run to
+        the interpreter, never coming back from Python: the map lookup, and a helper
+        of ip.CORE_IDS that the core may serve.  (The bits of S_CORE can change after
+        the lift only by a kconfig's kernel version, for bpf_csum_diff: its calls are
+        then handed over, slower but the same.)"""
+        if name != "call_helper":
+            return False
+        if helper == ip.MAP_LOOKUP_ELEM:
+            return True
+        return helper in ip.CORE_IDS and \
+            bool(self.core >> (ip.CORE_BIT + ip.CORE_IDS.index(helper)) & 1)
 
     def constant(self, ty: ir.IntType, v: int) -> ir.Constant:
         """The constant ``v`` (an int, not a bool) of type ``ty``, one object per value:
@@ -1474,12 +1502,13 @@ class Lifter:
 
 def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
                 triple: str = "", debug: bool = False, profile: bool = False,
-                entries: tuple[int, ...] = ()) -> ir.Module:
+                entries: tuple[int, ...] = (), core: int = 0) -> ir.Module:
     """The LLVM module of a program's lowered code, with the entry ``xsim_entry``;
     ``debug`` adds line info whose lines are eBPF pcs + 1, ``profile`` counts
-    executions per pc, ``entries`` are a linked program's members' first pcs."""
+    executions per pc, ``entries`` are a linked program's members' first pcs, ``core``
+    its S_CORE word (Lifter.core)."""
     with _gc_paused():
-        return Lifter(code, consts, name, triple, debug, profile, entries).build()
+        return Lifter(code, consts, name, triple, debug, profile, entries, core).build()
 
 
 def lift_text(code: np.ndarray, consts: np.ndarray, name: str = "prog", **options) -> str:
