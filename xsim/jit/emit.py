@@ -41,8 +41,7 @@ def debug_object(prog: Program, target: tuple | None = None, profile: bool = Fal
         tm = engine.machine_for(triple, cpu, features, code_model)
     return tm.emit_object(engine.optimized_module(prog._code, prog._st[ip.C_BASE:], prog.name,
                                                   tm, triple, debug=True, profile=profile,
-                                                  entries=prog.starts,
-                                                  core=prog._core & ~ip.PTRS_MASK))
+                                                  entries=prog.starts, core=prog._core))
 
 
 def pc_lines(elf: ELFFile) -> dict[int, int]:

@@ -474,7 +474,6 @@ def llvm_ir(code: np.ndarray, consts: np.ndarray, name: str = "prog",
             optimized: bool = False, entries: tuple[int, ...] = (), core: int = 0) -> str:
     """The program's LLVM IR, as lifted or after optimization (``entries``, ``core``:
     see compile_program)."""
-    core &= ~ip.PTRS_MASK
     if not optimized:
         return lifted(code, consts, name, entries=entries, core=core)
     return str(optimized_module(code, consts, name, target_machine(), entries=entries,
