@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "nic"
 #: example -> the program compiled (a tail-calling one compiles as its linked code)
@@ -51,19 +52,11 @@ def fresh(name: str, cache: str) -> dict:
 def clang_ms(name: str) -> float:
     """Wall time of xsim.cc compiling the example's C source, zig's cache empty."""
     from xsim.cc import compile_c
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = {k: os.environ.get(k) for k in ("ZIG_GLOBAL_CACHE_DIR", "ZIG_LOCAL_CACHE_DIR")}
-        os.environ.update(ZIG_GLOBAL_CACHE_DIR=f"{tmp}/zg", ZIG_LOCAL_CACHE_DIR=f"{tmp}/zl")
-        try:
-            t0 = time.perf_counter()
-            compile_c(EXAMPLES / f"{name}.c", Path(tmp) / f"{name}.o")
-            return (time.perf_counter() - t0) * 1e3
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(
+            os.environ, ZIG_GLOBAL_CACHE_DIR=f"{tmp}/zg", ZIG_LOCAL_CACHE_DIR=f"{tmp}/zl"):
+        t0 = time.perf_counter()
+        compile_c(EXAMPLES / f"{name}.c", Path(tmp) / f"{name}.o")
+        return (time.perf_counter() - t0) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,10 +111,14 @@ def native_ns(progs: Path, seconds: float) -> dict[str, float] | None:
         return None if run is None else run(seconds)
 
 
-def xsim_run(progs: Path, name: str, seconds: float) -> dict:
+def bench_program(progs: Path, name: str) -> tuple[xsim.Program, bytes]:
+    """A bench program's ``prog`` function as a Program, and the memory it runs on."""
     (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o") if p.function == "prog"]
-    memory = (progs / f"{name}.mem").read_bytes()
-    prog = xsim.Program.from_bytes(code)
+    return xsim.Program.from_bytes(code), (progs / f"{name}.mem").read_bytes()
+
+
+def xsim_run(progs: Path, name: str, seconds: float) -> dict:
+    prog, memory = bench_program(progs, name)
     first = prog.run(memory=memory).raise_for_error()
     repeat = max(1, int(seconds * 2e8 / max(first.insns, 1)))
     best = min((prog.run(memory=memory, repeat=repeat) for _ in range(3)),
@@ -123,16 +127,14 @@ def xsim_run(progs: Path, name: str, seconds: float) -> dict:
             "minsn_per_s": best.insns / best.duration_ns * 1e3}
 
 
-def call_cost_us(progs: Path, calls: int = 20000) -> float:
-    """Mean wall time of one Python-level run() of pkt_parse, the whole call."""
-    (code,) = [p.code for p in read_programs(progs / "pkt_parse.bpf.o") if p.function == "prog"]
-    memory = (progs / "pkt_parse.mem").read_bytes()
-    prog = xsim.Program.from_bytes(code)
+def call_cost_us(progs: Path, calls: int = 20000, tier: str = "interp") -> float:
+    """Mean wall time of one Python-level run() of pkt_parse on ``tier``, the whole call."""
+    prog, memory = bench_program(progs, "pkt_parse")
     for _ in range(1000):
-        prog.run(memory=memory)
+        prog.run(memory=memory, tier=tier)
     t0 = time.perf_counter()
     for _ in range(calls):
-        prog.run(memory=memory)
+        prog.run(memory=memory, tier=tier)
     return (time.perf_counter() - t0) / calls * 1e6
 
 

@@ -6,8 +6,9 @@ exists; the JIT's and gcc's each the best of five rounds that time both, since
 a 2-vCPU VM has slow spells of a second or more), as multiples of native, next
 to uBPF's x86-64 JIT and the Linux kernel's JIT as measured for issue 7, and of
 the program's floor (jit_floor.py: its eBPF code compiled by LLVM -O3 with no
-checks, budget or counts, which no checked JIT of that code can beat); then the JIT's compile time (cold, and
-loaded from its disk cache) and the cost of one Python-level ``run()``.
+checks, budget or counts, which no checked JIT of that code can beat); then the
+JIT's compile time (cold, and loaded from its disk cache) and the cost of one
+Python-level ``run()``.
 
     python benches/bench_jit.py [--json] [--seconds S]
 """
@@ -21,10 +22,10 @@ import time
 from pathlib import Path
 
 import xsim
-from xsim.elf import read_programs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_interp import PROGRAMS, bench_setup, native_harness  # noqa: E402
+from bench_interp import (PROGRAMS, bench_program, bench_setup, call_cost_us,  # noqa: E402
+                          native_harness)
 from jit_floor import floor_ns  # noqa: E402
 
 #: ns per run / gcc -O2 ns, issue 7: uBPF's x86-64 JIT and the kernel's JIT
@@ -32,11 +33,6 @@ UBPF_JIT = {"alu_loop": 1.05, "pkt_parse": 1.82, "checksum_1500": 1.63, "stack_s
 KERNEL_JIT = {"alu_loop": 0.99, "pkt_parse": 0.95, "checksum_1500": 1.05, "stack_sieve": None}
 #: rounds of JIT and gcc timings, the best of them kept for each
 ROUNDS = 5
-
-
-def _program(progs: Path, name: str) -> tuple[xsim.Program, bytes]:
-    (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o") if p.function == "prog"]
-    return xsim.Program.from_bytes(code), (progs / f"{name}.mem").read_bytes()
 
 
 def ns_per_run(prog: xsim.Program, memory: bytes, tier: str, seconds: float) -> float:
@@ -52,21 +48,11 @@ def compile_times(progs: Path) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["XSIM_CACHE_DIR"] = cache
         try:
-            cold = driver.native(_program(progs, "pkt_parse")[0]).code
-            warm = driver.native(_program(progs, "pkt_parse")[0]).code
+            cold = driver.native(bench_program(progs, "pkt_parse")[0]).code
+            warm = driver.native(bench_program(progs, "pkt_parse")[0]).code
         finally:
             del os.environ["XSIM_CACHE_DIR"]
     return cold.compile_s + cold.load_s, warm.compile_s + warm.load_s
-
-
-def call_cost_us(progs: Path, calls: int = 20000) -> float:
-    prog, memory = _program(progs, "pkt_parse")
-    for _ in range(1000):
-        prog.run(memory=memory, tier="jit")
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        prog.run(memory=memory, tier="jit")
-    return (time.perf_counter() - t0) / calls * 1e6
 
 
 def jit_and_native(progs: Path, seconds: float, rounds: int = ROUNDS
@@ -74,7 +60,7 @@ def jit_and_native(progs: Path, seconds: float, rounds: int = ROUNDS
     """({program: JIT ns per run}, {program: gcc -O2 ns per run} or None without gcc):
     each the best of ``rounds`` rounds that time every program on both, one after the
     other, so that a slow spell of a shared machine does not fall on one side only."""
-    built = {name: _program(progs, name) for name in PROGRAMS}
+    built = {name: bench_program(progs, name) for name in PROGRAMS}
     jit: dict[str, float] = {}
     native: dict[str, float] = {}
     with native_harness(progs) as gcc:
@@ -96,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'program':14} {'jit ns':>10} {'interp ns':>11} {'native ns':>10} {'jit x':>7} "
           f"{'interp x':>9} {'uBPF jit x':>10} {'kernel x':>9} {'floor x':>8}")
     for name in PROGRAMS:
-        prog, memory = _program(progs, name)
+        prog, memory = bench_program(progs, name)
         row = {"jit_ns": jit[name],
                "interp_ns": ns_per_run(prog, memory, "interp", args.seconds / 2)}
         nat = native[name] if native else None
@@ -118,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{nat if nat else float('nan'):10.1f} {ratios} {UBPF_JIT[name]:9.2f}x "
               f"{(f'{kernel:.2f}x' if kernel else '-'):>9} {floor}")
     cold, warm = compile_times(progs)
-    cost = call_cost_us(progs)
+    cost = call_cost_us(progs, tier="jit")
     print(f"jit compile of pkt_parse: {cold * 1e3:.1f} ms cold, {warm * 1e3:.1f} ms from the "
           "disk cache")
     print(f"one Python-level run(tier='jit') of pkt_parse: {cost:.2f} us")

@@ -329,18 +329,14 @@ def counting_costs(prog: xsim.Program, memory: bytes, seconds: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """What exact counting costs on the floor, for each bench program beside gcc -O2."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_interp import PROGRAMS, bench_setup, native_harness
-    from xsim.elf import read_programs
+    from bench_interp import PROGRAMS, bench_program, bench_setup, native_harness
     args, progs = bench_setup(__doc__, argv)
     if progs is None:
         return 2
     rows = {}
     with native_harness(progs) as gcc:
         for name in PROGRAMS:
-            (code,) = [p.code for p in read_programs(progs / f"{name}.bpf.o")
-                       if p.function == "prog"]
-            prog = xsim.Program.from_bytes(code)
-            memory = (progs / f"{name}.mem").read_bytes()
+            prog, memory = bench_program(progs, name)
             # gcc's time before and after the floor builds', the better kept (slow spells)
             before = gcc(args.seconds / 2)[name] if gcc else None
             costs = counting_costs(prog, memory, args.seconds)

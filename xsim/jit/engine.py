@@ -247,7 +247,7 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
         return obj, 0.0, True
     _freeze_heap()
     # the compiler process starts (and warms up) while this one lifts
-    _compiler(spec)
+    _compiler(spec, triple)
     # lifted here (JitUnsupported comes straight from it), compiled in the compiler process
     text = lifted(code, consts, name, profile=profile, entries=entries, core=core)
     obj = _compile(spec, text, triple)
@@ -432,13 +432,18 @@ def _forks() -> bool:
     return hasattr(os, "fork") and os.environ.get("XSIM_JIT_FORK", "1") != "0"
 
 
-def _compiler(spec: tuple) -> None:
-    """Start this process's compiler process if it has none (or only a parent's), and
-    have it build a small module for ``spec``'s machine while this process lifts."""
+def _ours() -> bool:
+    """Whether this process has a compiler process of its own (not none, or a parent's)."""
+    return _COMPILER is not None and _COMPILER.owner == os.getpid()
+
+
+def _compiler(spec: tuple, triple: str) -> None:
+    """Start this process's compiler process if it has none of its own, and have it
+    build a small module for ``spec``'s machine while this process lifts."""
     global _COMPILER
-    if _forks() and (_COMPILER is None or _COMPILER.owner != os.getpid()):
+    if _forks() and not _ours():
         _COMPILER = _Compiler()
-        _COMPILER.send(spec, None, spec[0] if spec != ("host",) else host_triple())
+        _COMPILER.send(spec, None, triple)
 
 
 def _compile(spec: tuple, text: str, triple: str) -> bytes:
@@ -448,7 +453,7 @@ def _compile(spec: tuple, text: str, triple: str) -> bytes:
     global _COMPILER
     if not _forks():
         return _build(spec, text, triple)
-    if _COMPILER is None or _COMPILER.owner != os.getpid():   # none yet, or a parent's
+    if not _ours():
         _COMPILER = _Compiler()
     if not _COMPILER.send(spec, text, triple):    # gone before this program: another one
         _COMPILER.end()
