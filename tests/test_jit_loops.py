@@ -83,6 +83,9 @@ def loop_programs(draw):
     size = draw(st.sampled_from(["b", "h", "w", "dw"]))
     store = draw(st.booleans())
     step_reg = draw(st.booleans())
+    if step_reg:      # a step held in a register, none included (the budget stops it)
+        step = draw(st.integers(0, 5))
+    scaled = draw(st.sampled_from([0, 0, 1, 2]))     # the address moves 2**scaled as fast
     base = "%r10" if on_stack else "%r1"
     base_off = -64 if on_stack else 0
     lines = [f"lddw %r2, {start & (2**64 - 1):#x}", f"lddw %r3, {bound:#x}",
@@ -90,6 +93,8 @@ def loop_programs(draw):
     if narrow:
         lines += ["mov32 %r4, %r2", "add32 %r4, 1", f"mov %r5, {base}", "add %r5, %r4",
                   f"lddw %r8, {-bias & (2**64 - 1):#x}", "add %r5, %r8"]
+    elif scaled:
+        lines += [f"mov %r5, {base}", "mov %r9, %r2", f"lsh %r9, {scaled}", "add %r5, %r9"]
     else:
         lines += [f"mov %r5, {base}", "add %r5, %r2"]
     lines += [f"add %r5, {base_off}", f"ldx{size} %r6, [%r5{off:+d}]", "add %r0, %r6"]
@@ -98,7 +103,8 @@ def loop_programs(draw):
     lines += ["add %r2, %r7" if step_reg else f"add %r2, {step}",
               f"{jump} %r2, %r3, loop", "exit"]
     mem = draw(st.integers(1, 72))
-    budget = draw(st.one_of(st.none(), st.integers(1, 400)))
+    budget = draw(st.integers(1, 400) if step == 0 else
+                  st.one_of(st.none(), st.integers(1, 400)))
     return "\n".join(lines) + "\n", mem, budget
 
 
@@ -119,6 +125,22 @@ def test_last_byte_of_the_region(length: int, ok: bool) -> None:
            "add %r0, %r6\nadd %r2, 1\njlt %r2, 64, l\nexit\n"
     got = both(Program.from_bytes(assemble(text, syntax="ubpf")), memory=bytes(length))
     assert (got["error"] is None) == ok
+
+
+@pytest.mark.parametrize("length,ok", [(64, True), (63, False), (127, True), (126, False)])
+def test_register_step_at_the_last_byte(length: int, ok: bool) -> None:
+    """A step held in a register (3), the address moving once or twice as fast as the
+    exit test's value: the span of all iterations ends at byte 63 (or 126), and one
+    byte less memory faults at the interpreter's iteration."""
+    twice = length > 64
+    text = ("mov %r7, 3\nmov %r2, 0\nmov %r0, 0\nl:\nmov %r5, %r1\nmov %r9, %r2\n"
+            + ("lsh %r9, 1\n" if twice else "") + "add %r5, %r9\nldxb %r6, [%r5]\n"
+            "add %r0, %r6\nadd %r2, %r7\njlt %r2, 64, l\nexit\n")
+    memory = bytes(range(length))
+    got = both(Program.from_bytes(assemble(text, syntax="ubpf")), memory=memory)
+    assert (got["error"] is None) == ok
+    if ok:
+        assert got["r0"] == sum(memory[k * (2 if twice else 1)] for k in range(0, 64, 3))
 
 
 WRAP32 = """lddw %r2, 0xffffffd6
