@@ -58,6 +58,11 @@ def _init() -> None:
         # an out-of-order core gains nothing from a second schedule after register
         # allocation, and it took a tenth of code generation (4 ms on the firewall)
         llvm.set_option("xsim", "-post-RA-scheduler=false")
+        # an innermost loop of up to 64 bytes then sits in one fetch line and one of the
+        # uop cache's windows, wherever the code around it puts it: stack_sieve ran
+        # 2.2x of gcc -O2 at LLVM's 16 bytes and 1.9x at 64 (32 made checksum_1500 1.5x
+        # slower); the x86 back end's option, which the other targets ignore
+        llvm.set_option("xsim", "-x86-experimental-pref-innermost-loop-alignment=6")
         _INITIALIZED = True
 
 
