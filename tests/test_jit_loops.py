@@ -57,8 +57,8 @@ def test_versioned_copy_is_in_the_ir(bench_progs) -> None:
 
 
 def test_innermost_loops_are_aligned_to_64_bytes(bench_progs) -> None:
-    """checksum_1500's loop (and the sieve's) starts a 64-byte line on x86-64 (engine's
-    option), so its speed does not depend on where the code before it ends."""
+    """checksum_1500's loop starts a 64-byte line on x86-64 (the engine's option), so
+    its speed does not depend on where the code before it ends."""
     if not engine.host_triple().startswith("x86_64"):
         pytest.skip("an option of the x86-64 back end")
     prog = Program.from_bytes(read_code(bench_progs / "checksum_1500.bpf.o").code)
