@@ -234,6 +234,8 @@ PIPELINES = ((3, True, True), (3, False, True), (2, False, True), (1, False, Fal
 
 
 def _build(text: str, level: int, vectorize: bool, unroll: bool):
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
     # the engine owns its target machine (and frees it when closed): one each
     tm = llvm.Target.from_default_triple().create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
@@ -253,24 +255,27 @@ def _label(level: int, vectorize: bool, unroll: bool) -> str:
     return f"-O{level}" + ("" if vectorize else " no-vec") + ("" if unroll else " no-unroll")
 
 
+def _one_run(engine, buf) -> int:
+    """r0 of one run of a floor build's ``floor`` on ``buf``."""
+    one = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64)(
+        engine.get_function_address("floor"))
+    return one(buf, len(buf))
+
+
 def fastest(texts: dict, memory: bytes, seconds: float, rounds: int = 3
-            ) -> tuple[dict, set[int]]:
+            ) -> tuple[dict, int]:
     """{key: (ns per run, pipeline)} of the fastest build of each floor IR text in
-    ``texts`` on ``memory``, and the r0s they gave: every text built with each of
+    ``texts`` on ``memory``, and the r0 they all gave: every text built with each of
     PIPELINES, then ``rounds`` rounds that time each build in turn (so that a slow
     spell of a shared machine falls on all of them alike), ``seconds`` in all."""
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
     buf = ctypes.create_string_buffer(memory, len(memory))
     builds, r0s = [], set()
     for key, text in texts.items():
         for pipeline in PIPELINES:
             engine = _build(text, *pipeline)
-            one = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64)(
-                engine.get_function_address("floor"))
             loop = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64,
                                     ctypes.c_int64)(engine.get_function_address("floor_loop"))
-            r0s.add(one(buf, len(memory)))
+            r0s.add(_one_run(engine, buf))
             t0 = time.perf_counter()
             loop(buf, len(memory), 100)
             per = seconds / len(PIPELINES) / len(texts) / rounds
@@ -286,31 +291,26 @@ def fastest(texts: dict, memory: bytes, seconds: float, rounds: int = 3
                 best[key] = (ns, label)
     for _key, _label_, engine, _loop, _n in builds:
         engine.close()
-    return best, r0s
+    if len(r0s) != 1:
+        raise RuntimeError(f"the floor builds disagree on r0: {sorted(r0s)}")
+    return best, r0s.pop()
 
 
 def floor_ns(prog: xsim.Program, memory: bytes, seconds: float) -> tuple[float, int, str]:
     """(ns per run, r0 of one run, which pipeline) of the fastest floor build of ``prog``
     on ``memory``: the best of three timings of a native loop of runs for each of
     PIPELINES, ``seconds`` in all."""
-    best, r0s = fastest({None: floor_ir(prog)}, memory, seconds)
-    if len(r0s) != 1:
-        raise RuntimeError(f"the floor builds disagree on r0: {sorted(r0s)}")
+    best, r0 = fastest({None: floor_ir(prog)}, memory, seconds)
     ns, which = best[None]
-    return ns, r0s.pop(), which
+    return ns, r0, which
 
 
 def counted(prog: xsim.Program, memory: bytes, piece: str) -> tuple[int, int]:
     """(r0, the counter at the exit) of one run of the floor with ``piece`` built in
     (the block counts' counter starts at 2**40 and goes down)."""
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
     engine = _build(floor_ir(prog, piece), *PIPELINES[-1])
     try:
-        buf = ctypes.create_string_buffer(memory, len(memory))
-        one = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64)(
-            engine.get_function_address("floor"))
-        r0 = one(buf, len(memory))
+        r0 = _one_run(engine, ctypes.create_string_buffer(memory, len(memory)))
         return r0, ctypes.c_int64.from_address(engine.get_global_value_address("counted")).value
     finally:
         engine.close()
@@ -320,10 +320,7 @@ def counting_costs(prog: xsim.Program, memory: bytes, seconds: float) -> dict:
     """{None: the floor, piece: what the floor with that piece of COUNTING built in
     takes}, each (ns per run, pipeline), timed side by side."""
     texts = {None: floor_ir(prog)} | {piece: floor_ir(prog, piece) for piece in COUNTING}
-    best, r0s = fastest(texts, memory, seconds, rounds=6)
-    if len(r0s) != 1:
-        raise RuntimeError(f"the floor builds disagree on r0: {sorted(r0s)}")
-    return best
+    return fastest(texts, memory, seconds, rounds=6)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -239,7 +239,7 @@ def cached_object(code: np.ndarray, consts: np.ndarray, name: str, spec: tuple,
     seconds, from the cache)."""
     cpu += " profile" if profile else ""
     cpu += f" entries {','.join(map(str, entries))}" if entries else ""
-    core &= ~ip.PTRS_MASK               # the lifter reads only the helpers' bits
+    core = lift.helper_bits(core)
     cpu += f" core {core:#x}" if core else ""
     planted = plant.active()            # a test's planted bug: never a correct build's key
     cpu += f" plant {planted}" if planted else ""
@@ -453,13 +453,12 @@ def _compiler(spec: tuple, triple: str) -> None:
 
 def _compile(spec: tuple, text: str, triple: str) -> bytes:
     """Object code of lifted IR text for the machine ``spec`` names: in the compiler
-    process where the OS has fork (``XSIM_JIT_FORK=0``: in this one).  A crash there
-    is a CompilerCrashed; JitUnsupported comes back as itself."""
+    process where the OS has fork (``XSIM_JIT_FORK=0``: in this one), which
+    :func:`_compiler` started.  A crash there is a CompilerCrashed; JitUnsupported
+    comes back as itself."""
     global _COMPILER
     if not _forks():
         return _build(spec, text, triple)
-    if not _ours():
-        _COMPILER = _Compiler()
     if not _COMPILER.send(spec, text, triple):    # gone before this program: another one
         _COMPILER.end()
         _COMPILER = _Compiler()

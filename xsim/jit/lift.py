@@ -1172,7 +1172,7 @@ class Lifter:
         #: the helpers of ip.CORE_IDS the core may serve (S_CORE's bits, as the program's
         #: registry gives them): a call of one of those it declines goes no further in
         #: native code (see hands_over); of the others, to Python and back
-        self.core = core & ~ip.PTRS_MASK
+        self.core = helper_bits(core)
         self.module = ir.Module(name=name)
         if triple:
             self.module.triple = triple
@@ -1498,6 +1498,13 @@ class Lifter:
         b.store(depth, b.gep(st, [c(ip.S_DEPTH)])).set_metadata("tbaa", self.tbaa["st"])
         b.ret(c(HANDOFF))
         return f
+
+
+def helper_bits(core: int) -> int:
+    """What the lifter reads of a program's S_CORE word: the helpers' bits, not where
+    the context keeps its packet pointers (so a build, and its cache key, depend on
+    these alone)."""
+    return core & ~ip.PTRS_MASK
 
 
 def lift_module(code: np.ndarray, consts: np.ndarray, name: str = "prog",
