@@ -31,6 +31,7 @@ from llvmlite import ir
 
 import xsim
 from xsim.isa import interp as ip
+from xsim.jit.engine import host_features
 from xsim.jit import cfg
 from xsim.jit.semantics import ALU, END, I64, jcond
 
@@ -238,7 +239,7 @@ def _build(text: str, level: int, vectorize: bool, unroll: bool):
     llvm.initialize_native_asmprinter()
     # the engine owns its target machine (and frees it when closed): one each
     tm = llvm.Target.from_default_triple().create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
+        cpu=llvm.get_host_cpu_name(), features=host_features(), opt=3)
     mod = llvm.parse_assembly(text)
     mod.verify()
     tuning = llvm.PipelineTuningOptions(speed_level=level)

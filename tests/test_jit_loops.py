@@ -9,6 +9,8 @@ induction variable jumps over, spans that end one byte past their region.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -110,10 +112,18 @@ def loop_programs(draw):
     else:
         lines += [f"mov %r5, {base}", "add %r5, %r2"]
     lines += [f"add %r5, {base_off}", f"ldx{size} %r6, [%r5{off:+d}]", "add %r0, %r6"]
+    # a second way out, on what was loaded: to where the loop's test leaves, or
+    # elsewhere; its register written after it or not (its test made again on the
+    # way out of a copy that derives its counts, or that copy not made)
+    early = draw(st.sampled_from([None, "done", "other"]))
+    if early:
+        lines += [f"jeq %r6, {draw(st.sampled_from([5, 42, 79, 116]))}, {early}"]
+        if draw(st.booleans()):
+            lines += ["mov %r6, 1"]
     if store:
         lines += [f"stx{size} [%r5{off + 1:+d}], %r0"]
     lines += ["add %r2, %r7" if step_reg else f"add %r2, {step}",
-              f"{jump} %r2, %r3, loop", "exit"]
+              f"{jump} %r2, %r3, loop", "done:", "exit", "other:", "mov %r0, 7", "exit"]
     mem = draw(st.integers(1, 72))
     budget = draw(st.integers(1, 400) if step == 0 else
                   st.one_of(st.none(), st.integers(1, 400)))
@@ -127,6 +137,62 @@ def test_generated_loops_agree_with_the_interpreter(case) -> None:
     prog = Program.from_bytes(assemble(text, syntax="ubpf"))
     memory = bytes(np.arange(mem, dtype=np.uint8) * 37 + 5)
     both(prog, memory=memory, budget=budget)
+
+
+# stack_sieve's inner loop in small: two ways out, to the same place or not, on a
+# value that nothing writes between them (i + 1) or on one written after the first
+TWO_EXITS = """ldxw %r3, [%r1]
+ldxw %r4, [%r1+4]
+mov %r2, 0
+mov %r0, 0
+loop:
+mov %r6, %r2
+add %r6, 1
+mov %r5, %r10
+add %r5, -64
+add %r5, %r2
+stxb [%r5], %r0
+ldxb %r7, [%r5]
+jge %r6, %r3, {first}
+add %r2, 1
+add %r0, 3
+{clobber}
+jlt %r6, %r4, loop
+out:
+exit
+other:
+mov %r0, 99
+exit
+"""
+
+
+@pytest.mark.parametrize("first,clobber", [("out", ""), ("other", ""), ("out", "mov %r6, 0")],
+                         ids=["same place", "elsewhere", "test's register written"])
+@pytest.mark.parametrize("a,b", [(5, 9), (9, 5), (7, 7), (1, 1), (64, 64), (70, 80),
+                                 (80, 66)])
+@pytest.mark.parametrize("budget", [None, 30, 150])
+def test_a_loop_with_two_ways_out(first: str, clobber: str, a: int, b: int,
+                                  budget: int | None) -> None:
+    """The unchecked copy counts only its iterations; on the way out the instructions
+    and stack accesses follow from them and from which test left (made again), so each
+    way out, at each iteration, and a budget that ends inside the loop or in the
+    checked copy (the frame ends at i = 64: past it the guard fails) must give the
+    interpreter's count, accesses and r0."""
+    text = TWO_EXITS.format(first=first, clobber=clobber)
+    prog = Program.from_bytes(assemble(text, syntax="ubpf"))
+    ir_text = engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], "prog", optimized=False)
+    assert ('%"n4" = alloca' in ir_text) == (not clobber)   # its counts derived, or not
+    both(prog, memory=a.to_bytes(4, "little") + b.to_bytes(4, "little"), budget=budget)
+
+
+def test_derived_counts_leave_the_unchecked_copy_without_counting(bench_progs) -> None:
+    """checksum_1500's unchecked loop runs every block each iteration: it counts its
+    iterations and nothing else (no budget word, no access counter), the rest made on
+    the way out."""
+    prog = Program.from_bytes(read_code(bench_progs / "checksum_1500.bpf.o").code)
+    text = engine.llvm_ir(prog._code, prog._st[ip.C_BASE:], "prog", optimized=False)
+    body = re.split(r"\n[\w.]+:\n", text.split("\nunchecked2:\n", 1)[1], maxsplit=1)[0]
+    assert '%"n2"' in body and '%"left"' not in body and '%"g2_0_reads"' not in body
 
 
 @pytest.mark.parametrize("length,ok", [(64, True), (63, False)])

@@ -37,7 +37,7 @@ from llvmlite import ir
 from ..isa import interp as ip
 from ..isa import opcodes as oc
 
-from . import bounds, cfg, frame, loops, plant
+from . import bounds, cfg, frame, live, loops, plant
 from .guard import guard
 from .irbuild import Builder
 from .cfg import (ENDS, FRAME, JCONDS, LOADS, NAMES, PKT, STORES, Function, JitUnsupported,
@@ -164,6 +164,8 @@ class _Fn:
         self.unchecked: int | None = None
         #: while a versioned loop's unchecked copy is built: (loop, rows, counts)
         self.fast: tuple | None = None
+        #: while that copy derives its counts from its iterations (_derive): their counter
+        self.iterations = None
         self.route: dict[int, ir.Block] = {}
         self._reload_at: _Reload | None = None
         #: pc -> its DILocation (debug builds)
@@ -191,6 +193,7 @@ class _Fn:
         self.set_count(self.word(self.st, ip.S_INSNS))
         self.reload_env()
         self.cfg = cfg.blocks(fn, lifter.code)
+        self.live = live.Liveness(fn, self.cfg, lifter.code, fn.entry in lifter.top_only)
         # a planted bug would break the proof's premises (plant.py), as for loops
         self.proof = bounds.Proof() if plant.active() else bounds.prove(
             fn, lifter.code, lifter.consts, self.cfg)
@@ -282,15 +285,29 @@ class _Fn:
             self.b.ret(self.word(self.st, ip.S_STATUS))
         return self._shared("exit", build)[0]
 
-    def _handoff_block(self, status: int = HANDOFF) -> ir.Block:
+    def _handoff_block(self, status: int = HANDOFF, spill: bool = True) -> ir.Block:
         """Where the interpreter takes over (S_PC and S_INSNS written; ``status``
-        HANDOFF or HANDOFF_RUN): everything to ``st``, for it to go on from there."""
+        HANDOFF or HANDOFF_RUN): everything to ``st``, for it to go on from there (the
+        registers unless ``spill`` is false: the site wrote those it needs)."""
         def build():
             self.flush()
-            self.spill()
+            if spill:
+                self.spill()
             self.word(self.st, ip.S_DEPTH, self.depth)
             self.b.ret(self.const(status))
-        return self._shared("handoff" if status == HANDOFF else "handoff_run", build)[0]
+        name = "handoff" if status == HANDOFF else "handoff_run"
+        return self._shared(name if spill else f"{name}_spilled", build)[0]
+
+    def hand_over(self, pc: int, insns) -> None:
+        """The interpreter goes on at ``pc`` with ``insns`` counted: the registers it will
+        read (live.py) to ``st`` here, not every one in a shared block, so that nothing
+        else is kept alive for it; and r0, which a stop anywhere on (a fault, the
+        budget's end) reports, and r10, the frame's."""
+        self.word(self.st, ip.S_PC, self.const(pc))
+        self.word(self.st, ip.S_INSNS, insns)
+        for i in sorted(self.live.at(pc) | {0, 10}):
+            self.word(self.st, ip.R_BASE + i, self.reg(i))
+        self.b.branch(self._handoff_block(spill=False))
 
     def _stub(self, status: int, pc: int, count, fault: tuple | None) -> ir.Block:
         """A cold block that writes the stop's words and jumps to the exit block (its
@@ -389,11 +406,9 @@ class _Fn:
         [-512, 0) needs no check: r10 is read-only and the stack region always covers
         exactly [r10 - 512, r10) of the running function, readable and writable."""
         b, e = self.b, self.cache
-        off = None if base is None else base[1] - (1 << 64) if base[1] >> 63 else base[1]
-        # through r10 inside the frame, or through a copy of r10 that frame.py proved in it
-        if pc in self.in_frame or base is not None and base[0] == 10 and -FRAME <= off and \
-                off + size <= 0:
-            self._count(self.stack, perm)
+        if self._in_frame(pc, base, size):
+            if self.iterations is None:
+                self._count(self.stack, perm)
             return b.gep(b.load(self.mem), [b.add(b.load(self._stack_host), addr)])
         if pc in self.proof.proven:     # inside the row its guard checked
             self._count(self.proved, perm)
@@ -401,7 +416,8 @@ class _Fn:
         if self.fast is not None:       # proven on the loop's entry
             lp, rows, counts = self.fast
             g = lp.group_of[pc]
-            self._count(counts[g], perm)
+            if self.iterations is None:
+                self._count(counts[g], perm)
             return b.gep(b.load(self.mem), [b.add(rows[g][1], addr)])
         if base is not None and self.unchecked is not None and base[0] == self.unchecked:
             # checked with its block's group: the entry is its region's row
@@ -420,6 +436,16 @@ class _Fn:
         self._count(e, perm)
         return b.gep(b.load(self.mem), [b.add(b.load(e["host"]),
                                              b.sub(addr, b.load(e["vbase"])))])
+
+    def _in_frame(self, pc: int, base: tuple[int, int] | None, size: int) -> bool:
+        """Whether the access at ``pc`` through ``base`` (register, offset) goes through r10
+        inside the frame, or through a copy of r10 that frame.py proved in it."""
+        if pc in self.in_frame:
+            return True
+        if base is None or base[0] != 10:
+            return False
+        off = base[1] - (1 << 64) if base[1] >> 63 else base[1]
+        return -FRAME <= off and off + size <= 0
 
     def _out_of(self, entry_size, off, size):
         """interp._translate's refusal: ``[off, off + size)`` is not inside
@@ -516,7 +542,8 @@ class _Fn:
         pcs = blk.pcs
         b.position_at_end(bb)
         self.at(start)
-        left0 = b.load(self.left)
+        # (a copy that derives its counts has no checkpoint: loops.py allows none inside)
+        left0 = b.load(self.left) if self.iterations is None else None
         if budget is not None:
             fits = b.icmp_unsigned(">=", left0, self.const(budget))
             body = self.llfn.append_basic_block(f"fast{start}")
@@ -526,13 +553,14 @@ class _Fn:
             # over from here and stops at the very instruction (registers, frames and
             # words are its own)
             b.position_at_end(over)
-            self.word(self.st, ip.S_PC, self.const(start))
-            self.word(self.st, ip.S_INSNS, b.sub(self.budget, left0))
-            b.branch(self._handoff_block())
+            self.hand_over(start, b.sub(self.budget, left0))
             b.position_at_end(body)
         k = self.fn.leaders.index(start)
         nxt = self.fn.leaders[k + 1] if k + 1 < len(self.fn.leaders) else None
-        b.store(b.sub(left0, self.const(len(pcs))), self.left)
+        if self.iterations is None:
+            b.store(b.sub(left0, self.const(len(pcs))), self.left)
+        elif start == self.fast[0].header:
+            b.store(b.add(b.load(self.iterations), self.const(1)), self.iterations)
         group = None if self.fast is not None else self._group(pcs)
         first = pcs.index(group[0]) if group else 0
         for k2, pc in enumerate(pcs[:first]):
@@ -558,10 +586,12 @@ class _Fn:
 
     def _count_at(self, pc: int, left: int):
         """The count after the instruction at ``pc`` with ``left`` more to come in its
-        block (None where nothing reads it): read from ``self.left`` (which holds the
+        block (None where nothing reads it, as in a loop copy that derives its counts,
+        which has nothing that stops): read from ``self.left`` (which holds the
         block's end), not kept from the block's start, since an access's miss goes
         through the function's shared block and comes back."""
-        if pc not in self.proof.guards and NAMES[int(self.l.code[pc, 0])] in _COUNTLESS:
+        if self.iterations is not None or pc not in self.proof.guards and \
+                NAMES[int(self.l.code[pc, 0])] in _COUNTLESS:
             return None
         return self.b.sub(self.count(), self.const(left))
 
@@ -586,6 +616,11 @@ class _Fn:
         with b.goto_entry_block():
             counts = [{k: b.alloca(I64, name=f"g{h}_{i}_{k}") for k in ks}
                       for i, ks in enumerate(perms)]
+        chain = self._chain(lp)
+        if chain is not None:
+            with b.goto_entry_block():
+                iterations = b.alloca(I64, name=f"n{h}")
+            b.store(self.const(0), iterations)
         ok, rows = guard(self, lp, budget)
         for c in counts:
             for v in c.values():
@@ -596,6 +631,8 @@ class _Fn:
         for t in lp.exits:         # on the way out: the counts to their rows
             leave = route[t] = self.llfn.append_basic_block(f"leave{h}_{t}")
             b.position_at_end(leave)
+            if chain is not None:
+                self._derive(lp, chain, t, iterations, counts)
             rg = b.load(self.rg)
             for (rid, _delta), c in zip(rows, counts):
                 for k, v in c.items():
@@ -605,9 +642,104 @@ class _Fn:
             b.branch(self.blocks[t])
         self.route = route
         self.fast = (lp, rows, counts)
+        self.iterations = None if chain is None else iterations
         for pc in lp.blocks:
             self._block(pc, fast[pc], None)
-        self.fast = None
+        self.fast = self.iterations = None
+
+    def _chain(self, lp: loops.Loop) -> list[int] | None:
+        """The blocks of ``lp`` in the order each iteration runs them all, if it does: then
+        its unchecked copy counts only its iterations, and _derive the rest on the way
+        out.  None where an iteration may skip a block, or where the way out could not
+        tell which block left (below)."""
+        body, h = set(lp.blocks), lp.header
+        chain = [h]
+        while True:
+            inside = [s for s in self.cfg[chain[-1]].succs if s in body]
+            if inside == [h]:
+                break
+            if len(inside) != 1 or inside[0] in chain:
+                return None
+            chain.append(inside[0])
+        if set(chain) != body or any(pc in self.proof.proven for n in chain
+                                     for pc in self.cfg[n].pcs):
+            return None         # (the bounds proof covers no loop: kept out all the same)
+        for t in lp.exits:
+            leaving = [n for n in chain if t in self.cfg[n].succs]
+            for n in leaving[:-1]:
+                # its exit test, made again on the way out, must see what it saw
+                test = self.l.code[self.cfg[n].pcs[-1]].tolist()
+                reads = {test[1] - ip.R_BASE} | ({test[2] - ip.R_BASE}
+                                                  if test[2] < ip.C_BASE else set())
+                later = chain[chain.index(n) + 1:chain.index(leaving[-1]) + 1]
+                if any(reads & self._written(pc) for m in later for pc in self.cfg[m].pcs):
+                    return None
+        return chain
+
+    def _opaque(self, v):
+        """``v`` through a copy no optimizer sees through (an empty inline asm): it costs
+        no instruction and makes LLVM forget what it knows of ``v``."""
+        return self.b.asm(ir.FunctionType(I64, [I64]), "", "=r,0", [v], False)
+
+    def _derive(self, lp: loops.Loop, chain: list[int], t: int, iterations, counts) -> None:
+        """On the way out of ``lp``'s unchecked copy to ``t``: the instructions and the
+        accesses it made, from the iterations it began (every one ran the whole chain but
+        the last, which ran up to the block that left).  Where several blocks go to
+        ``t``, which one left is the first whose exit test holds again (_chain showed it
+        reads what it read then): so every way out brings the same values, and LLVM
+        can merge their tests into one (stack_sieve's inner loop: two exits, one test)."""
+        b, code = self.b, self.l.code
+        # the counters, and each one's amount per block of the chain
+        keys = ["insns", ("stack", "reads"), ("stack", "writes")] + [
+            (g, k) for g, c in enumerate(counts) for k in c]
+        per: dict[int, dict] = {}
+        for n in chain:
+            amounts = dict.fromkeys(keys, 0)
+            amounts["insns"] = len(self.cfg[n].pcs)
+            for pc in self.cfg[n].pcs:
+                e, a, bslot, c = code[pc].tolist()
+                name = NAMES[e]
+                if name in LOADS:
+                    base, size, k = (bslot - ip.R_BASE, c), LOADS[name][0], "reads"
+                elif name in STORES:
+                    base, size, k = (a - ip.R_BASE, c), STORES[name], "writes"
+                else:
+                    continue
+                where = "stack" if self._in_frame(pc, base, size) else lp.group_of[pc]
+                amounts[(where, k)] += 1
+            per[n] = amounts
+        total = {key: sum(per[n][key] for n in chain) for key in keys}
+        leaving = [n for n in chain if t in self.cfg[n].succs]
+        done = {}           # key -> what the chain up to each leaving block adds
+        for n in leaving:
+            upto = chain[:chain.index(n) + 1]
+            done[n] = {key: sum(per[m][key] for m in upto) for key in keys}
+        tests = []
+        for n in leaving[:-1]:
+            pc = self.cfg[n].pcs[-1]
+            e, a, bslot, c = code[pc].tolist()
+            name = NAMES[e]
+            # through a copy LLVM cannot see through: else it would know the test's
+            # answer on each way out, and bring back the phi this is here to avoid
+            taken = jcond(self, name, self._opaque(self.reg(a - ip.R_BASE)),
+                          _imm_zext(name, self.operand(bslot)))
+            tests.append((n, taken if int(c) == t else b.not_(taken)))
+        # seen through, the iterations would become one induction variable per count
+        began = self._opaque(b.load(iterations))
+
+        def amount(key):
+            v = self.const(done[leaving[-1]][key] - total[key])
+            for n, left_here in reversed(tests):
+                v = b.select(left_here, self.const(done[n][key] - total[key]), v)
+            return b.add(b.mul(began, self.const(total[key])), v)
+
+        b.store(b.sub(b.load(self.left), amount("insns")), self.left)
+        for key in keys[1:]:
+            if not total[key]:
+                continue
+            where, k = key
+            owed = self.stack[k] if where == "stack" else counts[where][k]
+            b.store(b.add(b.load(owed), amount(key)), owed)
 
     # -- one check for a block's accesses -----------------------------------------------------
     def _access(self, pc: int):
@@ -728,9 +860,7 @@ class _Fn:
         b = self.b
         stub = self.llfn.append_basic_block(f"unproven{pc}")
         with b.goto_block(stub):
-            self.word(self.st, ip.S_PC, self.const(resume))
-            self.word(self.st, ip.S_INSNS, insns)
-            b.branch(self._handoff_block())
+            self.hand_over(resume, insns)
         inside, rid, delta = self.span_row(s, e, self.proof.perms[pc])
         inside = b.and_(inside, b.and_(b.icmp_unsigned("<=", s, e), b.icmp_unsigned(
             "<", e, self.const(bounds.GUARD_LIMIT))))
