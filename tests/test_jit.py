@@ -8,6 +8,7 @@ interpreter finishes the block where the budget runs out).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,10 @@ import xsim
 from conftest import conformance_dir
 from xsim.conformance import HELPERS, run_jit
 from xsim.conformance.datafile import read_data_file
+from xsim.isa import interp as ip
 from xsim.isa import opcodes as oc
 from xsim.isa.asm import assemble
-from xsim.jit import lift
+from xsim.jit import engine, lift
 from xsim.runtime import Program
 from xsim.runtime.source import read_code
 
@@ -275,7 +277,6 @@ def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path)
     """LLVM compiles in a forked child: an abort there is an error here, and the auto
     tier falls back to the interpreter."""
     import os as _os
-    from xsim.jit import engine
     if not hasattr(_os, "fork"):
         pytest.skip("no fork on this OS: compiling happens in-process")
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
@@ -292,7 +293,6 @@ def test_a_compiler_crash_takes_down_only_its_child(monkeypatch, tmp_path: Path)
 def test_one_compiler_process_serves_every_compile(tmp_path: Path, monkeypatch) -> None:
     """Compiles go to one forked compiler process, which stays for the next one."""
     import os as _os
-    from xsim.jit import engine
     if not hasattr(_os, "fork"):
         pytest.skip("no fork on this OS: compiling happens in-process")
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
@@ -311,7 +311,6 @@ def test_one_compiler_process_serves_every_compile(tmp_path: Path, monkeypatch) 
 def compiler_pid(tmp_path: Path, monkeypatch) -> int:
     """The pid of this process's compiler process, after one compile through it."""
     import os as _os
-    from xsim.jit import engine
     if not hasattr(_os, "fork"):
         pytest.skip("no fork on this OS: compiling happens in-process")
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
@@ -324,7 +323,6 @@ def test_a_compiler_process_gone_between_compiles_is_replaced(compiler_pid: int)
     compile nothing but a new fork: only a death on the program itself is an error."""
     import os as _os
     import signal
-    from xsim.jit import engine
     _os.kill(compiler_pid, signal.SIGKILL)
     _os.waitpid(compiler_pid, 0)    # dead before the next compile sends it anything
     assert Program.from_bytes(assemble("mov %r0, 8\nexit")).run(tier="jit").r0 == 8
@@ -337,7 +335,6 @@ def test_the_compiler_process_leaves_ctrl_c_to_its_host(compiler_pid: int) -> No
     import os as _os
     import signal
     import time
-    from xsim.jit import engine
     _os.kill(compiler_pid, signal.SIGINT)
     time.sleep(0.05)
     assert _os.waitpid(compiler_pid, _os.WNOHANG) == (0, 0)          # still there
@@ -350,7 +347,6 @@ def test_a_compile_puts_the_heap_out_of_the_collectors_reach(monkeypatch,
     """A compile that is not a cache hit freezes the objects alive before it (once per
     process), so a full collection during lifting does not walk the imports."""
     import gc
-    from xsim.jit import engine
     monkeypatch.setenv("XSIM_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(engine, "_FROZEN", False)
     gc.unfreeze()
@@ -385,3 +381,28 @@ def test_a_callback_writes_the_native_callers_stack() -> None:
     code = _loop_program("ldxdw %r3, [%r2+0]\nadd %r3, %r1\nstxdw [%r2+0], %r3\nmov %r0, 0\nexit")
     got = both(Program.from_bytes(code, helpers=helpers), repeat=2)
     assert got["error"] is None and got["r0"] == 3 + (0 + 1 + 2) * 10
+
+
+def _branch_weights(text: str, taken: str, other: str) -> tuple[int, int] | None:
+    """The weights of the (one) branch to blocks ``taken`` and ``other`` in lifted IR,
+    None if it has none."""
+    m = re.search(rf'br i1 %"[.0-9]+", label %"{taken}", label %"{other}"(, !prof !(\d+))?',
+                  text)
+    assert m is not None, (taken, other)
+    if m.group(2) is None:
+        return None
+    w = re.search(rf'!{m.group(2)} = !{{ !"branch_weights", i32 (\d+), i32 (\d+) }}', text)
+    return int(w.group(1)), int(w.group(2))
+
+
+def test_early_returns_are_predicted_unlikely(bench_progs) -> None:
+    """pkt_parse's jumps to its exit (a failed bounds check, a packet it lets by) are
+    weighted against, so LLVM lays out the parse straight; a loop's exit (the sieve's
+    `i < n`) is left to LLVM's loop heuristics."""
+    parse = Program.from_bytes(read_code(bench_progs / "pkt_parse.bpf.o").code)
+    text = engine.llvm_ir(parse._code, parse._st[ip.C_BASE:], "prog", optimized=False)
+    assert _branch_weights(text, "b87", "b2") == (1, lift.EARLY_RETURN_ODDS)
+    sieve = Program.from_bytes(read_code(bench_progs / "stack_sieve.bpf.o").code)
+    text = engine.llvm_ir(sieve._code, sieve._st[ip.C_BASE:], "prog", optimized=False)
+    assert _branch_weights(text, "b36", "b31") is None          # pc 30, in the loop
+    assert _branch_weights(text, "b36", "b13") == (1, lift.EARLY_RETURN_ODDS)   # pc 12

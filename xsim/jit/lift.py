@@ -61,6 +61,8 @@ RETURNED = 0          # inside: a function returned normally
 STOP_RUN = 100        # the run ends here, r0 in st (LD_ABS out of bounds, a helper's stop)
 HELPER_FAILED = 101   # the Python helper failed: the driver holds the error
 TAIL_CALL = 102       # a helper asked for a tail call: the driver holds the target
+#: how much likelier the side of a jump that goes on is than one that returns at once
+EARLY_RETURN_ODDS = 16
 HANDOFF = 103         # the budget ends within a block: the interpreter goes on from st
 HANDOFF_RUN = 104     # a lookup the core cannot serve: the interpreter does this run's rest,
                       # then native code the runs left (entered with ENTER_GO_ON)
@@ -193,6 +195,10 @@ class _Fn:
         self.set_count(self.word(self.st, ip.S_INSNS))
         self.reload_env()
         self.cfg = cfg.blocks(fn, lifter.code)
+        #: the blocks inside some backward jump's span (every loop's blocks, and more)
+        backs = [(t, s) for s, blk in self.cfg.items() for t in blk.succs if t <= s]
+        self.in_loop = {s for s in self.cfg if any(t <= s <= u for t, u in backs)}
+        self.cur_in_loop = False
         self.live = live.Liveness(fn, self.cfg, lifter.code, fn.entry in lifter.top_only)
         # a planted bug would break the proof's premises (plant.py), as for loops
         self.proof = bounds.Proof() if plant.active() else bounds.prove(
@@ -542,6 +548,7 @@ class _Fn:
         pcs = blk.pcs
         b.position_at_end(bb)
         self.at(start)
+        self.cur_in_loop = start in self.in_loop
         # (a copy that derives its counts has no checkpoint: loops.py allows none inside)
         left0 = b.load(self.left) if self.iterations is None else None
         if budget is not None:
@@ -949,8 +956,12 @@ class _Fn:
         if name in JCONDS:
             x = self.reg(a - ip.R_BASE)
             taken = jcond(self, name, x, _imm_zext(name, self.operand(bslot)))
-            b.cbranch(taken, self.target(c), self.target(nxt) if nxt is not None
-                      else self._fell_off(pc))
+            other = self.target(nxt) if nxt is not None else self._fell_off(pc)
+            weights = self._early_return(c, nxt)
+            if weights is None:
+                b.cbranch(taken, self.target(c), other)
+            else:
+                self.cbranch(taken, self.target(c), other, weights)
             return True
         if name == "exit":
             self.flush()
@@ -977,6 +988,21 @@ class _Fn:
         else:
             self.b.branch(self.target(nxt))
         return True
+
+    def _early_return(self, taken: int, nxt: int | None) -> tuple[int, int] | None:
+        """Branch weights for a jump with one side that returns at once (a block that
+        ends in ``exit``) and one that goes on: the side that goes on is the likely one,
+        as compilers predict an early return (a failed bounds check, a packet a parser
+        lets by), so that LLVM lays it out straight and the returns out of line:
+        pkt_parse 6.6 -> 5.2 ns a run.  Not in a loop, whose exit LLVM already predicts
+        less likely than this would say (stack_sieve 625 -> 690 ns with it there)."""
+        def returns(pc: int | None) -> bool:
+            blk = self.cfg.get(pc)
+            return blk is not None and not blk.succs and NAMES[
+                int(self.l.code[blk.pcs[-1], 0])] == "exit"
+        if returns(taken) == returns(nxt) or self.cur_in_loop:
+            return None         # (a loop's exits: LLVM's own loop heuristics weigh them)
+        return (1, EARLY_RETURN_ODDS) if returns(taken) else (EARLY_RETURN_ODDS, 1)
 
     def _fell_off(self, pc: int):
         bb = self.llfn.append_basic_block(f"off{pc}")
