@@ -27,6 +27,7 @@ compiles for aarch64 and riscv64.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 from collections.abc import Iterator
@@ -196,8 +197,12 @@ class _Fn:
         self.reload_env()
         self.cfg = cfg.blocks(fn, lifter.code)
         #: the blocks inside some backward jump's span (every loop's blocks, and more)
-        backs = [(t, s) for s, blk in self.cfg.items() for t in blk.succs if t <= s]
-        self.in_loop = {s for s in self.cfg if any(t <= s <= u for t, u in backs)}
+        self.in_loop: set[int] = set()
+        reach = -1          # the end of the spans merged so far, in pc order
+        for t, u in sorted((t, s) for s, blk in self.cfg.items() for t in blk.succs if t <= s):
+            lo = bisect.bisect_left(fn.leaders, max(t, reach + 1))
+            self.in_loop.update(fn.leaders[lo:bisect.bisect_right(fn.leaders, u)])
+            reach = max(reach, u)
         self.cur_in_loop = False
         self.live = live.Liveness(fn, self.cfg, lifter.code, fn.entry in lifter.top_only)
         # a planted bug would break the proof's premises (plant.py), as for loops

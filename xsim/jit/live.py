@@ -13,6 +13,8 @@ reads them all) and never calls one written that may keep its value.
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from ..isa import interp as ip
@@ -64,27 +66,36 @@ class Liveness:
 
     def __init__(self, fn: Function, blocks: dict[int, Block], code: np.ndarray,
                  top: bool) -> None:
-        self.blocks, self.code, self.top = blocks, code, top
+        self.blocks, self.starts = blocks, sorted(blocks)
+        self.effects = {pc: effect(code, pc, top) for blk in blocks.values() for pc in blk.pcs}
+        # each block's reads before any write of its own, and its writes
+        summary = {}
+        for start, blk in blocks.items():
+            reads: set[int] = set()
+            writes: set[int] = set()
+            for pc in blk.pcs:
+                r, w = self.effects[pc]
+                reads |= r - writes
+                writes |= w
+            summary[start] = (frozenset(reads), frozenset(writes))
         self.live_in: dict[int, frozenset[int]] = {s: frozenset() for s in blocks}
         changed = True
         while changed:          # backward data flow to a fixed point
             changed = False
             for start in reversed(fn.leaders):
-                new = self._before(start, 0)
+                reads, writes = summary[start]
+                out = frozenset().union(*(self.live_in[t] for t in blocks[start].succs))
+                new = reads | (out - writes)
                 if new != self.live_in[start]:
                     self.live_in[start] = new
                     changed = True
 
-    def _before(self, start: int, k: int) -> frozenset[int]:
-        """What is live before the ``k``-th instruction of the block at ``start``, from what
-        is live on entry to its successors now."""
-        live = set().union(*(self.live_in[t] for t in self.blocks[start].succs))
-        for pc in reversed(self.blocks[start].pcs[k:]):
-            reads, writes = effect(self.code, pc, self.top)
-            live = (live - writes) | reads
-        return frozenset(live)
-
     def at(self, pc: int) -> frozenset[int]:
         """The registers live on entry to the instruction at ``pc``."""
-        start = max(s for s in self.blocks if s <= pc)
-        return self._before(start, self.blocks[start].pcs.index(pc))
+        start = self.starts[bisect.bisect_right(self.starts, pc) - 1]
+        pcs = self.blocks[start].pcs
+        live = set().union(*(self.live_in[t] for t in self.blocks[start].succs))
+        for p in reversed(pcs[pcs.index(pc):]):
+            reads, writes = self.effects[p]
+            live = (live - writes) | reads
+        return frozenset(live)
