@@ -196,14 +196,15 @@ class _Fn:
         self.set_count(self.word(self.st, ip.S_INSNS))
         self.reload_env()
         self.cfg = cfg.blocks(fn, lifter.code)
-        #: the blocks inside some backward jump's span (every loop's blocks, and more)
+        #: the last pcs of the blocks inside some backward jump's span (every loop's
+        #: blocks, and more)
         self.in_loop: set[int] = set()
         reach = -1          # the end of the spans merged so far, in pc order
         for t, u in sorted((t, s) for s, blk in self.cfg.items() for t in blk.succs if t <= s):
             lo = bisect.bisect_left(fn.leaders, max(t, reach + 1))
-            self.in_loop.update(fn.leaders[lo:bisect.bisect_right(fn.leaders, u)])
+            self.in_loop.update(self.cfg[s].pcs[-1]
+                                for s in fn.leaders[lo:bisect.bisect_right(fn.leaders, u)])
             reach = max(reach, u)
-        self.cur_in_loop = False
         self.live = live.Liveness(fn, self.cfg, lifter.code, fn.entry in lifter.top_only)
         # a planted bug would break the proof's premises (plant.py), as for loops
         self.proof = bounds.Proof() if plant.active() else bounds.prove(
@@ -553,7 +554,6 @@ class _Fn:
         pcs = blk.pcs
         b.position_at_end(bb)
         self.at(start)
-        self.cur_in_loop = start in self.in_loop
         # (a copy that derives its counts has no checkpoint: loops.py allows none inside)
         left0 = b.load(self.left) if self.iterations is None else None
         if budget is not None:
@@ -680,13 +680,20 @@ class _Fn:
             leaving = [n for n in chain if t in self.cfg[n].succs]
             for n in leaving[:-1]:
                 # its exit test, made again on the way out, must see what it saw
-                test = self.l.code[self.cfg[n].pcs[-1]].tolist()
-                reads = {test[1] - ip.R_BASE} | ({test[2] - ip.R_BASE}
-                                                  if test[2] < ip.C_BASE else set())
+                reads = live.effect(self.l.code, self.cfg[n].pcs[-1], False)[0]
                 later = chain[chain.index(n) + 1:chain.index(leaving[-1]) + 1]
                 if any(reads & self._written(pc) for m in later for pc in self.cfg[m].pcs):
                     return None
         return chain
+
+    def _taken(self, pc: int, opaque: bool = False):
+        """Whether the conditional jump at ``pc`` is taken, on the registers as they are
+        now (its first operand through :meth:`_opaque` if ``opaque``)."""
+        e, a, bslot, _c = self.l.code[pc].tolist()
+        name = NAMES[e]
+        x = self.reg(a - ip.R_BASE)
+        return jcond(self, name, self._opaque(x) if opaque else x,
+                     _imm_zext(name, self.operand(bslot)))
 
     def _opaque(self, v):
         """``v`` through a copy no optimizer sees through (an empty inline asm): it costs
@@ -729,13 +736,10 @@ class _Fn:
         tests = []
         for n in leaving[:-1]:
             pc = self.cfg[n].pcs[-1]
-            e, a, bslot, c = code[pc].tolist()
-            name = NAMES[e]
             # through a copy LLVM cannot see through: else it would know the test's
             # answer on each way out, and bring back the phi this is here to avoid
-            taken = jcond(self, name, self._opaque(self.reg(a - ip.R_BASE)),
-                          _imm_zext(name, self.operand(bslot)))
-            tests.append((n, taken if int(c) == t else b.not_(taken)))
+            taken = self._taken(pc, opaque=True)
+            tests.append((n, taken if int(code[pc, 3]) == t else b.not_(taken)))
         # seen through, the iterations would become one induction variable per count
         began = self._opaque(b.load(iterations))
 
@@ -959,10 +963,9 @@ class _Fn:
             b.branch(self.target(c))
             return True
         if name in JCONDS:
-            x = self.reg(a - ip.R_BASE)
-            taken = jcond(self, name, x, _imm_zext(name, self.operand(bslot)))
+            taken = self._taken(pc)
             other = self.target(nxt) if nxt is not None else self._fell_off(pc)
-            weights = self._early_return(c, nxt)
+            weights = self._early_return(pc, c, nxt)
             if weights is None:
                 b.cbranch(taken, self.target(c), other)
             else:
@@ -994,18 +997,18 @@ class _Fn:
             self.b.branch(self.target(nxt))
         return True
 
-    def _early_return(self, taken: int, nxt: int | None) -> tuple[int, int] | None:
-        """Branch weights for a jump with one side that returns at once (a block that
-        ends in ``exit``) and one that goes on: the side that goes on is the likely one,
+    def _early_return(self, pc: int, taken: int, nxt: int | None) -> tuple[int, int] | None:
+        """Branch weights for the jump at ``pc`` (to ``taken``, else ``nxt``) with one
+        side that returns at once (a block that ends in ``exit``) and one that goes on: the side that goes on is the likely one,
         as compilers predict an early return (a failed bounds check, a packet a parser
         lets by), so that LLVM lays it out straight and the returns out of line:
         pkt_parse 6.6 -> 5.2 ns a run.  Not in a loop, whose exit LLVM already predicts
         less likely than this would say (stack_sieve 625 -> 690 ns with it there)."""
-        def returns(pc: int | None) -> bool:
-            blk = self.cfg.get(pc)
+        def returns(start: int | None) -> bool:
+            blk = self.cfg.get(start)
             return blk is not None and not blk.succs and NAMES[
                 int(self.l.code[blk.pcs[-1], 0])] == "exit"
-        if returns(taken) == returns(nxt) or self.cur_in_loop:
+        if returns(taken) == returns(nxt) or pc in self.in_loop:
             return None         # (a loop's exits: LLVM's own loop heuristics weigh them)
         return (1, EARLY_RETURN_ODDS) if returns(taken) else (EARLY_RETURN_ODDS, 1)
 
