@@ -73,22 +73,37 @@ def shared_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
+#: a function of ``pad`` bytes of nops put before each program's (native_harness)
+_PAD = '__attribute__((noinline, used)) static void xsim_pad(void) ' \
+       '{ __asm__ volatile(".skip %d, 0x90"); }\n'
+
+
+def native_object(gcc: str, progs: Path, name: str, out: Path, pad: int = 0) -> Path:
+    """A bench program's C built with gcc -O2 into ``out``, its function named
+    ``native_<name>``, after ``pad`` bytes of other code."""
+    padding = []
+    if pad:
+        (out / "pad.h").write_text(_PAD % pad)
+        padding = ["-include", str(out / "pad.h")]
+    obj = out / f"{name}.o"
+    subprocess.run([gcc, "-O2", *padding, "-c", f"-Dprog=native_{name}", "-I", str(progs),
+                    str(progs / f"{name}.c"), "-o", str(obj)], check=True)
+    return obj
+
+
 @contextlib.contextmanager
-def native_harness(progs: Path) -> Iterator[Callable[[float], dict[str, float]] | None]:
+def native_harness(progs: Path, pad: int = 0
+                   ) -> Iterator[Callable[[float], dict[str, float]] | None]:
     """The bench programs built natively with gcc -O2 into one harness (None without
     gcc): a callable that times them all, ``seconds`` in all, and gives the ns per call
-    of each; it may be called again, between other timings."""
+    of each; it may be called again, between other timings.  ``pad``: that many bytes
+    of code before each program's function, which moves it (native_placement.py)."""
     gcc = shutil.which("gcc")
     if gcc is None:
         yield None
         return
     with tempfile.TemporaryDirectory() as tmp:
-        objs = []
-        for name in PROGRAMS:
-            obj = Path(tmp) / f"{name}.o"
-            subprocess.run([gcc, "-O2", "-c", f"-Dprog=native_{name}", "-I", str(progs),
-                            str(progs / f"{name}.c"), "-o", str(obj)], check=True)
-            objs.append(str(obj))
+        objs = [str(native_object(gcc, progs, name, Path(tmp), pad)) for name in PROGRAMS]
         src = Path(tmp) / "harness.c"
         src.write_text(_HARNESS % {
             "decls": "\n".join(f"int native_{n}();" for n in PROGRAMS),
