@@ -65,6 +65,8 @@ S_CORE = R_BASE + 11
 # REDIRECT_NONE, REDIRECT_IFINDEX (S_REDIRECT_TO: the ifindex) and REDIRECT_SLOT
 # (S_REDIRECT_TO: the map's region row << 32 | the key); the Python helpers write them too
 S_REDIRECT, S_REDIRECT_TO = R_BASE + 12, R_BASE + 13
+#: both, as one slice (a list of words costs a numpy index 0.5 us, a tenth of a run)
+S_REDIRECT_WORDS = slice(S_REDIRECT, S_REDIRECT_TO + 1)
 REDIRECT_NONE, REDIRECT_IFINDEX, REDIRECT_SLOT = 0, 1, 2
 # the served-call counts of the helpers of CORE_IDS past the sixth
 S_MORE_CALLS = R_BASE + 14
@@ -876,11 +878,15 @@ def _redirect_map(st, mem, rg):
 
 
 CORE_WORDS = [w for _, w in CORE_COUNTS]
+#: how many of the first state words a run's outcome reads: up to r0, and those counts
+#: (one ``tolist`` of them costs less than reading ten words of ``st`` one by one)
+OUTCOME_WORDS = max(R_BASE, *CORE_WORDS) + 1
 
 
-def core_calls(st: np.ndarray) -> dict[int, int]:
-    """The helper calls the core served in a run, by helper id, from its state words."""
-    return {h: int(st[w]) for h, w in CORE_COUNTS if st[w]}
+def core_calls(words: list[int]) -> dict[int, int]:
+    """The helper calls the core served in a run, by helper id, from the first
+    OUTCOME_WORDS state words (``st[:OUTCOME_WORDS].tolist()``)."""
+    return {h: words[w] for h, w in CORE_COUNTS if words[w]}
 
 
 @njit(cache=True)

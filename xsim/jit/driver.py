@@ -108,8 +108,9 @@ class Native:
             done += int(st[ip.S_RUNS_DONE])
             total += int(st[ip.S_TOTAL])
             status = self.enter(runs - done, lift.ENTER_GO_ON)
-        st[ip.S_RUNS_DONE] += done
-        st[ip.S_TOTAL] += total
+        if done:        # (two numpy updates cost a short run a tenth of its call)
+            st[ip.S_RUNS_DONE] += done
+            st[ip.S_TOTAL] += total
         if status == lift.HELPER_FAILED:
             return ip.HELPER
         return status
@@ -170,11 +171,11 @@ def drive(prog: Program, repeat: int, budget: int, histogram: bool,
     n = code_of(prog, histogram)
     status = n.call(repeat, True, budget, calls)
     st = prog._st
-    words = st[:ip.R_BASE + 1].tolist()
+    words = st[:ip.OUTCOME_WORDS].tolist()
     insns = words[ip.S_INSNS]
     total = words[ip.S_TOTAL] + (0 if status == ip.DONE else insns)
     return (prog, status, n.error, insns, total, words[ip.S_RUNS_DONE], [prog], words[ip.R_BASE],
-            ip.core_calls(st))
+            ip.core_calls(words))
 
 
 def _segment(prog: Program, fresh: bool, budget: int, chain: int, histogram: bool,

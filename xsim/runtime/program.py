@@ -39,7 +39,7 @@ _COUNTS = slice(ip.RG_READS, ip.RG_WRITES + 1)
 _SETUP = [ip.S_CPU, ip.S_PKT_NET, ip.S_PKT_MAC, ip.S_PKT_HEAD, ip.S_INIT_R1, ip.S_INIT_R2,
           ip.S_STACK_HOST, ip.S_PKT_REGION]
 #: the words of a run's redirect, which a tail call carries into its target
-_REDIRECT = [ip.S_REDIRECT, ip.S_REDIRECT_TO]
+_REDIRECT = ip.S_REDIRECT_WORDS
 TAIL_CALL_ID = BY_NAME["tail_call"].id
 _CSUM_DIFF_BIT = 1 << (ip.CORE_BIT + ip.CORE_IDS.index(ip.CSUM_DIFF))
 run_core = ip.run_core
@@ -305,11 +305,11 @@ class Program:
         status = run_core(code, st, space.mem, space.table, counts, _FRESH, repeat, budget,
                           histogram)
         status, error, _ = self.serve_helpers(status, calls, 0)
-        words = st[:_R0 + 1].tolist()
+        words = st[:ip.OUTCOME_WORDS].tolist()
         insns = words[_INSNS]
         total = words[_TOTAL] + (0 if status == _DONE else insns)
         return (self, status, error, insns, total, words[_RUNS_DONE], [self], words[_R0],
-                ip.core_calls(st))
+                ip.core_calls(words))
 
     def _drive_each(self, repeat: int, budget: int, histogram: bool, calls: dict[int, int],
                     segment=None) -> tuple:
@@ -347,7 +347,7 @@ class Program:
             runs += 1
         served: dict[int, int] = {}
         for p in used:
-            for helper_id, n in ip.core_calls(p._st).items():
+            for helper_id, n in ip.core_calls(p._st[:ip.OUTCOME_WORDS].tolist()).items():
                 served[helper_id] = served.get(helper_id, 0) + n
         return cur, status, error, insns, total, runs, used, int(cur._st[ip.R_BASE]), served
 
