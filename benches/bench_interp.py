@@ -153,12 +153,16 @@ def call_cost_us(progs: Path, calls: int = 20000, tier: str = "interp") -> float
     return (time.perf_counter() - t0) / calls * 1e6
 
 
-def bench_setup(doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]:
-    """The options every bench-program bench takes, and where the programs are (None,
-    said on stderr, when they are not there)."""
+def bench_setup(doc: str, argv: list[str] | None, seconds: float = 0.5,
+                options: Callable[[argparse.ArgumentParser], None] | None = None
+                ) -> tuple[argparse.Namespace, Path | None]:
+    """The options every bench-program bench takes (``options`` adds a bench's own), and
+    where the programs are (None, said on stderr, when they are not there)."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="also print one JSON line")
-    ap.add_argument("--seconds", type=float, default=0.5, help="time per measurement")
+    ap.add_argument("--seconds", type=float, default=seconds, help="time per measurement")
+    if options is not None:
+        options(ap)
     args = ap.parse_args(argv)
     progs = shared_dir() / "bench-progs"
     if not progs.is_dir():

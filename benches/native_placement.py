@@ -13,7 +13,6 @@ about the code.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import statistics
@@ -21,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_interp import PROGRAMS, native_harness, shared_dir  # noqa: E402
+from bench_interp import PROGRAMS, bench_setup, native_harness  # noqa: E402
 
 #: bytes of padding between two placements
 STEP = 8
@@ -44,14 +43,9 @@ def placements(progs: Path, pads: list[int], seconds: float, rounds: int = 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="also print one JSON line")
-    ap.add_argument("--seconds", type=float, default=0.4, help="time per harness timing")
-    ap.add_argument("--pads", type=int, default=16, help="placements, STEP bytes apart")
-    args = ap.parse_args(argv)
-    progs = shared_dir() / "bench-progs"
-    if not progs.is_dir():
-        print(f"bench programs not found in {progs} (set XSIM_SHARED_DIR)", file=sys.stderr)
+    args, progs = bench_setup(__doc__, argv, seconds=0.4, options=lambda ap: ap.add_argument(
+        "--pads", type=int, default=16, help="placements, STEP bytes apart"))
+    if progs is None:
         return 2
     pads = [STEP * k for k in range(args.pads)]
     best = placements(progs, pads, args.seconds)
