@@ -73,18 +73,24 @@ def shared_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
-#: a function of ``pad`` bytes of nops put before each program's (native_harness)
-_PAD = '__attribute__((noinline, used)) static void xsim_pad(void) ' \
-       '{ __asm__ volatile(".skip %d, 0x90"); }\n'
+#: the span a placement is an offset into (native_object): twice a 64-byte fetch line
+PLACEMENT_SPAN = 128
+#: what puts a program's function ``pad`` bytes past a PLACEMENT_SPAN boundary: top-level
+#: assembly that gcc emits (with -fno-toplevel-reorder) before the function, in the same
+#: section, whose alignment it raises, so the link keeps the offset whatever comes first
+_PAD = '__asm__(".text\\n.p2align %d\\n%%s");\n' % (PLACEMENT_SPAN.bit_length() - 1)
 
 
-def native_object(gcc: str, progs: Path, name: str, out: Path, pad: int = 0) -> Path:
+def native_object(gcc: str, progs: Path, name: str, out: Path, pad: int | None = None
+                  ) -> Path:
     """A bench program's C built with gcc -O2 into ``out``, its function named
-    ``native_<name>``, after ``pad`` bytes of other code."""
+    ``native_<name>``; ``pad`` (a multiple of 16, gcc's function alignment): the
+    function starts that many bytes past a PLACEMENT_SPAN boundary in any link, so one
+    program's placement does not move with the sizes of the others (native_placement)."""
     padding = []
-    if pad:
-        (out / "pad.h").write_text(_PAD % pad)
-        padding = ["-include", str(out / "pad.h")]
+    if pad is not None:
+        (out / "pad.h").write_text(_PAD % (f".skip {pad}, 0x90\\n" if pad else ""))
+        padding = ["-fno-toplevel-reorder", "-include", str(out / "pad.h")]
     obj = out / f"{name}.o"
     subprocess.run([gcc, "-O2", *padding, "-c", f"-Dprog=native_{name}", "-I", str(progs),
                     str(progs / f"{name}.c"), "-o", str(obj)], check=True)
@@ -92,12 +98,13 @@ def native_object(gcc: str, progs: Path, name: str, out: Path, pad: int = 0) -> 
 
 
 @contextlib.contextmanager
-def native_harness(progs: Path, pad: int = 0
+def native_harness(progs: Path, pad: int | None = None
                    ) -> Iterator[Callable[[float], dict[str, float]] | None]:
     """The bench programs built natively with gcc -O2 into one harness (None without
     gcc): a callable that times them all, ``seconds`` in all, and gives the ns per call
-    of each; it may be called again, between other timings.  ``pad``: that many bytes
-    of code before each program's function, which moves it (native_placement.py)."""
+    of each; it may be called again, between other timings.  ``pad``: each program's
+    function that many bytes past a PLACEMENT_SPAN boundary (native_object); None: where
+    a plain build of the harness puts it."""
     gcc = shutil.which("gcc")
     if gcc is None:
         yield None

@@ -3,11 +3,11 @@
 bench_jit.py and bench_interp.py divide by one gcc -O2 build of each program, in one
 harness.  On these machines the same instructions run at very different speeds at
 different addresses (branch prediction and fetch follow the code's placement), so
-this builds the same harness with 0, 8, ... bytes of code put before each program's
-function and times every placement in turn, rounds over all of them.  It prints each
-program's fastest, median and slowest placement and how far apart they are: a
-multiple of gcc that is smaller than that spread says as much about placement as
-about the code.
+this builds the same harness with each program's function at 0, 16, ... 112 bytes past
+a 128-byte boundary (each program's own offset, whatever the others' sizes) and times
+every placement in turn, rounds over all of them.  It prints each program's fastest,
+median and slowest placement and how far apart they are: a multiple of gcc that is
+smaller than that spread says as much about placement as about the code.
 
     python benches/native_placement.py [--json] [--seconds S] [--pads N]
 """
@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_interp import PROGRAMS, bench_setup, native_harness  # noqa: E402
+from bench_interp import PLACEMENT_SPAN, PROGRAMS, bench_setup, native_harness  # noqa: E402
 
-#: bytes of padding between two placements
-STEP = 8
+#: bytes between two placements: gcc's function alignment
+STEP = 16
 
 
 def placements(progs: Path, pads: list[int], seconds: float, rounds: int = 2
@@ -44,7 +44,8 @@ def placements(progs: Path, pads: list[int], seconds: float, rounds: int = 2
 
 def main(argv: list[str] | None = None) -> int:
     args, progs = bench_setup(__doc__, argv, seconds=0.4, options=lambda ap: ap.add_argument(
-        "--pads", type=int, default=16, help="placements, STEP bytes apart"))
+        "--pads", type=int, default=PLACEMENT_SPAN // STEP,
+        help="placements, STEP bytes apart"))
     if progs is None:
         return 2
     pads = [STEP * k for k in range(args.pads)]
